@@ -1,0 +1,5 @@
+"""`python -m nbflask` is the `nbflask` command."""
+
+from .cli import main
+
+main()

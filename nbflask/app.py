@@ -1,0 +1,100 @@
+"""Assembles the Flask application for one deployment from its settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, current_app, redirect
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Request, Response
+
+from . import __version__, errors, runtime
+from .config import Settings, load_settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class ServerState:
+    """What the blueprints share for one app: settings, the effective token, the parts."""
+
+    settings: Settings
+    token: str
+    started: datetime = field(default_factory=utcnow)
+    last_activity: datetime = field(default_factory=utcnow)
+    store: Any = None
+    kernels: Any = None
+
+    def touch(self) -> None:
+        self.last_activity = utcnow()
+
+    def close(self) -> None:
+        """Stop what this app owns: its kernels first (they may be saving), then the store."""
+        for part in (self.kernels, self.store):
+            if part is not None:
+                part.close()
+
+
+def state() -> ServerState:
+    """The ServerState of the app handling the current request."""
+    return current_app.extensions["nbflask"]
+
+
+def _effective_token(settings: Settings) -> str:
+    token = settings.auth.token
+    if token == "auto":
+        return secrets.token_hex(24)
+    return token
+
+
+def _outside_prefix(base_url: str):
+    """Answer requests outside base_url: `/` goes to the prefix, the rest is 404."""
+
+    @Request.application
+    def app(request: Request) -> Response:
+        if request.path == "/":
+            return redirect(base_url)
+        return Response("Not found: this server lives under " + base_url, status=404)
+
+    return app
+
+
+def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | None = None) -> Flask:
+    settings = load_settings(config)
+    base_url = settings.server.base_url
+    app = Flask("nbflask")
+    app.config.update(
+        SECRET_KEY=runtime.secret("cookie_secret"),
+        MAX_CONTENT_LENGTH=settings.server.max_body_size,
+        SESSION_COOKIE_NAME="nbflask-session",
+        SESSION_COOKIE_PATH=base_url,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure,
+        JSON_SORT_KEYS=False,
+        NBFLASK_VERSION=__version__,
+    )
+    app.extensions["nbflask"] = ServerState(settings=settings, token=_effective_token(settings))
+
+    errors.init_app(app)
+    from .blueprints import api, auth, dashboard
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)
+
+    if settings.server.trust_xheaders:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    if base_url != "/":
+        app.wsgi_app = DispatcherMiddleware(
+            _outside_prefix(base_url), {base_url.rstrip("/"): app.wsgi_app}
+        )
+    return app

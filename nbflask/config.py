@@ -1,0 +1,400 @@
+"""Typed deployment settings: defaults < YAML file < environment < CLI flags.
+
+One frozen object describes a deployment, so every part of the server reads the same
+validated values. Every mistake a user can make in a file (unknown key, wrong type, missing
+certificate, bad base_url) becomes one `ConfigError` line naming where the value came from,
+the key, what was expected and what was found, instead of a traceback deep in start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+ENV_CONFIG = "NBFLASK_CONFIG"
+ENV_PREFIX = "NBFLASK_"
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is one line a user can act on."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    ip: str = "127.0.0.1"
+    port: int = 8888
+    port_retries: int = 50
+    open_browser: bool = True
+    base_url: str = "/"
+    certfile: str | None = None
+    keyfile: str | None = None
+    trust_xheaders: bool = False
+    websocket_compression: bool = False
+    max_body_size: int = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    token: str = "auto"
+    password: str | None = None
+    allow_origin: list[str] = field(default_factory=list)
+    allow_remote_access: bool = False
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """`class` picks the store; every other key is an option of that store."""
+
+    class_name: str = "file"
+    root_dir: str = "."
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    default: str = "python3"
+    cull_idle_timeout: int = 0
+    cull_interval: int = 300
+    cull_connected: bool = False
+    cull_busy: bool = False
+    autorestart: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    kernels: KernelSettings = field(default_factory=KernelSettings)
+    source: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.server.certfile is not None
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "auth": AuthSettings,
+    "store": StoreSettings,
+    "kernels": KernelSettings,
+}
+
+# One help line per option: `nbflask config init` writes them next to the defaults.
+HELP: dict[str, str] = {
+    "server.ip": "interface to listen on; '*' = every interface (IPv4 and IPv6)",
+    "server.port": "port to listen on",
+    "server.port_retries": "if the port is busy, try this many following ports",
+    "server.open_browser": "open a browser on the dashboard at start",
+    "server.base_url": "URL prefix the whole server lives under, e.g. /ipython/",
+    "server.certfile": "PEM certificate for https (may also hold the key, like the seed's mycert.pem)",
+    "server.keyfile": "PEM private key, when not inside certfile",
+    "server.trust_xheaders": "honour X-Forwarded-For/Proto/Host/Prefix from a proxy in front",
+    "server.websocket_compression": "offer permessage-deflate on websockets (costs CPU)",
+    "server.max_body_size": "largest request body in bytes; larger ones get 413",
+    "auth.token": "auto (random at each start) | a fixed token | '' (only with a password)",
+    "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
+    "auth.allow_origin": "extra origins allowed for websockets and CORS",
+    "auth.allow_remote_access": "accept any Host header (needed behind some proxies)",
+    "store.class": "file | memory | swift | package.module:Class",
+    "store.root_dir": "folder the notebooks live in (file store)",
+    "kernels.default": "kernelspec used when a client names none",
+    "kernels.cull_idle_timeout": "shut down kernels idle this many seconds; 0 = never",
+    "kernels.cull_interval": "seconds between checks for idle kernels",
+    "kernels.cull_connected": "also cull idle kernels that have a browser connected",
+    "kernels.cull_busy": "also cull kernels that are busy",
+    "kernels.autorestart": "restart a kernel that dies",
+}
+
+
+def _yaml_key(field_name: str) -> str:
+    return "class" if field_name == "class_name" else field_name
+
+
+def _describe_type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(_describe_type(a) for a in args) + " or null"
+    if origin is list:
+        return "a list of " + _describe_type(typing.get_args(annotation)[0]) + "s"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    """Return `value` as `annotation`, or raise TypeError; YAML already typed it."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        for arg in typing.get_args(annotation):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value)
+            except TypeError:
+                pass
+        raise TypeError
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise TypeError
+        return [_coerce(item, v) for v in value]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError
+    if isinstance(value, annotation):
+        return value
+    raise TypeError
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Layers:
+    """Merges the layers of raw values while remembering where each one came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        self.origins: dict[tuple[str, str], str] = {}
+
+    def add(self, data: Any, origin: str, where: str | None = None) -> None:
+        if data is None:
+            return
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{origin}: expected a mapping of sections, found {type(data).__name__}")
+        for section, entries in data.items():
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"{origin}: unknown section '{section}'{_did_you_mean(str(section), list(SECTIONS))};"
+                    f" expected one of {', '.join(SECTIONS)}"
+                )
+            if entries is None:
+                continue
+            if not isinstance(entries, Mapping):
+                raise ConfigError(
+                    f"{origin}: {section}: expected a mapping of settings, found {entries!r}"
+                )
+            for key, value in entries.items():
+                self.values[section][str(key)] = value
+                self.origins[(section, str(key))] = where or origin
+
+    def build(self) -> Settings:
+        built = {name: self._section(name, cls) for name, cls in SECTIONS.items()}
+        return Settings(**built)
+
+    def _section(self, name: str, cls: type) -> Any:
+        hints = typing.get_type_hints(cls)
+        known = {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.name != "options"}
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in self.values[name].items():
+            origin = self.origins[(name, key)]
+            if key not in known:
+                if cls is StoreSettings:
+                    extra[key] = value
+                    continue
+                raise ConfigError(
+                    f"{origin}: unknown key '{name}.{key}'{_did_you_mean(key, list(known))};"
+                    f" known keys in '{name}': {', '.join(known)}"
+                )
+            f = known[key]
+            try:
+                kwargs[f.name] = _coerce(hints[f.name], value)
+            except TypeError:
+                raise ConfigError(
+                    f"{origin}: {name}.{key}: expected {_describe_type(hints[f.name])}, found {value!r}"
+                ) from None
+        if cls is StoreSettings:
+            kwargs["options"] = extra
+        return cls(**kwargs)
+
+
+def _check(settings: Settings, layers: _Layers) -> Settings:
+    """Cross-field checks and normalisation that types alone cannot express."""
+
+    def origin(section: str, key: str) -> str:
+        return layers.origins.get((section, key), "defaults")
+
+    server = settings.server
+    base_url = server.base_url
+    if not base_url.startswith("/") or "//" in base_url or any(c in base_url for c in "?#\\ \0"):
+        raise ConfigError(
+            f"{origin('server', 'base_url')}: server.base_url: expected a path such as "
+            f"'/' or '/ipython/', found {base_url!r}"
+        )
+    if not base_url.endswith("/"):
+        base_url += "/"
+    if not 0 <= server.port <= 65535:
+        raise ConfigError(
+            f"{origin('server', 'port')}: server.port: expected 0-65535, found {server.port}"
+        )
+    if server.port_retries < 0:
+        raise ConfigError(
+            f"{origin('server', 'port_retries')}: server.port_retries: expected 0 or more,"
+            f" found {server.port_retries}"
+        )
+    files: dict[str, str | None] = {}
+    for key in ("certfile", "keyfile"):
+        value = getattr(server, key)
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ConfigError(
+                    f"{origin('server', key)}: server.{key}: expected a readable PEM file,"
+                    f" found no file at '{value}'"
+                )
+            value = str(path.resolve())
+        files[key] = value
+    if files["keyfile"] and not files["certfile"]:
+        raise ConfigError(
+            f"{origin('server', 'keyfile')}: server.keyfile: set server.certfile too"
+        )
+    if settings.auth.token == "" and not settings.auth.password:
+        raise ConfigError(
+            f"{origin('auth', 'token')}: auth.token: '' disables the token, which is only"
+            " allowed together with auth.password (run `nbflask passwd`)"
+        )
+    if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
+        raise ConfigError(
+            f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"
+        )
+    return dataclasses.replace(
+        settings, server=dataclasses.replace(server, base_url=base_url, **files)
+    )
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse one YAML config file, turning I/O and syntax problems into a ConfigError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+
+
+def environment_layer(environ: Mapping[str, str]) -> dict[str, tuple[dict[str, Any], str]]:
+    """Settings from `NBFLASK_<SECTION>_<KEY>` variables, each parsed as a YAML scalar."""
+    found: dict[str, tuple[dict[str, Any], str]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or not key:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        found[name] = ({section: {key: value}}, f"environment {name}")
+    return found
+
+
+def load_settings(
+    config: str | os.PathLike[str] | Mapping[str, Any] | Settings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    override_origins: Mapping[tuple[str, str], str] | None = None,
+) -> Settings:
+    """Build the validated settings for one deployment.
+
+    `config` is a YAML path, a dict shaped like the YAML, a Settings (returned as is), or
+    None to use the file named by NBFLASK_CONFIG. `overrides` are CLI flags, applied last.
+    """
+    if isinstance(config, Settings):
+        return config
+    environ = os.environ if environ is None else environ
+    layers = _Layers()
+    source: str | None = None
+    if config is None and environ.get(ENV_CONFIG):
+        config = environ[ENV_CONFIG]
+    if isinstance(config, Mapping):
+        layers.add(config, "config")
+    elif config is not None:
+        source = str(config)
+        layers.add(read_yaml(config), source)
+    for data, origin in environment_layer(environ).values():
+        layers.add(data, origin)
+    if overrides:
+        for section, entries in overrides.items():
+            for key, value in entries.items():
+                where = (override_origins or {}).get((section, key), "command line")
+                layers.add({section: {key: value}}, where)
+    settings = dataclasses.replace(layers.build(), source=source)
+    return _check(settings, layers)
+
+
+def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Per-user folder for profiles (`nbflask config init --profile NAME`)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("NBFLASK_CONFIG_DIR"):
+        return Path(environ["NBFLASK_CONFIG_DIR"])
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "nbflask"
+
+
+def profile_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"profile: expected a plain name such as 'nbserver', found {name!r}")
+    return user_config_dir(environ) / "profiles" / f"{name}.yaml"
+
+
+def default_yaml() -> str:
+    """Every option with its default and a one-line comment: the body of `config init`."""
+    lines = ["# nbflask configuration: every option, with its default.", ""]
+    defaults = Settings()
+    for section, cls in SECTIONS.items():
+        lines.append(f"{section}:")
+        for f in dataclasses.fields(cls):
+            if f.name == "options":
+                continue
+            key = _yaml_key(f.name)
+            value = getattr(getattr(defaults, section), f.name)
+            dumped = yaml.safe_dump(value, default_flow_style=True).strip()
+            if dumped.endswith("\n..."):
+                dumped = dumped[: -len("\n...")]
+            dumped = dumped.removesuffix("...").strip()
+            lines.append(f"  # {HELP.get(f'{section}.{key}', '')}")
+            lines.append(f"  {key}: {dumped}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""The private runtime folder: secrets, server info files and the kernel host's socket.
+
+Everything here is readable by the owner only (folder 0700, files 0600), because it holds
+what lets someone run code as the user: tokens, the cookie secret, kernel connection keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ENV_RUNTIME_DIR = "NBFLASK_RUNTIME_DIR"
+
+
+def runtime_dir() -> Path:
+    """Return the runtime folder, created 0700; refuses one others can read."""
+    if os.environ.get(ENV_RUNTIME_DIR):
+        path = Path(os.environ[ENV_RUNTIME_DIR])
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "nbflask"
+    else:
+        path = Path.home() / ".local" / "share" / "nbflask" / "runtime"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically with mode 0600 from the first byte on."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def secret(name: str, nbytes: int = 32) -> bytes:
+    """A persistent random secret shared by every worker of this deployment."""
+    path = runtime_dir() / name
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_bytes(nbytes)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value)
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return True
+    return status != "Z"
+
+
+def info_path(pid: int | None = None) -> Path:
+    return runtime_dir() / f"server-{pid or os.getpid()}.json"
+
+
+def write_server_info(info: dict[str, Any]) -> Path:
+    path = info_path(info["pid"])
+    write_private(path, json.dumps(info, indent=1).encode())
+    return path
+
+
+def running_servers() -> Iterator[dict[str, Any]]:
+    """Info of every live server; files left by servers that died are pruned."""
+    for path in sorted(runtime_dir().glob("server-*.json")):
+        try:
+            info = json.loads(path.read_text())
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if _alive(pid):
+            yield info
+        else:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,191 @@
+"""The store contract: where notebooks and files live, as bytes plus a little metadata.
+
+A store knows nothing of HTTP, JSON models or nbformat: the contents service above it turns
+entries and bytes into Jupyter's REST models. That keeps a new store small: implement the
+abstract methods below, raise the errors below, and the whole contents API works on it.
+
+Paths are API paths: '/'-separated, relative to the store's root, '' for the root itself,
+already checked by `normalize_path` before they reach a store.
+"""
+
+from __future__ import annotations
+
+import abc
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+
+class StoreError(Exception):
+    """Base of every error a store raises; `status` is what the API answers with."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class InvalidPath(StoreError):
+    status = 400
+
+
+class AlreadyExists(StoreError):
+    status = 409
+
+
+class NotEmpty(StoreError):
+    status = 400
+
+
+class Conflict(StoreError):
+    """The entry changed since the version the client named (If-Match): 412."""
+
+    status = 412
+
+
+class PermissionDenied(StoreError):
+    status = 403
+
+
+class Unavailable(StoreError):
+    """The backing service is down or failing: 503, naming the store and what failed."""
+
+    status = 503
+
+
+class TimedOut(StoreError):
+    status = 504
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file or directory as the store sees it."""
+
+    path: str
+    kind: Literal["file", "directory"]
+    created: datetime
+    last_modified: datetime
+    size: int | None = None
+    etag: str | None = None
+    writable: bool = True
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    last_modified: datetime
+
+
+def normalize_path(path: str) -> str:
+    """Return the canonical API path, or raise InvalidPath for anything hostile.
+
+    Refuses `..` segments, absolute paths, NUL and control characters and backslashes, so a
+    store never sees a path that could leave its root. Empty and `.` segments are dropped.
+    """
+    if any(ord(c) < 32 for c in path) or "\\" in path:
+        raise InvalidPath(f"invalid path {path!r}: control characters and backslashes are not allowed")
+    parts = []
+    for part in path.strip("/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise InvalidPath(f"invalid path {path!r}: '..' is not allowed")
+        parts.append(part)
+    if path.startswith("//") or (parts and ":" in parts[0] and len(parts[0]) == 2):
+        raise InvalidPath(f"invalid path {path!r}: absolute paths are not allowed")
+    return "/".join(parts)
+
+
+class Store(abc.ABC):
+    """The contract every notebook store implements.
+
+    Subclasses take their YAML options (everything in `store:` but `class`) as keyword
+    arguments and raise `ValueError` with a readable message for bad ones.
+    """
+
+    #: Short name used in error messages, e.g. "file", "swift".
+    name = "store"
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise ValueError(f"unknown option(s) for store '{self.name}': {', '.join(sorted(options))}")
+
+    @abc.abstractmethod
+    def stat(self, path: str) -> Entry:
+        """The entry at `path`; NotFound if there is none."""
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def list(self, path: str) -> list[Entry]:
+        """The entries directly inside the directory `path` (hidden ones included)."""
+
+    @abc.abstractmethod
+    def read(self, path: str) -> bytes:
+        """The whole content of the file at `path`."""
+
+    def read_chunks(self, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The content in chunks, for streaming downloads; stores may avoid the full copy."""
+        data = self.read(path)
+        for start in range(0, len(data), chunk_size):
+            yield data[start : start + chunk_size]
+
+    @abc.abstractmethod
+    def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        """Atomically create or replace the file at `path`.
+
+        Readers see the old or the new content, never a mix. With `if_match`, raise Conflict
+        unless the current etag equals it (a file that does not exist matches nothing).
+        """
+
+    @abc.abstractmethod
+    def mkdir(self, path: str) -> Entry:
+        """Create the directory `path` (parents must exist); AlreadyExists if taken."""
+
+    @abc.abstractmethod
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        """Delete a file or an empty directory (NotEmpty otherwise), and its checkpoints."""
+
+    @abc.abstractmethod
+    def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
+        """Move a file or directory; AlreadyExists if `new_path` is taken."""
+
+    @abc.abstractmethod
+    def create_checkpoint(self, path: str) -> Checkpoint:
+        """Keep a copy of the file's current content; returns the new checkpoint."""
+
+    @abc.abstractmethod
+    def list_checkpoints(self, path: str) -> list[Checkpoint]:
+        """Checkpoints of `path`, oldest first."""
+
+    @abc.abstractmethod
+    def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:
+        """Make the checkpoint's content the file's content again."""
+
+    @abc.abstractmethod
+    def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        """Forget one checkpoint; NotFound if there is no such checkpoint."""
+
+    def describe(self) -> str:
+        """Where the notebooks live, for the start-up message."""
+        return f"{self.name} store"
+
+    def close(self) -> None:
+        """Release connections or files; called when the app shuts down."""
+        return None

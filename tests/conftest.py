@@ -1,0 +1,67 @@
+"""Shared fixtures: every test gets its own runtime folder, notebook folder and app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import nbflask
+
+TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's config, runtime folder or NBFLASK_* variables."""
+    for name in list(os.environ):
+        if name.startswith("NBFLASK_"):
+            monkeypatch.delenv(name)
+    runtime = tmp_path_factory.mktemp("runtime")
+    runtime.chmod(0o700)
+    monkeypatch.setenv("NBFLASK_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("NBFLASK_CONFIG_DIR", str(tmp_path_factory.mktemp("userconfig")))
+
+
+@pytest.fixture
+def root_dir(tmp_path) -> str:
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    return str(root)
+
+
+@pytest.fixture
+def make_app(root_dir: str) -> Callable[..., Flask]:
+    """Build an app from a YAML-shaped dict, with a fixed token and the test's own root."""
+
+    def make(config: dict[str, Any] | None = None) -> Flask:
+        merged: dict[str, Any] = {"auth": {"token": TOKEN}, "store": {"root_dir": root_dir}}
+        for section, values in (config or {}).items():
+            merged.setdefault(section, {}).update(values)
+        app = nbflask.create_app(merged)
+        app.config["TESTING"] = True
+        return app
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A client that authenticates every request with the token header, like an API client."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    return test_client
+
+
+@pytest.fixture
+def anonymous(app: Flask) -> FlaskClient:
+    return app.test_client()
