@@ -104,13 +104,8 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
     context = tls_context(settings)
     listener = bind(settings.server.ip, settings.server.port, settings.server.port_retries, say)
     port = listener.getsockname()[1]
-    server = WSGIServer(
-        listener,
-        app,
-        ssl_context=context,
-        log=None,
-        error_log=logging.getLogger("nbflask.server"),
-    )
+    tls = {"ssl_context": context} if context else {}
+    server = WSGIServer(listener, app, log=None, error_log=logging.getLogger("nbflask.server"), **tls)
     server.start()
     token = state.token if state.token else None
     urls = display_urls(settings, port, token)
