@@ -43,5 +43,6 @@ def test_flask_run_serves_the_configured_deployment(tmp_path, tls):
         assert server.url.endswith("/ipython/")
         assert server.get("api").status_code == 200
         assert server.get("api/status").status_code == 200
-        outside = requests.get(server.url.replace("/ipython/", "/api/status"), verify=server.verify, timeout=10)
+        outside_url = server.url.replace("/ipython/", "/api/status")
+        outside = requests.get(outside_url, verify=server.verify, timeout=10)
         assert outside.status_code == 404
