@@ -124,13 +124,15 @@ def _yaml_key(field_name: str) -> str:
     return "class" if field_name == "class_name" else field_name
 
 
-def _describe_type(annotation: Any) -> str:
+def _describe_type(annotation: Any, plural: bool = False) -> str:
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(_describe_type(a) for a in args) + " or null"
     if origin is list:
-        return "a list of " + _describe_type(typing.get_args(annotation)[0]) + "s"
+        return "a list of " + _describe_type(typing.get_args(annotation)[0], plural=True)
+    if plural:
+        return {int: "integers", float: "numbers", str: "strings"}.get(annotation, str(annotation))
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
         annotation, getattr(annotation, "__name__", str(annotation))
     )

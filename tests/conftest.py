@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from live import TOKEN  # one token for in-process and live servers
 
 import nbflask
-
-TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture(autouse=True)

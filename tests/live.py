@@ -170,14 +170,15 @@ def _url(config: dict[str, Any], port: int, tls: bool) -> str:
 
 def start_nbflask(
     tmp_path: Path, config: dict[str, Any] | None = None, *, tls: bool = False,
-    args: list[str] | None = None, env: dict[str, str] | None = None,
+    args: list[str] | None = None, env: dict[str, str] | None = None, expect_port: int | None = None,
 ) -> LiveServer:
-    """`nbflask run --config <file>` with a fixed token on a free port."""
+    """`nbflask run --config <file>` with a fixed token on a free port (or on `expect_port`,
+    where the server should end up after skipping busy ports)."""
     merged, cert, port = _deployment(tmp_path, config, tls)
     path = write_config(tmp_path, merged)
     argv = [str(BIN / "nbflask"), "run", "--config", str(path), *(args or [])]
     return LiveServer(
-        argv, _url(merged, port, tls), token=merged["auth"].get("token") or None, cert=cert,
+        argv, _url(merged, expect_port or port, tls), token=merged["auth"].get("token") or None, cert=cert,
         env=env, cwd=tmp_path, log=tmp_path / "server.log",
     )
 

@@ -1,0 +1,143 @@
+"""Settings: layering, types, and one clear line for every kind of mistake."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nbflask.config import ConfigError, Settings, default_yaml, load_settings
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "nbflask.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(*args, **kwargs) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(*args, environ={}, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults_match_the_design():
+    settings = load_settings(environ={})
+    assert settings.server.ip == "127.0.0.1"
+    assert settings.server.port == 8888
+    assert settings.server.open_browser is True
+    assert settings.server.base_url == "/"
+    assert settings.auth.token == "auto"
+    assert settings.store.class_name == "file"
+    assert settings.kernels.default == "python3"
+    assert settings.secure is False
+
+
+def test_the_seeds_public_profile_reads(tmp_path):
+    cert = tmp_path / "mycert.pem"
+    cert.write_text("placeholder; only existence is checked here")
+    path = write(tmp_path, f"""
+server:
+  certfile: {cert}
+  ip: '*'
+  open_browser: false
+  port: 9999
+auth:
+  password: 'sha1:67c9e60bb8b6:9ffede0825894254b2e042ea597d771089e11aed'
+""")
+    settings = load_settings(path, environ={})
+    assert settings.server.ip == "*" and settings.server.port == 9999
+    assert settings.server.open_browser is False
+    assert settings.server.certfile == str(cert.resolve())
+    assert settings.secure
+    assert settings.source == str(path)
+
+
+def test_layers_file_then_environment_then_flags(tmp_path):
+    path = write(tmp_path, "server:\n  port: 9000\n  base_url: /a/\nstore:\n  root_dir: /srv\n")
+    environ = {"NBFLASK_SERVER_PORT": "9100", "NBFLASK_STORE_ROOT_DIR": "/data"}
+    settings = load_settings(path, environ=environ, overrides={"server": {"port": 9200}})
+    assert settings.server.port == 9200
+    assert settings.server.base_url == "/a/"
+    assert settings.store.root_dir == "/data"
+
+
+def test_nbflask_config_names_the_file(tmp_path):
+    path = write(tmp_path, "server:\n  port: 9300\n")
+    assert load_settings(environ={"NBFLASK_CONFIG": str(path)}).server.port == 9300
+
+
+def test_base_url_gets_its_trailing_slash():
+    assert load_settings({"server": {"base_url": "/ipython"}}, environ={}).base_url == "/ipython/"
+
+
+def test_store_options_pass_through():
+    settings = load_settings({"store": {"class": "swift", "container": "nb"}}, environ={})
+    assert settings.store.class_name == "swift"
+    assert settings.store.options == {"container": "nb"}
+
+
+def test_unknown_key_suggests_the_near_miss(tmp_path):
+    message = error_of(write(tmp_path, "server:\n  prot: 9999\n"))
+    assert message.startswith(str(tmp_path / "nbflask.yaml"))
+    assert "server.prot" in message and "did you mean 'port'" in message
+
+
+def test_unknown_section_suggests_the_near_miss(tmp_path):
+    message = error_of(write(tmp_path, "sever:\n  port: 1\n"))
+    assert "unknown section 'sever'" in message and "did you mean 'server'" in message
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("server:\n  port: eighty\n", "server.port: expected an integer, found 'eighty'"),
+        ("server:\n  open_browser: maybe\n", "server.open_browser: expected true/false, found 'maybe'"),
+        ("server:\n  port: 70000\n", "server.port: expected 0-65535, found 70000"),
+        ("kernels:\n  autorestart: 3\n", "kernels.autorestart: expected true/false, found 3"),
+        ("auth:\n  allow_origin: {a: 1}\n", "auth.allow_origin: expected a list of strings"),
+        ("server: [1, 2]\n", "server: expected a mapping of settings"),
+    ],
+)
+def test_wrong_types_say_what_was_expected_and_found(tmp_path, text, expected):
+    assert expected in error_of(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("base_url", ["ipython/", "//evil/", "/a b/", "/x?y/"])
+def test_bad_base_url(base_url):
+    message = error_of({"server": {"base_url": base_url}})
+    assert "server.base_url: expected a path" in message and repr(base_url) in message
+
+
+def test_missing_certificate_names_the_file(tmp_path):
+    message = error_of(write(tmp_path, "server:\n  certfile: /nope/mycert.pem\n"))
+    assert "server.certfile" in message and "/nope/mycert.pem" in message
+
+
+def test_empty_token_needs_a_password():
+    assert "auth.token" in error_of({"auth": {"token": ""}})
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    message = error_of(write(tmp_path, "server:\n  port: [1,\n"))
+    assert "not valid YAML" in message and "line" in message
+
+
+def test_environment_errors_name_the_variable():
+    with pytest.raises(ConfigError, match="environment NBFLASK_SERVER_PORT: server.port"):
+        load_settings(environ={"NBFLASK_SERVER_PORT": "abc"})
+
+
+def test_flag_errors_name_the_flag():
+    with pytest.raises(ConfigError, match="--port: server.port"):
+        load_settings(
+            environ={}, overrides={"server": {"port": -1}}, override_origins={("server", "port"): "--port"}
+        )
+
+
+def test_default_yaml_round_trips_to_the_defaults():
+    text = default_yaml()
+    assert "# port to listen on" in text
+    assert load_settings(yaml.safe_load(text), environ={}) == load_settings(environ={})
+    assert isinstance(load_settings(Settings()), Settings)

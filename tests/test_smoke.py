@@ -1,0 +1,56 @@
+"""Smoke checks of every part, run with and without a URL prefix (the seed's /ipython/)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from conftest import TOKEN
+from live import start_nbflask
+
+PREFIXES = ["/", "/ipython/"]
+
+
+@pytest.fixture(params=PREFIXES, ids=["root", "prefix"])
+def prefix(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def site(make_app, prefix):
+    app = make_app({"server": {"base_url": prefix}})
+    client = app.test_client()
+    return client, prefix
+
+
+def test_api_and_status_live_under_the_prefix(site):
+    client, prefix = site
+    assert client.get(prefix + "api").status_code == 200
+    assert client.get(prefix + "api/status", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
+    if prefix != "/":
+        assert client.get("/api").status_code == 404
+        assert client.get("/").headers["Location"] == prefix
+
+
+def test_login_flow_and_cookie_stay_under_the_prefix(site):
+    client, prefix = site
+    response = client.get(prefix + "tree/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(prefix + "login?next=")
+    response = client.get(prefix + f"tree/?token={TOKEN}")
+    assert response.headers["Location"] == prefix + "tree/"
+    cookie = response.headers["Set-Cookie"]
+    assert f"Path={prefix}" in cookie and "HttpOnly" in cookie
+    page = client.get(prefix + "tree/")
+    assert page.status_code == 200
+    assert f'href="{prefix}static/style.css' in page.get_data(as_text=True)
+    assert client.get(prefix + "static/style.css").status_code == 200
+
+
+@pytest.mark.slow
+def test_live_server_under_the_prefix(tmp_path, prefix):
+    with start_nbflask(tmp_path, {"server": {"base_url": prefix}}) as server:
+        assert server.url.endswith(prefix)
+        assert server.get("api/status").status_code == 200
+        page = requests.get(server.url + f"tree/?token={TOKEN}", timeout=10)
+        assert page.status_code == 200
+        assert page.url == server.url + "tree/"
