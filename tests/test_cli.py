@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,17 @@ def test_plain_pip_install_ships_templates_and_static(tmp_path):
         assert page.status_code == 200 and "listing" in page.text
         for asset in ("style.css", "tree.js"):
             assert requests.get(server.url + "static/" + asset, timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+def test_open_browser_opens_the_dashboard_with_the_token(tmp_path):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    config = {"server": {"open_browser": True, "base_url": "/ipython/"}}
+    with start_nbflask(tmp_path, config, env={"BROWSER": str(browser)}) as server:
+        deadline = time.monotonic() + 20
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert opened.read_text().strip() == f"{server.url}?token={TOKEN}"
