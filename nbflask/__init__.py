@@ -30,11 +30,17 @@ def create_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | N
 
     if config is not None:
         return build_app(config)
-    try:
-        return build_app(None)
-    except ConfigError as exc:
-        # Started by `flask --app nbflask run`: one line and exit 2, as `nbflask run` does.
-        import sys
+    import sys
 
+    # Started by `flask --app nbflask run` or a WSGI server: they print neither our errors
+    # nor our token, so say both here, one line each, as `nbflask run` does.
+    try:
+        app = build_app(None)
+    except ConfigError as exc:
         print(f"nbflask: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    settings = app.extensions["nbflask"].settings
+    if settings.auth.token == "auto":
+        token = app.extensions["nbflask"].token
+        print(f"nbflask: log in with the token {token} (add ?token={token} to the URL)", file=sys.stderr)
+    return app

@@ -46,3 +46,10 @@ def test_flask_run_serves_the_configured_deployment(tmp_path, tls):
         outside_url = server.url.replace("/ipython/", "/api/status")
         outside = requests.get(outside_url, verify=server.verify, timeout=10)
         assert outside.status_code == 404
+
+
+def test_flask_run_prints_the_generated_token(tmp_path):
+    with start_flask(tmp_path, {"auth": {"token": "auto"}}) as server:
+        token = server.log().split("log in with the token ")[1].split()[0]
+        assert requests.get(server.url + "api/status?token=" + token, timeout=10).status_code == 200
+        assert requests.get(server.url + "api/status?token=wrong", timeout=10).status_code == 403
