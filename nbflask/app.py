@@ -14,7 +14,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
-from . import __version__, errors, runtime
+from . import __version__, errors, runtime, security
 from .config import Settings, load_settings
 
 
@@ -72,7 +72,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     base_url = settings.server.base_url
     app = Flask("nbflask")
     app.config.update(
-        SECRET_KEY=runtime.secret("cookie_secret"),
+        SECRET_KEY=security.session_key(runtime.secret("cookie_secret"), settings),
         MAX_CONTENT_LENGTH=settings.server.max_body_size,
         SESSION_COOKIE_NAME="nbflask-session",
         SESSION_COOKIE_PATH=base_url,

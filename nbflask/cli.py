@@ -1,4 +1,4 @@
-"""The `nbflask` command: run, config init, list, stop.
+"""The `nbflask` command: run, passwd, config init, list, stop.
 
 `run` monkey-patches with gevent before anything imports Flask, ssl or zmq, so keep this
 module's top-level imports free of them.
@@ -105,6 +105,28 @@ def run(config: str | None, profile: str | None, no_browser: bool, **flags: Any)
         config_file(config, profile), overrides=overrides, override_origins=origins
     )
     serve(build_app(settings), settings, say=lambda line: click.echo(line, err=True))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.option("--config", "config_path", metavar="FILE", help="Also write the hash into FILE.")
+@reporting_config_errors
+def passwd(from_stdin: bool, config_path: str | None) -> None:
+    """Hash a password for auth.password (argon2) and print the hash."""
+    from .config import set_in_file
+    from .passwords import hash_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Enter password", hide_input=True, confirmation_prompt="Verify password")
+    if not password:
+        raise ConfigError("the password must not be empty")
+    hashed = hash_password(password)
+    click.echo(hashed)
+    if config_path:
+        set_in_file(config_path, "auth", "password", hashed)
+        click.echo(f"Wrote auth.password to {config_path}; restart the server to use it.", err=True)
 
 
 @main.group(context_settings=CONTEXT)

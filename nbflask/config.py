@@ -20,6 +20,8 @@ from typing import Any, Union
 
 import yaml
 
+from .passwords import NotAHash, check_hash
+
 ENV_CONFIG = "NBFLASK_CONFIG"
 ENV_PREFIX = "NBFLASK_"
 
@@ -48,6 +50,11 @@ class AuthSettings:
     password: str | None = None
     allow_origin: list[str] = field(default_factory=list)
     allow_remote_access: bool = False
+    local_hostnames: list[str] = field(default_factory=lambda: ["localhost"])
+    session_lifetime: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_window: int = 60
+    content_security_policy: str = "frame-ancestors 'self'"
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,11 @@ HELP: dict[str, str] = {
     "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
     "auth.allow_origin": "extra origins allowed for websockets and CORS",
     "auth.allow_remote_access": "accept any Host header (needed behind some proxies)",
+    "auth.local_hostnames": "host names accepted in the Host header while serving locally",
+    "auth.session_lifetime": "seconds a login cookie stays valid",
+    "auth.login_max_failures": "wrong passwords allowed per client within login_window before 429",
+    "auth.login_window": "seconds over which failed logins are counted (and a client stays blocked)",
+    "auth.content_security_policy": "Content-Security-Policy header on every response",
     "store.class": "file | memory | swift | package.module:Class",
     "store.root_dir": "folder the notebooks live in (file store)",
     "kernels.default": "kernelspec used when a client names none",
@@ -289,6 +301,20 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('auth', 'token')}: auth.token: '' disables the token, which is only"
             " allowed together with auth.password (run `nbflask passwd`)"
         )
+    if settings.auth.password:
+        try:
+            check_hash(settings.auth.password)
+        except NotAHash as exc:
+            raise ConfigError(
+                f"{origin('auth', 'password')}: auth.password: expected a hash, found what looks like"
+                f" a plain-text password ({exc}); run `nbflask passwd` and paste its output"
+            ) from None
+    for key in ("session_lifetime", "login_max_failures", "login_window"):
+        if getattr(settings.auth, key) <= 0:
+            raise ConfigError(
+                f"{origin('auth', key)}: auth.{key}: expected a positive integer,"
+                f" found {getattr(settings.auth, key)}"
+            )
     if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
         raise ConfigError(
             f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"
@@ -400,3 +426,51 @@ def default_yaml() -> str:
             lines.append(f"  {key}: {dumped}")
         lines.append("")
     return "\n".join(lines)
+
+
+def set_in_file(path: str | os.PathLike[str], section: str, key: str, value: str) -> None:
+    """Set `section.key` to the string `value` in a YAML file, leaving every other line as is.
+
+    Comments and layout survive because only the key's line is replaced (or one line added);
+    the result is parsed again and must equal the old settings plus the new value, so a file
+    this cannot edit safely is refused rather than damaged. A new file is created 0600.
+    """
+    from . import runtime
+
+    target = Path(path)
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    before = (read_yaml(target) if text.strip() else None) or {}
+    if not isinstance(before, Mapping) or not isinstance(before.get(section) or {}, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of sections with '{section}' a mapping")
+    scalar = yaml.safe_dump(value, default_style="'", width=1 << 20).strip()
+    lines = text.splitlines(keepends=True)
+    header = next((i for i, line in enumerate(lines) if line.split("#")[0].rstrip() == f"{section}:"), None)
+    if header is None:
+        prefix = "" if not text or text.endswith("\n") else "\n"
+        lines.append(f"{prefix}{section}:\n  {key}: {scalar}\n")
+    else:
+        end = header + 1
+        while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t#"):
+            end += 1
+        body = [i for i in range(header + 1, end) if lines[i].split("#")[0].strip()]
+        first = lines[body[0]] if body else "  "
+        indent = first[: len(first) - len(first.lstrip())]
+        mine = next((i for i in body if lines[i].startswith(f"{indent}{key}:")), None)
+        if mine is None:
+            lines.insert(header + 1, f"{indent}{key}: {scalar}\n")
+        else:
+            lines[mine] = f"{indent}{key}: {scalar}\n"
+    updated = "".join(lines)
+    expected = {**before, section: {**(before.get(section) or {}), key: value}}
+    try:
+        matches = yaml.safe_load(updated) == expected
+    except yaml.YAMLError:
+        matches = False
+    if not matches:
+        raise ConfigError(
+            f"{path}: cannot set {section}.{key} without disturbing the rest of the file;"
+            f" set it by hand under '{section}:'"
+        )
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o600
+    runtime.write_private(target, updated.encode("utf-8"))
+    target.chmod(mode)

@@ -1,24 +1,71 @@
 """The single auth gate in front of every route, plus the login and logout pages.
 
 Routes are private unless their view is marked `@public`; the gate runs before every request
-of the app, so a new blueprint is guarded without remembering to be.
+of the app, so a new blueprint is guarded without remembering to be. Before the gate, every
+request passes the Host check (DNS rebinding) and websocket upgrades the Origin check; after
+it, every response gets the security headers. The rules themselves live in `nbflask.security`.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+from flask.sessions import SecureCookieSessionInterface
 
+from .. import passwords, security
 from ..app import state
 from ..errors import json_error
 
 bp = Blueprint("auth", __name__)
 
 View = TypeVar("View", bound=Callable)
+
+XSRF_COOKIE = "_xsrf"
+XSRF_HEADERS = ("X-XSRFToken", "X-CSRFToken")
+LIMITER = "nbflask.login_limiter"
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with Secure and Path decided per request.
+
+    Secure follows the request's scheme, so the cookie is Secure under TLS and behind a
+    trusted proxy that says https (ProxyFix sets the scheme); Path is the server's prefix
+    as the browser sees it, including a prefix added by a proxy.
+    """
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+    def get_cookie_path(self, app: Flask) -> str:
+        return cookie_path() if has_request_context() else super().get_cookie_path(app)
+
+
+@bp.record_once
+def setup(setup_state: BlueprintSetupState) -> None:
+    app = setup_state.app
+    auth = app.extensions["nbflask"].settings.auth
+    app.session_interface = SessionInterface()
+    app.permanent_session_lifetime = timedelta(seconds=auth.session_lifetime)
+    app.extensions[LIMITER] = security.LoginLimiter(auth.login_max_failures, auth.login_window)
 
 
 def public(view: View) -> View:
@@ -34,11 +81,21 @@ def is_public(endpoint: str | None) -> bool:
     return bool(getattr(view, "nbflask_public", False))
 
 
+def cookie_path() -> str:
+    return request.script_root + "/"
+
+
 def token_matches(given: str | None) -> bool:
     expected = state().token
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def credentials_match(given: str) -> bool:
+    """The login form takes the password, or the token (as Jupyter's does)."""
+    password = state().settings.auth.password
+    return (bool(password) and passwords.verify(password, given)) or token_matches(given)
 
 
 def header_token() -> str | None:
@@ -52,62 +109,167 @@ def is_api_request() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
+def log_in() -> None:
+    """Start a fresh session for the owner (a new session, so nothing planted before survives)."""
+    session.clear()
+    session["user"] = "owner"
+    session.permanent = True
+
+
+def xsrf_token() -> str:
+    """This session's XSRF token, made on first use; templates put it in forms."""
+    if XSRF_COOKIE not in session:
+        session[XSRF_COOKIE] = secrets.token_urlsafe(32)
+    return session[XSRF_COOKIE]
+
+
+def xsrf_problem() -> str | None:
+    """Why this unsafe cookie-authenticated request fails the XSRF check, or None if it passes.
+
+    The token is kept in the signed session and mirrored in the `_xsrf` cookie for scripts to
+    echo; a value planted in the `_xsrf` cookie by another site therefore proves nothing.
+    """
+    given = next((request.headers[h] for h in XSRF_HEADERS if request.headers.get(h)), None)
+    if given is None:
+        given = request.form.get("_xsrf")
+    if not given:
+        return "XSRF token missing: echo the _xsrf cookie in an X-XSRFToken header or _xsrf form field"
+    expected = session.get(XSRF_COOKIE)
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return "XSRF token does not match this session: reload the page and try again"
+    return None
+
+
+@bp.app_context_processor
+def template_helpers() -> dict[str, Callable[[], str]]:
+    return {"xsrf_token": xsrf_token}
+
+
+@bp.before_app_request
+def check_host() -> Response | None:
+    """DNS rebinding: while serving locally, only Host headers naming this machine."""
+    if security.host_allowed(request.host, state().settings):
+        return None
+    return json_error(
+        403, f"Blocking request from unknown host {request.host!r}: set auth.allow_remote_access"
+        " or auth.local_hostnames to serve it"
+    )
+
+
+@bp.before_app_request
+def check_websocket_origin() -> Response | None:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
+    origin = request.headers.get("Origin")
+    if security.origin_allowed(origin, request.host, state().settings.auth.allow_origin):
+        return None
+    return json_error(403, f"Cross-origin websocket from {origin!r} refused: add it to auth.allow_origin")
+
+
+@bp.before_app_request
+def answer_preflight() -> Response | None:
+    """CORS preflights carry no credentials: answer them for configured origins only."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    if not security.configured_origin(request.headers.get("Origin", ""), state().settings.auth.allow_origin):
+        return None
+    response = current_app.response_class(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-XSRFToken"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 @bp.before_app_request
 def gate() -> Response | None:
     if is_public(request.endpoint):
         return None
     if token_matches(header_token()):
-        g.user, g.auth_via = "token", "header"
+        g.user, g.auth_via = "owner", "header"
         return None
     query_token = request.args.get("token")
     if token_matches(query_token):
         if not is_api_request() and request.method == "GET":
             # Log the browser in and drop the token from the address bar and Referer.
-            session["user"] = "token"
-            session.permanent = True
+            log_in()
             args = request.args.to_dict(flat=False)
             args.pop("token", None)
             target = request.script_root + request.path
             return redirect(target + ("?" + urlencode(args, doseq=True) if args else ""))
-        g.user, g.auth_via = "token", "query"
+        g.user, g.auth_via = "owner", "query"
         return None
     if session.get("user"):
         g.user, g.auth_via = session["user"], "cookie"
-        return None
-    if is_api_request() or request.method != "GET":
+        problem = xsrf_problem() if request.method in security.UNSAFE_METHODS else None
+        return json_error(403, problem) if problem else None
+    if is_api_request() or request.method not in ("GET", "HEAD"):
         return json_error(403, "Forbidden: log in or send 'Authorization: token <token>'")
     next_url = request.full_path if request.query_string else request.path
     return redirect(url_for("auth.login", next=request.script_root + next_url))
 
 
-def safe_next(target: str | None) -> str:
-    """Only paths on this server: anything with a scheme, host or backslash goes home."""
-    home = url_for("dashboard.tree")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return home
-    if any(ord(c) < 32 for c in target):
-        return home
-    if not target.startswith(request.script_root + "/") and target != request.script_root:
-        return home
-    return target
+@bp.after_app_request
+def security_headers(response: Response) -> Response:
+    settings = state().settings
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    policy = security.content_security_policy(
+        request.path, settings.auth.content_security_policy, response.headers.get("Content-Security-Policy")
+    )
+    if policy:
+        response.headers["Content-Security-Policy"] = policy
+    allowed = security.configured_origin(request.headers.get("Origin", ""), settings.auth.allow_origin)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        response.vary.add("Origin")
+    return response
+
+
+@bp.after_app_request
+def xsrf_cookie(response: Response) -> Response:
+    """Mirror the session's XSRF token in a cookie scripts can read (not HttpOnly)."""
+    if request.endpoint == "static" or not (response.mimetype == "text/html" or session.get("user")):
+        return response
+    token = xsrf_token()
+    if request.cookies.get(XSRF_COOKIE) != token:
+        response.set_cookie(
+            XSRF_COOKIE, token, path=cookie_path(), secure=request.is_secure, httponly=False, samesite="Lax"
+        )
+    return response
+
+
+def next_target() -> str:
+    return security.safe_next(request.values.get("next"), request.script_root, url_for("dashboard.tree"))
+
+
+def login_page(error: str | None, status: int = 200) -> tuple[str, int]:
+    return render_template("login.html", next=next_target(), error=error), status
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-def login() -> Response | str:
-    next_url = safe_next(request.values.get("next"))
-    if request.method == "POST":
-        if token_matches(request.form.get("password")):
-            session.clear()
-            session["user"] = "token"
-            session.permanent = True
-            return redirect(next_url)
-        return render_template("login.html", next=next_url, error="Invalid credentials"), 401
-    return render_template("login.html", next=next_url, error=None)
+def login() -> Response | tuple[str, int]:
+    if request.method == "GET":
+        if session.get("user"):
+            return redirect(next_target())
+        return login_page(None)
+    if xsrf_problem():
+        return login_page("The form expired: please try again.", 403)
+    limiter: security.LoginLimiter = current_app.extensions[LIMITER]
+    client = request.remote_addr or "unknown"
+    wait = limiter.retry_after(client)
+    if wait:
+        page, status = login_page(f"Too many failed attempts: try again in {wait} s.", 429)
+        return Response(page, status, headers={"Retry-After": str(wait)}, mimetype="text/html")
+    if credentials_match(request.form.get("password", "")):
+        limiter.succeeded(client)
+        log_in()
+        return redirect(next_target())
+    limiter.failed(client)
+    return login_page("Invalid credentials", 401)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
-@public
 def logout() -> str:
     session.clear()
+    g.user = None
     return render_template("logout.html")
