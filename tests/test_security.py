@@ -1,0 +1,177 @@
+"""Host check (DNS rebinding), websocket Origin, CORS and the headers on every response."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TOKEN
+
+from nbflask import security
+from nbflask.config import load_settings
+
+WS = {"Upgrade": "websocket", "Connection": "Upgrade"}
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "localhost:8888", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:9999", "127.8.9.10:80",
+     "[::1]", "[::1]:8888"],
+)
+def test_local_hosts_are_allowed(client, host):
+    assert client.get("/api/status", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8888", "10.0.0.1:8888", "[2001:db8::1]:80", ""]
+)
+def test_a_rebinding_host_header_is_refused(client, anonymous, host):
+    response = client.get("/api/status", headers={"Host": host})
+    assert response.status_code == 403
+    assert "unknown host" in response.get_json()["message"]
+    # Before auth too: the login page and public /api are not served to a rebound name.
+    assert anonymous.get("/login", headers={"Host": host}).status_code == 403
+    assert anonymous.get("/api", headers={"Host": host}).status_code == 403
+
+
+def test_configured_names_and_remote_access(make_app):
+    named = make_app({"auth": {"local_hostnames": ["localhost", "nb.internal"]}}).test_client()
+    assert named.get("/api", headers={"Host": "nb.internal:8888"}).status_code == 200
+    assert named.get("/api", headers={"Host": "evil.example"}).status_code == 403
+    remote = make_app({"auth": {"allow_remote_access": True}}).test_client()
+    assert remote.get("/api", headers={"Host": "evil.example"}).status_code == 200
+    public = make_app({"server": {"ip": "*"}}).test_client()
+    assert public.get("/api", headers={"Host": "notebooks.example.org"}).status_code == 200
+
+
+def test_remote_access_rule():
+    def allowed(ip: str, remote: bool = False) -> bool:
+        settings = load_settings({"server": {"ip": ip}, "auth": {"allow_remote_access": remote}})
+        return security.remote_access_allowed(settings)
+
+    assert not allowed("127.0.0.1") and not allowed("localhost") and not allowed("::1")
+    assert allowed("*") and allowed("0.0.0.0") and allowed("192.168.1.5") and allowed("127.0.0.1", True)
+
+
+def test_hostname_parsing():
+    assert security.hostname("[::1]:8888") == "::1"
+    assert security.hostname("Example.ORG:443") == "example.org"
+    assert security.hostname("::1") == "::1"
+
+
+# Websocket Origin ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ws_app(make_app):
+    def build(config=None):
+        app = make_app(config)
+
+        def channels(kernel_id):
+            return {"kernel": kernel_id}
+
+        app.add_url_rule("/api/kernels/<kernel_id>/channels", "channels", channels, websocket=True)
+        return app
+
+    return build
+
+
+def test_cross_origin_websocket_is_refused(ws_app):
+    client = ws_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    url = "/api/kernels/k1/channels"
+    refused = client.get(url, headers={**WS, "Origin": "http://evil.example"})
+    assert refused.status_code == 403 and "Cross-origin" in refused.get_json()["message"]
+    assert client.get(url, headers={**WS, "Origin": "null"}).status_code == 403
+    assert client.get(url, headers={**WS, "Origin": "http://localhost"}).status_code == 200
+    assert client.get(url, headers={**WS, "Origin": "http://localhost:8080"}).status_code == 403
+    assert client.get(url, headers=WS).status_code == 200  # non-browser clients send no Origin
+
+
+def test_configured_websocket_origins(ws_app):
+    client = ws_app({"auth": {"allow_origin": ["https://lab.example.org"]}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    url = "/api/kernels/k1/channels"
+    assert client.get(url, headers={**WS, "Origin": "https://lab.example.org"}).status_code == 200
+    assert client.get(url, headers={**WS, "Origin": "https://evil.example"}).status_code == 403
+    anything = ws_app({"auth": {"allow_origin": "*"}}).test_client()
+    anything.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    assert anything.get(url, headers={**WS, "Origin": "https://any.example"}).status_code == 200
+
+
+def test_origin_is_checked_before_credentials(ws_app):
+    anonymous = ws_app().test_client()
+    response = anonymous.get("/api/kernels/k1/channels", headers={**WS, "Origin": "http://evil.example"})
+    assert "Cross-origin" in response.get_json()["message"]
+
+
+# CORS ---------------------------------------------------------------------------------------
+
+
+def test_cors_answers_only_configured_origins(make_app):
+    app = make_app({"auth": {"allow_origin": ["https://lab.example.org"]}})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    allowed = client.get("/api/status", headers={"Origin": "https://lab.example.org"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://lab.example.org"
+    assert "Origin" in allowed.headers["Vary"]
+    other = client.get("/api/status", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+    preflight = {"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization"}
+    anonymous = app.test_client()
+    ok = anonymous.options("/api/status", headers={**preflight, "Origin": "https://lab.example.org"})
+    assert ok.status_code == 204
+    assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
+    assert "PUT" in ok.headers["Access-Control-Allow-Methods"]
+    refused = anonymous.options("/api/status", headers={**preflight, "Origin": "https://evil.example"})
+    assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_no_cors_by_default(client):
+    response = client.get("/api/status", headers={"Origin": "http://localhost:9999"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+# Headers on every response -------------------------------------------------------------------
+
+
+def test_security_headers_on_every_kind_of_response(client, anonymous):
+    responses = {
+        "ok": client.get("/api/status"),
+        "page": client.get("/tree/"),
+        "redirect": anonymous.get("/tree/"),
+        "forbidden": anonymous.get("/api/status"),
+        "not found": client.get("/api/nope"),
+        "static": anonymous.get("/static/style.css"),
+        "login": anonymous.get("/login"),
+        "bad host": client.get("/api", headers={"Host": "evil.example"}),
+    }
+    for name, response in responses.items():
+        assert response.headers["X-Content-Type-Options"] == "nosniff", name
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self'", name
+
+
+def test_files_are_sandboxed(client):
+    response = client.get("/files/page.html")
+    policy = response.headers["Content-Security-Policy"]
+    assert "sandbox allow-scripts" in policy and "frame-ancestors 'self'" in policy
+
+
+def test_the_policy_is_configurable(make_app):
+    app = make_app({"auth": {"content_security_policy": "frame-ancestors 'self' https://portal.example"}})
+    client = app.test_client()
+    assert client.get("/api").headers["Content-Security-Policy"] == (
+        "frame-ancestors 'self' https://portal.example"
+    )
+
+
+def test_a_views_own_policy_is_kept():
+    assert security.content_security_policy("/files/a", "frame-ancestors 'self'", "sandbox") == "sandbox"
+    assert security.content_security_policy("/tree/", "", None) is None
+
+
+def test_login_limiter_forgets_clients_under_a_flood():
+    now = [0.0]
+    limiter = security.LoginLimiter(3, 60, clock=lambda: now[0], max_clients=100)
+    for n in range(1000):
+        limiter.failed(f"10.0.{n // 256}.{n % 256}")
+    assert len(limiter._failures) <= 100
