@@ -119,7 +119,9 @@ def passwd(from_stdin: bool, config_path: str | None) -> None:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = click.prompt("Enter password", hide_input=True, confirmation_prompt="Verify password")
+        password = click.prompt(
+            "Enter password", hide_input=True, confirmation_prompt="Verify password", err=True
+        )
     if not password:
         raise ConfigError("the password must not be empty")
     hashed = hash_password(password)

@@ -39,7 +39,7 @@ def _legacy_parts(stored: str) -> tuple[str, str, str]:
         raise NotAHash("expected 'argon2:...' or 'algorithm:salt:hexdigest'")
     algorithm, salt, digest = parts
     if algorithm.lower() not in hashlib.algorithms_available:
-        raise NotAHash(f"unknown hash algorithm {algorithm!r}")
+        raise NotAHash("the text before the first ':' is not a hashlib algorithm")
     if not digest or len(digest) % 2 or any(c not in "0123456789abcdefABCDEF" for c in digest):
         raise NotAHash("the digest after the second ':' is not hexadecimal")
     size = hashlib.new(algorithm.lower()).digest_size

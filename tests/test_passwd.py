@@ -57,6 +57,7 @@ def test_a_jupyter_argon2_hash_verifies():
         "correct horse battery staple",
         "sha1:salt",
         "nosuchalgo:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a",
+        "hunter:twofish:cafe",
         "sha1:0e112c3ddfce:not-hex",
         "sha1:0e112c3ddfce:a68df677",
         "argon2:mypassword",
@@ -68,6 +69,7 @@ def test_a_plain_text_password_is_refused_at_start_up(value):
     message = str(caught.value)
     assert "auth.password" in message and "nbflask passwd" in message
     assert value not in message  # the error line never repeats a password into a log
+    assert "hunter" not in message and "twofish" not in message
     assert "\n" not in message
 
 
