@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .config import Settings
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FILES_SANDBOX = "sandbox allow-scripts"
+FILES_SANDBOX = "sandbox"
 _EVERY_INTERFACE = ("*", "", "0.0.0.0", "::")
 
 
@@ -125,13 +125,17 @@ def safe_next(target: str | None, script_root: str, home: str) -> str:
 
 
 def content_security_policy(path: str, policy: str, existing: str | None) -> str | None:
-    """The CSP a response leaves with: the view's own if it set one, the sandbox on /files/.
+    """The CSP a response leaves with: `policy`, plus a sandbox on /files/.
 
     Files served raw from the notebook folder (an HTML file, an SVG) must not run script with
-    the server's origin, or any file could act as the logged-in user.
+    the server's origin, or any file could act as the logged-in user. A view that sets its own
+    policy keeps it, gaining only the configured frame-ancestors directive if it has none.
     """
     if existing:
-        return existing
+        ancestors = [d.strip() for d in policy.split(";") if d.strip().startswith("frame-ancestors")]
+        if "frame-ancestors" in existing or not ancestors:
+            return existing
+        return f"{existing}; {ancestors[0]}"
     if path.startswith("/files/"):
         return f"{policy}; {FILES_SANDBOX}" if policy else FILES_SANDBOX
     return policy or None
