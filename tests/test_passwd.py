@@ -164,3 +164,49 @@ def test_passwd_refuses_to_edit_a_file_it_cannot_edit_safely(tmp_path):
     assert result.exit_code == 2
     assert "set it by hand" in result.output
     assert flow.read_text() == "auth: {token: abc}\n"
+
+
+def test_passwd_on_a_real_terminal_does_not_echo():
+    """`nbflask passwd` in a pseudo-terminal: two prompts, the typed password never shown."""
+    import os
+    import pty
+    import select
+    import signal
+
+    from live import BIN
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal, as in a user's shell
+        os.execv(str(BIN / "nbflask"), [str(BIN / "nbflask"), "passwd"])
+    seen = b""
+
+    def read_until(marker: bytes | None) -> None:
+        """Read until `marker` is seen, or with None until the child closes the terminal."""
+        nonlocal seen
+        while marker is None or marker not in seen:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"no {marker!r} after 30 s; got {seen!r}"
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            seen += chunk
+
+    try:
+        read_until(b"Enter password")
+        os.write(fd, b"pty-s3cret\n")
+        read_until(b"Verify password")
+        os.write(fd, b"pty-s3cret\n")
+        read_until(None)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # never leave a child waiting for input
+        raise
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"pty-s3cret" not in seen
+    hashed = seen[seen.index(b"argon2:"):].split()[0].decode()
+    assert passwords.verify(hashed, "pty-s3cret")
