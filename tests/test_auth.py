@@ -39,7 +39,8 @@ def add_echo_route(app):
         return jsonify(ok=True)
 
     app.add_url_rule("/api/echo", "echo", echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    app.add_url_rule("/api/echo/<int:number>/<path:rest>/channels", "echo_ws", echo, websocket=True)
+    ws_rule = "/api/echo/<int:number>/<any(x, y):which>/<uuid:uid>/<path:rest>/channels"
+    app.add_url_rule(ws_rule, "echo_ws", echo, websocket=True)
     return app
 
 
@@ -340,17 +341,16 @@ def dummy_values(rule) -> dict[str, object]:
     values: dict[str, object] = {}
     for name, converter in rule._converters.items():
         kind = type(converter).__name__
-        if kind == "AnyConverter":
-            values[name] = converter.items[0] if hasattr(converter, "items") else "x"
-        else:
-            values[name] = samples.get(kind, "dummy")
+        values[name] = sorted(converter.items)[0] if kind == "AnyConverter" else samples.get(kind, "dummy")
     return values
 
 
-def test_every_route_rejects_an_unauthenticated_request(make_app):
-    app = add_echo_route(make_app({"auth": {"password": SEED_HASH}}))
+def guarded_requests(app):
+    """(method, path, headers) for every method of every route not reviewed as public.
+
+    Generic on purpose: routes merged later (contents, kernels, ...) are walked too.
+    """
     adapter = app.url_map.bind("localhost")
-    checked = 0
     for rule in app.url_map.iter_rules():
         public = getattr(app.view_functions[rule.endpoint], "nbflask_public", False)
         if rule.endpoint in PUBLIC_ENDPOINTS:
@@ -360,10 +360,22 @@ def test_every_route_rejects_an_unauthenticated_request(make_app):
         # Websocket rules only match upgrade requests (flask-sock registers them so).
         headers = {"Upgrade": "websocket", "Connection": "Upgrade"} if rule.websocket else {}
         for method in sorted(rule.methods or ()):
-            response = app.test_client().open(path, method=method, headers=headers)
-            checked += 1
-            if response.status_code == 302:
-                assert response.headers["Location"].startswith("/login?next="), (method, path)
-            else:
-                assert response.status_code == 403, (method, path, response.status_code)
+            yield method, path, headers
+
+
+def assert_rejected(status: int, location: str | None, what: object) -> None:
+    """Refused: pages redirect to the login form, everything else is 403."""
+    if status == 302:
+        assert (location or "").startswith("/login?next="), what
+    else:
+        assert status == 403, (what, status)
+
+
+def test_every_route_rejects_an_unauthenticated_request(make_app):
+    app = add_echo_route(make_app({"auth": {"password": SEED_HASH}}))
+    checked = 0
+    for method, path, headers in guarded_requests(app):
+        response = app.test_client().open(path, method=method, headers=headers)
+        assert_rejected(response.status_code, response.headers.get("Location"), (method, path))
+        checked += 1
     assert checked >= 5

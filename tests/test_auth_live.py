@@ -9,7 +9,7 @@ import pytest
 import requests
 import websocket
 from live import BIN, TOKEN, start_nbflask, write_config
-from test_auth import PUBLIC_ENDPOINTS, SEED_HASH, dummy_values
+from test_auth import SEED_HASH, assert_rejected, guarded_requests
 
 import nbflask
 from nbflask import passwords
@@ -141,23 +141,13 @@ def test_tokens_host_origin_and_headers(seed_server):
 
 def test_every_route_refuses_anonymous_requests_on_the_live_server(seed_server, tmp_path):
     server = seed_server
-    app = local_app(str(tmp_path / "nbflask.yaml"))
-    adapter = app.url_map.bind("localhost")
     session = browser(server)
     checked = 0
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC_ENDPOINTS:
-            continue
-        path = adapter.build(rule.endpoint, dummy_values(rule), append_unknown=False)
-        headers = {"Upgrade": "websocket", "Connection": "Upgrade"} if rule.websocket else {}
-        for method in sorted(rule.methods or ()):
-            response = session.request(method, server.url + path.lstrip("/"), headers=headers,
-                                       allow_redirects=False, timeout=30)
-            checked += 1
-            if response.status_code == 302:
-                assert response.headers["Location"].startswith("/login?next="), (method, path)
-            else:
-                assert response.status_code == 403, (method, path, response.status_code)
+    for method, path, headers in guarded_requests(local_app(str(tmp_path / "nbflask.yaml"))):
+        response = session.request(method, server.url + path.lstrip("/"), headers=headers,
+                                   allow_redirects=False, timeout=30)
+        assert_rejected(response.status_code, response.headers.get("Location"), (method, path))
+        checked += 1
     assert checked >= 5
 
 
