@@ -68,7 +68,7 @@ def ws_app(make_app):
         def channels(kernel_id):
             return {"kernel": kernel_id}
 
-        app.add_url_rule("/api/kernels/<kernel_id>/channels", "channels", channels, websocket=True)
+        app.add_url_rule("/api/test-ws/<kernel_id>/channels", "test_ws", channels, websocket=True)
         return app
 
     return build
@@ -77,7 +77,7 @@ def ws_app(make_app):
 def test_cross_origin_websocket_is_refused(ws_app):
     client = ws_app().test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    url = "/api/kernels/k1/channels"
+    url = "/api/test-ws/k1/channels"
     refused = client.get(url, headers={**WS, "Origin": "http://evil.example"})
     assert refused.status_code == 403 and "Cross-origin" in refused.get_json()["message"]
     assert client.get(url, headers={**WS, "Origin": "null"}).status_code == 403
@@ -89,7 +89,7 @@ def test_cross_origin_websocket_is_refused(ws_app):
 def test_configured_websocket_origins(ws_app):
     client = ws_app({"auth": {"allow_origin": ["https://lab.example.org"]}}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    url = "/api/kernels/k1/channels"
+    url = "/api/test-ws/k1/channels"
     assert client.get(url, headers={**WS, "Origin": "https://lab.example.org"}).status_code == 200
     assert client.get(url, headers={**WS, "Origin": "https://evil.example"}).status_code == 403
     anything = ws_app({"auth": {"allow_origin": "*"}}).test_client()
@@ -99,7 +99,7 @@ def test_configured_websocket_origins(ws_app):
 
 def test_origin_is_checked_before_credentials(ws_app):
     anonymous = ws_app().test_client()
-    response = anonymous.get("/api/kernels/k1/channels", headers={**WS, "Origin": "http://evil.example"})
+    response = anonymous.get("/api/test-ws/k1/channels", headers={**WS, "Origin": "http://evil.example"})
     assert "Cross-origin" in response.get_json()["message"]
 
 
