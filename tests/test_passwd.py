@@ -145,7 +145,7 @@ def test_passwd_adds_the_section_or_the_key(tmp_path):
     bare = tmp_path / "bare.yaml"
     bare.write_text("server:\n  port: 9000")
     with_auth = tmp_path / "auth.yaml"
-    with_auth.write_text("auth:\n  token: ''\nstore:\n  root_dir: .\n")
+    with_auth.write_text("store:\n  class: swift\n  password: swift-secret\nauth:\n  token: ''\n")
     fresh = tmp_path / "fresh.yaml"
     for path in (bare, with_auth, fresh):
         result = CliRunner().invoke(main, ["passwd", "--stdin", "--config", str(path)], input="pw\n")
@@ -153,7 +153,7 @@ def test_passwd_adds_the_section_or_the_key(tmp_path):
         data = yaml.safe_load(path.read_text())
         assert passwords.verify(data["auth"]["password"], "pw")
     assert yaml.safe_load(bare.read_text())["server"] == {"port": 9000}
-    assert yaml.safe_load(with_auth.read_text())["store"] == {"root_dir": "."}
+    assert yaml.safe_load(with_auth.read_text())["store"] == {"class": "swift", "password": "swift-secret"}
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
 
 

@@ -62,6 +62,7 @@ class SessionInterface(SecureCookieSessionInterface):
 
 @bp.record_once
 def setup(setup_state: BlueprintSetupState) -> None:
+    """Install what the gate relies on: per-request cookie flags, cookie lifetime, the limiter."""
     app = setup_state.app
     auth = app.extensions["nbflask"].settings.auth
     app.session_interface = SessionInterface()
