@@ -94,10 +94,25 @@ def display_urls(settings: Settings, port: int, token: str | None) -> list[str]:
     return urls
 
 
-def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
-    """Run until SIGINT or SIGTERM, then stop cleanly: info file removed, parts closed."""
+def _server_class():
+    """gevent's WSGI server with TCP_NODELAY on every connection.
+
+    Without it a keep-alive client waits on Nagle plus delayed ACK: about 44 ms per request
+    instead of 2 ms (measured with a requests.Session against /api/status).
+    """
     from gevent.pywsgi import WSGIServer
 
+    class NoDelayWSGIServer(WSGIServer):
+        def handle(self, sock, address):  # noqa: ANN001 - gevent's signature
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle(sock, address)
+
+    return NoDelayWSGIServer
+
+
+def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly: info file removed, parts closed."""
     from . import __version__, runtime
 
     state = app.extensions["nbflask"]
@@ -105,7 +120,7 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
     listener = bind(settings.server.ip, settings.server.port, settings.server.port_retries, say)
     port = listener.getsockname()[1]
     tls = {"ssl_context": context} if context else {}
-    server = WSGIServer(listener, app, log=None, error_log=logging.getLogger("nbflask.server"), **tls)
+    server = _server_class()(listener, app, log=None, error_log=logging.getLogger("nbflask.server"), **tls)
     server.start()
     token = state.token if state.token else None
     urls = display_urls(settings, port, token)
