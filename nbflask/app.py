@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import __version__, errors, runtime, security
 from .config import Settings, load_settings
+from .stores import open_store
 
 
 def utcnow() -> datetime:
@@ -83,6 +84,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         NBFLASK_VERSION=__version__,
     )
     app.extensions["nbflask"] = ServerState(settings=settings, token=_effective_token(settings))
+    app.extensions["nbflask"].store = open_store(settings.store, settings.source)
 
     errors.init_app(app)
     from .blueprints import api, auth, dashboard

@@ -63,6 +63,8 @@ class StoreSettings:
 
     class_name: str = "file"
     root_dir: str = "."
+    allow_hidden: bool = False
+    max_checkpoints: int = 5
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,6 +125,8 @@ HELP: dict[str, str] = {
     "auth.content_security_policy": "Content-Security-Policy header on every response",
     "store.class": "file | memory | swift | package.module:Class",
     "store.root_dir": "folder the notebooks live in (file store)",
+    "store.allow_hidden": "show and serve files and folders whose name starts with '.'",
+    "store.max_checkpoints": "checkpoints kept per file; the oldest is deleted past this count",
     "kernels.default": "kernelspec used when a client names none",
     "kernels.cull_idle_timeout": "shut down kernels idle this many seconds; 0 = never",
     "kernels.cull_interval": "seconds between checks for idle kernels",
@@ -315,6 +319,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
                 f"{origin('auth', key)}: auth.{key}: expected a positive integer,"
                 f" found {getattr(settings.auth, key)}"
             )
+    if settings.store.max_checkpoints < 1:
+        raise ConfigError(
+            f"{origin('store', 'max_checkpoints')}: store.max_checkpoints: expected 1 or more,"
+            f" found {settings.store.max_checkpoints}"
+        )
     if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
         raise ConfigError(
             f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from ..config import ConfigError, StoreSettings
@@ -39,10 +40,14 @@ def store_class(name: str) -> type[Store]:
 
 
 def open_store(settings: StoreSettings, source: str | None = None) -> Store:
-    """Build the configured store, turning its option errors into one ConfigError line."""
+    """Build the configured store, turning its option errors into one ConfigError line.
+
+    `root_dir` is a typed setting of its own (the CLI's --root-dir sets it); it is handed to
+    the stores whose constructor takes a `root_dir` argument and ignored by the others.
+    """
     cls = store_class(settings.class_name)
     options: dict[str, Any] = dict(settings.options)
-    if settings.class_name == "file" or "root_dir" in cls.__init__.__code__.co_varnames:
+    if "root_dir" in inspect.signature(cls).parameters:
         options.setdefault("root_dir", settings.root_dir)
     try:
         return cls(**options)

@@ -19,13 +19,18 @@ from typing import Any, Literal
 
 
 class StoreError(Exception):
-    """Base of every error a store raises; `status` is what the API answers with."""
+    """Base of every error a store raises; `status` is what the API answers with.
+
+    `reason` is the short machine-readable word Jupyter clients look at (e.g. "bad format");
+    stores rarely need it, the contents service sets it where Jupyter does.
+    """
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
 
 
 class NotFound(StoreError):
@@ -41,6 +46,8 @@ class AlreadyExists(StoreError):
 
 
 class NotEmpty(StoreError):
+    """Deleting a directory that still holds entries (Jupyter answers 400, not 409)."""
+
     status = 400
 
 
@@ -64,6 +71,12 @@ class TimedOut(StoreError):
     status = 504
 
 
+class StoreFull(StoreError):
+    """The store has no room for the new content (quota, disk full): 507."""
+
+    status = 507
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file or directory as the store sees it."""
@@ -83,6 +96,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """A saved copy of a file; `id` is opaque to clients but must sort oldest first."""
+
     id: str
     last_modified: datetime
 
@@ -142,9 +157,21 @@ class Store(abc.ABC):
 
     def read_chunks(self, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The content in chunks, for streaming downloads; stores may avoid the full copy."""
+        return self.open_stream(path, chunk_size)[1]
+
+    def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
+        """The entry and its content in chunks, taken from the same version of the file.
+
+        Downloads use this so the Content-Length and ETag they send describe exactly the
+        bytes that follow even if a save lands meanwhile. The default reads the whole file;
+        stores that can stream (an open file, an HTTP body) override it.
+        """
+        entry = self.stat(path)
         data = self.read(path)
-        for start in range(0, len(data), chunk_size):
-            yield data[start : start + chunk_size]
+        if entry.size != len(data):
+            entry = self.stat(path)
+        view = memoryview(data)
+        return entry, (bytes(view[i : i + chunk_size]) for i in range(0, len(data), chunk_size))
 
     @abc.abstractmethod
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
@@ -181,6 +208,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
         """Forget one checkpoint; NotFound if there is no such checkpoint."""
+
+    def prune_checkpoints(self, path: str, keep: int) -> None:
+        """Delete the oldest checkpoints of `path` until at most `keep` remain."""
+        checkpoints = self.list_checkpoints(path)
+        for checkpoint in checkpoints[: max(len(checkpoints) - keep, 0)]:
+            try:
+                self.delete_checkpoint(path, checkpoint.id)
+            except NotFound:
+                pass
 
     def describe(self) -> str:
         """Where the notebooks live, for the start-up message."""

@@ -1,0 +1,407 @@
+"""The default store: notebooks and files in a folder on disk (`store.root_dir`).
+
+Saves are atomic and durable: the new content goes to a temporary file in the same folder,
+is fsync'ed, then renamed over the old one (and the folder fsync'ed), so a crash at any
+moment leaves the old or the new complete file, never a mix. Checkpoints live beside the
+files in `.ipynb_checkpoints/`, as Jupyter keeps them, several per file.
+
+Nothing outside `root_dir` is ever read or written: every path is resolved (symlinks
+included) and refused with NotFound when it lands outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    AlreadyExists,
+    Checkpoint,
+    Conflict,
+    Entry,
+    InvalidPath,
+    NotEmpty,
+    NotFound,
+    PermissionDenied,
+    Store,
+    StoreError,
+    StoreFull,
+)
+
+#: Folder beside the files that holds their checkpoints; never listed nor reachable by path.
+CHECKPOINT_DIR = ".ipynb_checkpoints"
+#: Prefix of the temporary files of saves in progress; never listed.
+TEMP_PREFIX = ".~nbflask-"
+_CHECKPOINT_ID = re.compile(r"\d{20}")
+
+
+def _time(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _etag(info: os.stat_result) -> str:
+    """Changes with every save: the inode changes on rename and mtime is set to the nanosecond."""
+    return f"{info.st_ino:x}-{info.st_mtime_ns:x}-{info.st_size:x}"
+
+
+def _os_error(exc: OSError, path: str) -> StoreError:
+    """Map an OS error to the store error a client can act on."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFound(f"no such file or directory: '{path}'")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(f"permission denied: '{path}'")
+    if exc.errno == errno.EEXIST:
+        return AlreadyExists(f"'{path}' already exists")
+    if exc.errno == errno.ENOTEMPTY:
+        return NotEmpty(f"directory '{path}' is not empty")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(f"no room to save '{path}': {exc.strerror}")
+    if exc.errno == errno.EISDIR:
+        return InvalidPath(f"'{path}' is a directory")
+    return StoreError(f"cannot access '{path}': {exc.strerror}")
+
+
+class FileStore(Store):
+    """Files under `root_dir`; `fsync: false` trades durability on power loss for speed."""
+
+    name = "file"
+
+    def __init__(self, root_dir: str = ".", fsync: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        if not isinstance(fsync, bool):
+            raise ValueError(f"fsync: expected true/false, found {fsync!r}")
+        root = Path(str(root_dir)).expanduser()
+        if not root.is_dir():
+            raise ValueError(f"root_dir: expected an existing folder, found no folder at '{root_dir}'")
+        self.root = os.path.realpath(root)
+        self.fsync = fsync
+
+    # -- paths -------------------------------------------------------------------------
+    def _inside(self, os_path: str) -> bool:
+        return os_path == self.root or os_path.startswith(self.root + os.sep)
+
+    def _resolve(self, path: str) -> str:
+        """The real OS path of `path`, following symlinks; NotFound if it leaves the root."""
+        parts = path.split("/") if path else []
+        if CHECKPOINT_DIR in parts or any(p.startswith(TEMP_PREFIX) for p in parts):
+            raise NotFound(f"no such file or directory: '{path}'")
+        real = os.path.realpath(os.path.join(self.root, *parts))
+        if not self._inside(real):
+            raise NotFound(f"no such file or directory: '{path}' (it leads outside the root)")
+        return real
+
+    def _resolve_link(self, path: str) -> str:
+        """The OS path of the entry itself (a symlink stays a symlink), for rename and delete."""
+        if not path:
+            raise InvalidPath("the root folder cannot be renamed or deleted")
+        parent, _, name = path.rpartition("/")
+        self._resolve(path)
+        return os.path.join(self._resolve(parent), name)
+
+    def _entry(self, path: str, info: os.stat_result, os_path: str) -> Entry:
+        is_dir = stat.S_ISDIR(info.st_mode)
+        return Entry(
+            path=path,
+            kind="directory" if is_dir else "file",
+            created=_time(info.st_ctime),
+            last_modified=_time(info.st_mtime),
+            size=None if is_dir else info.st_size,
+            etag=("d" if is_dir else "") + _etag(info),
+            writable=os.access(os_path, os.W_OK),
+        )
+
+    def _stat(self, path: str) -> tuple[str, os.stat_result]:
+        os_path = self._resolve(path)
+        try:
+            info = os.stat(os_path)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            raise NotFound(f"'{path}' is not a regular file or directory")
+        return os_path, info
+
+    # -- reading -----------------------------------------------------------------------
+    def stat(self, path: str) -> Entry:
+        os_path, info = self._stat(path)
+        return self._entry(path, info, os_path)
+
+    def list(self, path: str) -> list[Entry]:
+        os_path, info = self._stat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise InvalidPath(f"'{path}' is not a directory")
+        entries = []
+        try:
+            with os.scandir(os_path) as scan:
+                children = list(scan)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        for child in children:
+            name = child.name
+            if name == CHECKPOINT_DIR or name.startswith(TEMP_PREFIX):
+                continue
+            if "\\" in name or any(ord(c) < 32 for c in name):
+                continue  # not addressable through the API
+            child_path = f"{path}/{name}" if path else name
+            try:
+                if child.is_symlink() and not self._inside(os.path.realpath(child.path)):
+                    continue
+                child_info = child.stat()
+            except OSError:
+                continue  # broken symlink, or gone meanwhile
+            if stat.S_ISREG(child_info.st_mode) or stat.S_ISDIR(child_info.st_mode):
+                entries.append(self._entry(child_path, child_info, child.path))
+        return entries
+
+    def read(self, path: str) -> bytes:
+        os_path, info = self._stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidPath(f"'{path}' is a directory, not a file")
+        try:
+            with open(os_path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+
+    def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
+        """Stream from one open file, so the entry describes exactly the bytes sent."""
+        os_path, info = self._stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidPath(f"'{path}' is a directory, not a file")
+        try:
+            handle = open(os_path, "rb")  # noqa: SIM115 - closed by the generator
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        entry = self._entry(path, os.fstat(handle.fileno()), os_path)
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                while block := handle.read(chunk_size):
+                    yield block
+
+        return entry, chunks()
+
+    # -- writing -----------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, os_dir: str) -> Iterator[None]:
+        """Hold an exclusive lock on a folder, so compare-and-swap holds across processes."""
+        fd = os.open(os_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _current_etag(self, os_path: str) -> str | None:
+        try:
+            info = os.stat(os_path)
+        except FileNotFoundError:
+            return None
+        return ("d" if stat.S_ISDIR(info.st_mode) else "") + _etag(info)
+
+    def _check(self, os_path: str, path: str, if_match: str | None) -> None:
+        if if_match is not None and self._current_etag(os_path) != if_match:
+            raise Conflict(f"'{path}' changed since version {if_match}")
+
+    def _fsync_dir(self, os_dir: str) -> None:
+        if not self.fsync:
+            return
+        fd = os.open(os_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _atomic_write(self, os_path: str, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        """Temp file in the same folder, fsync, then rename over the target under the folder lock."""
+        folder, name = os.path.split(os_path)
+        try:
+            mode = stat.S_IMODE(os.stat(os_path).st_mode)
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"[:255])
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        try:
+            try:
+                if mode is not None:
+                    os.fchmod(fd, mode)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.fsync:
+                    os.fsync(fd)
+                now = time.time_ns()
+                os.utime(fd, ns=(now, now))
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
+            with self._locked(folder):
+                self._check(os_path, path, if_match)
+                if os.path.isdir(os_path):
+                    raise InvalidPath(f"'{path}' is a directory")
+                os.replace(tmp, os_path)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise _os_error(exc, path) from None
+            raise
+        self._fsync_dir(folder)
+        return self._entry(path, info, os_path)
+
+    def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        if not path:
+            raise InvalidPath("the root folder is not a file")
+        os_path = self._resolve(path)
+        if not os.path.isdir(os.path.dirname(os_path)):
+            raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
+        return self._atomic_write(os_path, path, data, if_match)
+
+    def mkdir(self, path: str) -> Entry:
+        if not path:
+            raise AlreadyExists("the root folder already exists")
+        os_path = self._resolve(path)
+        try:
+            os.mkdir(os_path)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        self._fsync_dir(os.path.dirname(os_path))
+        return self.stat(path)
+
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        os_path = self._resolve_link(path)
+        folder = os.path.dirname(os_path)
+        is_dir = os.path.isdir(os_path) and not os.path.islink(os_path)
+        with self._locked(folder):
+            self._check(os_path, path, if_match)
+            try:
+                if is_dir:
+                    if set(os.listdir(os_path)) - {CHECKPOINT_DIR}:
+                        raise NotEmpty(f"directory '{path}' is not empty")
+                    shutil.rmtree(os_path)
+                else:
+                    os.unlink(os_path)
+            except OSError as exc:
+                raise _os_error(exc, path) from None
+        if not is_dir:
+            for _, cp_path in self._checkpoint_files(os_path):
+                os.unlink(cp_path)
+        self._fsync_dir(folder)
+
+    def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
+        old_os = self._resolve_link(old_path)
+        new_os = self._resolve_link(new_path)
+        if not os.path.lexists(old_os):
+            raise NotFound(f"no such file or directory: '{old_path}'")
+        new_folder = os.path.dirname(new_os)
+        if not os.path.isdir(new_folder):
+            raise NotFound(f"no such directory: '{new_path.rpartition('/')[0]}'")
+        if (new_os + os.sep).startswith(old_os + os.sep):
+            raise InvalidPath(f"cannot move '{old_path}' into itself")
+        checkpoints = self._checkpoint_files(old_os)
+        with self._locked(os.path.dirname(old_os)):
+            self._check(old_os, old_path, if_match)
+            if os.path.lexists(new_os):
+                raise AlreadyExists(f"'{new_path}' already exists")
+            try:
+                os.rename(old_os, new_os)
+            except OSError as exc:
+                raise _os_error(exc, new_path) from None
+        if checkpoints:
+            target_dir = os.path.join(new_folder, CHECKPOINT_DIR)
+            os.makedirs(target_dir, exist_ok=True)
+            for checkpoint_id, cp_path in checkpoints:
+                os.replace(cp_path, self._checkpoint_path(new_os, checkpoint_id))
+        self._fsync_dir(os.path.dirname(old_os))
+        self._fsync_dir(new_folder)
+        return self.stat(new_path)
+
+    # -- checkpoints -------------------------------------------------------------------
+    @staticmethod
+    def _checkpoint_path(os_path: str, checkpoint_id: str) -> str:
+        folder, name = os.path.split(os_path)
+        stem, ext = os.path.splitext(name)
+        return os.path.join(folder, CHECKPOINT_DIR, f"{stem}-checkpoint-{checkpoint_id}{ext}")
+
+    def _checkpoint_files(self, os_path: str) -> list[tuple[str, str]]:
+        """(id, OS path) of the checkpoints of the file at `os_path`, oldest first."""
+        folder, name = os.path.split(os_path)
+        stem, ext = os.path.splitext(name)
+        prefix, cp_dir = f"{stem}-checkpoint-", os.path.join(folder, CHECKPOINT_DIR)
+        try:
+            names = os.listdir(cp_dir)
+        except OSError:
+            return []
+        found = []
+        for cp_name in names:
+            if cp_name.startswith(prefix) and cp_name.endswith(ext):
+                checkpoint_id = cp_name[len(prefix) : len(cp_name) - len(ext)]
+                if _CHECKPOINT_ID.fullmatch(checkpoint_id):
+                    found.append((checkpoint_id, os.path.join(cp_dir, cp_name)))
+        return sorted(found)
+
+    def _file(self, path: str) -> str:
+        os_path, info = self._stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidPath(f"'{path}' is a directory; only files have checkpoints")
+        return os_path
+
+    def _checkpoint(self, checkpoint_id: str, cp_path: str) -> Checkpoint:
+        return Checkpoint(id=checkpoint_id, last_modified=_time(os.stat(cp_path).st_mtime))
+
+    def create_checkpoint(self, path: str) -> Checkpoint:
+        os_path = self._file(path)
+        data = self.read(path)
+        os.makedirs(os.path.join(os.path.dirname(os_path), CHECKPOINT_DIR), exist_ok=True)
+        existing = {checkpoint_id for checkpoint_id, _ in self._checkpoint_files(os_path)}
+        stamp = time.time_ns()
+        while f"{stamp:020d}" in existing:
+            stamp += 1
+        checkpoint_id = f"{stamp:020d}"
+        cp_path = self._checkpoint_path(os_path, checkpoint_id)
+        self._atomic_write(cp_path, path, data)
+        return self._checkpoint(checkpoint_id, cp_path)
+
+    def list_checkpoints(self, path: str) -> list[Checkpoint]:
+        os_path = self._file(path)
+        return [self._checkpoint(cid, cp_path) for cid, cp_path in self._checkpoint_files(os_path)]
+
+    def _checkpoint_file(self, path: str, checkpoint_id: str) -> tuple[str, str]:
+        os_path = self._file(path)
+        cp_path = self._checkpoint_path(os_path, checkpoint_id)
+        if not _CHECKPOINT_ID.fullmatch(checkpoint_id) or not os.path.isfile(cp_path):
+            raise NotFound(f"no checkpoint '{checkpoint_id}' for '{path}'")
+        return os_path, cp_path
+
+    def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:
+        os_path, cp_path = self._checkpoint_file(path, checkpoint_id)
+        with open(cp_path, "rb") as handle:
+            data = handle.read()
+        return self._atomic_write(os_path, path, data)
+
+    def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        _, cp_path = self._checkpoint_file(path, checkpoint_id)
+        try:
+            os.unlink(cp_path)
+        except FileNotFoundError:
+            raise NotFound(f"no checkpoint '{checkpoint_id}' for '{path}'") from None
+
+    def describe(self) -> str:
+        return self.root

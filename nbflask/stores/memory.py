@@ -1,0 +1,208 @@
+"""The memory store: notebooks held in this process, gone when it stops.
+
+A product feature for demos, classes and throw-away servers, and the worked example of
+docs/stores.md: every method of the contract in a few lines each. One lock guards the whole
+tree, and nothing inside it blocks or yields, so it is safe under threads and greenlets.
+Under several gunicorn workers each worker has its own tree: use it with one worker.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import (
+    AlreadyExists,
+    Checkpoint,
+    Conflict,
+    Entry,
+    InvalidPath,
+    NotEmpty,
+    NotFound,
+    Store,
+    StoreFull,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Node:
+    """One file (`data` is bytes) or directory (`data` is None)."""
+
+    data: bytes | None
+    created: datetime = field(default_factory=_now)
+    modified: datetime = field(default_factory=_now)
+    etag: str = field(default_factory=lambda: secrets.token_hex(8))
+    checkpoints: dict[str, tuple[datetime, bytes]] = field(default_factory=dict)
+
+
+class MemoryStore(Store):
+    """Files and directories in a dict keyed by API path; `max_bytes` caps the total size."""
+
+    name = "memory"
+
+    def __init__(self, max_bytes: int | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
+            raise ValueError(f"max_bytes: expected a positive integer, found {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self._nodes: dict[str, _Node] = {"": _Node(data=None)}
+        self._lock = threading.RLock()
+
+    def _entry(self, path: str, node: _Node) -> Entry:
+        is_dir = node.data is None
+        return Entry(
+            path=path,
+            kind="directory" if is_dir else "file",
+            created=node.created,
+            last_modified=node.modified,
+            size=None if is_dir else len(node.data),
+            etag=node.etag,
+        )
+
+    def _node(self, path: str) -> _Node:
+        node = self._nodes.get(path)
+        if node is None:
+            raise NotFound(f"no such file or directory: '{path}'")
+        return node
+
+    def _file(self, path: str) -> _Node:
+        node = self._node(path)
+        if node.data is None:
+            raise InvalidPath(f"'{path}' is a directory, not a file")
+        return node
+
+    def _parent(self, path: str) -> None:
+        parent = posixpath.dirname(path)
+        if self._nodes.get(parent, _Node(data=b"")).data is not None:
+            raise NotFound(f"no such directory: '{parent}'")
+
+    def _check(self, path: str, if_match: str | None) -> None:
+        if if_match is not None:
+            node = self._nodes.get(path)
+            if node is None or node.etag != if_match:
+                raise Conflict(f"'{path}' changed since version {if_match}")
+
+    def _used(self) -> int:
+        return sum(
+            len(node.data or b"") + sum(len(data) for _, data in node.checkpoints.values())
+            for node in self._nodes.values()
+        )
+
+    def _reserve(self, extra: int) -> None:
+        if self.max_bytes is not None and self._used() + extra > self.max_bytes:
+            raise StoreFull(f"memory store is full: it holds at most {self.max_bytes} bytes")
+
+    def stat(self, path: str) -> Entry:
+        with self._lock:
+            return self._entry(path, self._node(path))
+
+    def list(self, path: str) -> list[Entry]:
+        with self._lock:
+            if self._node(path).data is not None:
+                raise InvalidPath(f"'{path}' is not a directory")
+            return [
+                self._entry(child, node)
+                for child, node in self._nodes.items()
+                if child and posixpath.dirname(child) == path
+            ]
+
+    def read(self, path: str) -> bytes:
+        with self._lock:
+            return self._file(path).data  # type: ignore[return-value]
+
+    def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        data = bytes(data)
+        with self._lock:
+            self._parent(path)
+            self._check(path, if_match)
+            old = self._nodes.get(path)
+            if old is not None and old.data is None:
+                raise InvalidPath(f"'{path}' is a directory")
+            self._reserve(len(data) - len(old.data if old else b""))
+            node = _Node(data=data)
+            if old is not None:
+                node.created, node.checkpoints = old.created, old.checkpoints
+            self._nodes[path] = node
+            return self._entry(path, node)
+
+    def mkdir(self, path: str) -> Entry:
+        with self._lock:
+            if path in self._nodes:
+                raise AlreadyExists(f"'{path}' already exists")
+            self._parent(path)
+            node = self._nodes[path] = _Node(data=None)
+            return self._entry(path, node)
+
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        with self._lock:
+            if not path:
+                raise InvalidPath("the root folder cannot be deleted")
+            node = self._node(path)
+            self._check(path, if_match)
+            if node.data is None and any(posixpath.dirname(p) == path for p in self._nodes if p):
+                raise NotEmpty(f"directory '{path}' is not empty")
+            del self._nodes[path]
+
+    def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
+        with self._lock:
+            if not old_path or not new_path:
+                raise InvalidPath("the root folder cannot be renamed")
+            self._node(old_path)
+            self._check(old_path, if_match)
+            if new_path in self._nodes:
+                raise AlreadyExists(f"'{new_path}' already exists")
+            self._parent(new_path)
+            if new_path.startswith(old_path + "/"):
+                raise InvalidPath(f"cannot move '{old_path}' into itself")
+            prefix = old_path + "/"
+            moved = [p for p in self._nodes if p == old_path or p.startswith(prefix)]
+            for path in moved:
+                self._nodes[new_path + path[len(old_path) :]] = self._nodes.pop(path)
+            return self._entry(new_path, self._nodes[new_path])
+
+    def create_checkpoint(self, path: str) -> Checkpoint:
+        with self._lock:
+            node = self._file(path)
+            self._reserve(len(node.data))  # type: ignore[arg-type]
+            stamp = time.time_ns()
+            while f"{stamp:020d}" in node.checkpoints:
+                stamp += 1
+            checkpoint_id, moment = f"{stamp:020d}", _now()
+            node.checkpoints[checkpoint_id] = (moment, node.data)  # type: ignore[assignment]
+            return Checkpoint(id=checkpoint_id, last_modified=moment)
+
+    def list_checkpoints(self, path: str) -> list[Checkpoint]:
+        with self._lock:
+            node = self._file(path)
+            return [
+                Checkpoint(id=cid, last_modified=node.checkpoints[cid][0]) for cid in sorted(node.checkpoints)
+            ]
+
+    def _checkpoint(self, node: _Node, path: str, checkpoint_id: str) -> bytes:
+        try:
+            return node.checkpoints[checkpoint_id][1]
+        except KeyError:
+            raise NotFound(f"no checkpoint '{checkpoint_id}' for '{path}'") from None
+
+    def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:
+        with self._lock:
+            data = self._checkpoint(self._file(path), path, checkpoint_id)
+            return self.write(path, data)
+
+    def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        with self._lock:
+            node = self._file(path)
+            self._checkpoint(node, path, checkpoint_id)
+            del node.checkpoints[checkpoint_id]
+
+    def describe(self) -> str:
+        return "memory (notebooks are lost when the server stops)"

@@ -1,0 +1,155 @@
+"""What only the file store does: its layout on disk, and never leaving its root."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from nbflask.config import ConfigError, StoreSettings
+from nbflask.stores import open_store, store_class
+from nbflask.stores.base import InvalidPath, NotFound, Store
+from nbflask.stores.file import CHECKPOINT_DIR, FileStore
+from nbflask.stores.memory import MemoryStore
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A root folder, and a secret beside it that no path may reach."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_text("top secret")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.txt").write_text("outside")
+    return root
+
+
+@pytest.fixture
+def store(tree):
+    return FileStore(root_dir=str(tree))
+
+
+def test_checkpoints_live_beside_the_file_and_stay_invisible(store, tree):
+    store.mkdir("sub")
+    store.write("sub/n.ipynb", b"{}")
+    checkpoint = store.create_checkpoint("sub/n.ipynb")
+    files = os.listdir(tree / "sub" / CHECKPOINT_DIR)
+    assert files == [f"n-checkpoint-{checkpoint.id}.ipynb"]
+    assert [e.name for e in store.list("sub")] == ["n.ipynb"]
+    with pytest.raises(NotFound):
+        store.stat(f"sub/{CHECKPOINT_DIR}")
+    with pytest.raises(NotFound):
+        store.write(f"sub/{CHECKPOINT_DIR}/evil.ipynb", b"x")
+
+
+def test_a_folder_holding_only_checkpoints_counts_as_empty(store, tree):
+    store.mkdir("d")
+    store.write("d/n.ipynb", b"{}")
+    store.create_checkpoint("d/n.ipynb")
+    os.unlink(tree / "d" / "n.ipynb")
+    store.delete("d")
+    assert not (tree / "d").exists()
+
+
+def test_saves_leave_no_temporary_files_and_keep_the_mode(store, tree):
+    store.write("m.txt", b"1")
+    os.chmod(tree / "m.txt", 0o640)
+    store.write("m.txt", b"2")
+    assert os.listdir(tree) == ["m.txt"]
+    assert stat.S_IMODE(os.stat(tree / "m.txt").st_mode) == 0o640
+
+
+def test_leftover_temporary_files_are_never_listed(store, tree):
+    (tree / ".~nbflask-0123-n.ipynb").write_bytes(b"half a save")
+    assert store.list("") == []
+    with pytest.raises(NotFound):
+        store.read(".~nbflask-0123-n.ipynb")
+
+
+def test_symlinks_out_of_the_root_are_refused_and_untouched(store, tree, tmp_path):
+    os.symlink(tmp_path / "secret.txt", tree / "leak.txt")
+    os.symlink(tmp_path / "outside", tree / "leakdir")
+    os.symlink(tmp_path / "nowhere", tree / "dangling")
+    assert store.list("") == []
+    for path in ("leak.txt", "leakdir", "leakdir/x.txt", "leakdir/new.txt"):
+        with pytest.raises(NotFound):
+            store.stat(path)
+        with pytest.raises(NotFound):
+            store.write(path, b"overwrite")
+        with pytest.raises(NotFound):
+            store.delete(path)
+    with pytest.raises(NotFound):
+        store.rename("leak.txt", "mine.txt")
+    with pytest.raises(NotFound):
+        store.read("leak.txt")
+    assert (tmp_path / "secret.txt").read_text() == "top secret"
+    assert os.listdir(tmp_path / "outside") == ["x.txt"]
+    assert os.path.islink(tree / "leak.txt")
+
+
+def test_symlinks_inside_the_root_work(store, tree):
+    store.mkdir("real")
+    store.write("real/a.txt", b"a")
+    os.symlink(tree / "real", tree / "alias")
+    assert store.read("alias/a.txt") == b"a"
+    assert {e.name for e in store.list("")} == {"real", "alias"}
+
+
+def test_special_files_are_neither_listed_nor_read(store, tree):
+    os.mkfifo(tree / "pipe")
+    assert store.list("") == []
+    with pytest.raises(NotFound):
+        store.read("pipe")
+
+
+def test_root_cannot_be_deleted_or_overwritten(store):
+    with pytest.raises(InvalidPath):
+        store.delete("")
+    with pytest.raises(InvalidPath):
+        store.write("", b"x")
+
+
+def test_constructor_refuses_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="root_dir"):
+        FileStore(root_dir=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="unknown option"):
+        FileStore(root_dir=str(tmp_path), colour="blue")
+    with pytest.raises(ValueError, match="max_bytes"):
+        MemoryStore(max_bytes=-1)
+
+
+class NotAStore:
+    pass
+
+
+class HalfAStore(Store):
+    def stat(self, path):
+        raise NotFound(path)
+
+
+def test_store_selection_by_name_and_dotted_path(tmp_path):
+    assert store_class("file") is FileStore
+    assert store_class("memory") is MemoryStore
+    assert store_class("nbflask.stores.memory:MemoryStore") is MemoryStore
+    opened = open_store(StoreSettings(class_name="file", root_dir=str(tmp_path)))
+    assert isinstance(opened, FileStore) and opened.describe() == os.path.realpath(tmp_path)
+    assert isinstance(open_store(StoreSettings(class_name="memory", root_dir="/nonexistent")), MemoryStore)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("filez", {}, "expected file, memory, swift or package.module:Class, found 'filez'"),
+        ("no_such_module:Store", {}, "cannot import 'no_such_module'"),
+        ("test_store_file:NotAStore", {}, "is not a store"),
+        ("test_store_file:HalfAStore", {}, "missing create_checkpoint"),
+        ("file", {"colour": "blue"}, "store (file): unknown option(s) for store 'file': colour"),
+        ("memory", {"max_bytes": "lots"}, "store (memory): max_bytes: expected a positive integer"),
+    ],
+)
+def test_bad_store_config_is_one_clear_line(tmp_path, name, options, expected):
+    with pytest.raises(ConfigError) as caught:
+        open_store(StoreSettings(class_name=name, root_dir=str(tmp_path), options=options), "deploy.yaml")
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
