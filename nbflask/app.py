@@ -87,11 +87,13 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.extensions["nbflask"].store = open_store(settings.store, settings.source)
 
     errors.init_app(app)
-    from .blueprints import api, auth, dashboard
+    from .blueprints import api, auth, contents, dashboard, files
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(contents.bp)
+    app.register_blueprint(files.bp)
 
     if settings.server.trust_xheaders:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)

@@ -24,6 +24,7 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     runtime.chmod(0o700)
     monkeypatch.setenv("NBFLASK_RUNTIME_DIR", str(runtime))
     monkeypatch.setenv("NBFLASK_CONFIG_DIR", str(tmp_path_factory.mktemp("userconfig")))
+    monkeypatch.setenv("NBFLASK_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
 
 
 @pytest.fixture

@@ -41,6 +41,12 @@ class InvalidPath(StoreError):
     status = 400
 
 
+class BadContent(StoreError):
+    """Content that cannot be stored or served as asked: not a notebook, bad base64, ..."""
+
+    status = 400
+
+
 class AlreadyExists(StoreError):
     status = 409
 

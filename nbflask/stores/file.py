@@ -114,7 +114,7 @@ class FileStore(Store):
         return Entry(
             path=path,
             kind="directory" if is_dir else "file",
-            created=_time(info.st_ctime),
+            created=_time(min(info.st_ctime, info.st_mtime)),
             last_modified=_time(info.st_mtime),
             size=None if is_dir else info.st_size,
             etag=("d" if is_dir else "") + _etag(info),

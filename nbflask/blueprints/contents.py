@@ -1,0 +1,184 @@
+"""`/api/contents/<path>`: the Jupyter Server contents API, HTTP only.
+
+Each view parses the request (query, JSON body, If-Match), calls the contents service and
+writes its model with the headers Jupyter clients expect (Location, Last-Modified) plus an
+ETag, so a client that sends If-Match gets 412 instead of overwriting someone else's save.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..app import state
+from ..contents import Contents, IfMatch, Reply, Trust
+from ..errors import APIError, json_error
+from ..stores.base import StoreError
+
+bp = Blueprint("contents", __name__, url_prefix="/api/contents")
+
+EXTENSION = "nbflask.contents"
+METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+
+
+@bp.record_once
+def _open_service(setup: Any) -> None:
+    """One contents service per app, over the store the app opened."""
+    server = setup.app.extensions["nbflask"]
+    settings = server.settings.store
+    setup.app.extensions[EXTENSION] = Contents(
+        server.store,
+        Trust(),
+        allow_hidden=settings.allow_hidden,
+        max_checkpoints=settings.max_checkpoints,
+    )
+
+
+def contents() -> Contents:
+    """The contents service of the current app (also used by the /files/ blueprint)."""
+    return current_app.extensions[EXTENSION]
+
+
+@bp.app_errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> Response:
+    limit = state().settings.server.max_body_size
+    return json_error(
+        413, f"Request body too large: the limit is {limit} bytes (server.max_body_size)", "too large"
+    )
+
+
+@bp.errorhandler(StoreError)
+def store_error(error: StoreError) -> Response:
+    return json_error(error.status, error.message, error.reason)
+
+
+# -- request parsing -------------------------------------------------------------------
+def json_body() -> dict[str, Any] | None:
+    """The request's JSON object, None when the body is empty; 400 for anything else."""
+    data = request.get_data(cache=False)
+    if not data.strip():
+        return None
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise APIError(400, f"Invalid JSON in request body: {exc}", "bad json") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "Request body must be a JSON object", "bad json")
+    return body
+
+
+def if_match() -> IfMatch:
+    """A predicate for the client's If-Match header (strong comparison), None without one."""
+    if "If-Match" not in request.headers:
+        return None
+    return request.if_match.contains
+
+
+def flag(name: str, default: str) -> bool:
+    value = request.args.get(name, default)
+    if value not in ("0", "1"):
+        raise APIError(400, f"{name.capitalize()} {value!r} is invalid; use 0 or 1")
+    return value == "1"
+
+
+def model_url(path: str) -> str:
+    return url_for("contents.contents_view", path=path)
+
+
+def model_response(reply: Reply, status: int = 200, location: bool = False) -> Response:
+    """The model as compact JSON, dumped once, with ETag and Last-Modified headers."""
+    body = json.dumps(reply.model, separators=(",", ":"))
+    response = Response(body, status=status, mimetype="application/json")
+    del body
+    if reply.etag is not None:
+        response.set_etag(reply.etag)
+    response.last_modified = reply.last_modified
+    if location:
+        response.headers["Location"] = model_url(reply.model["path"])
+    return response
+
+
+# -- /api/contents/<path> --------------------------------------------------------------
+@bp.route("", defaults={"path": ""}, methods=METHODS, strict_slashes=False)
+@bp.route("/<path:path>", methods=METHODS)
+def contents_view(path: str) -> Response:
+    return VIEWS[request.method](path)
+
+
+def get_model(path: str) -> Response:
+    kind = request.args.get("type") or None
+    if kind not in (None, "directory", "file", "notebook"):
+        kind = "file"
+    format = request.args.get("format") or None
+    if format not in (None, "text", "base64"):
+        raise APIError(400, f"Format {format!r} is invalid", "bad format")
+    reply = contents().get(
+        path, type=kind, format=format, content=flag("content", "1"), want_hash=flag("hash", "0")
+    )
+    return model_response(reply)
+
+
+def put_model(path: str) -> Response:
+    reply, created = contents().save(path, json_body(), if_match())
+    return model_response(reply, 201 if created else 200, location=True)
+
+
+def post_model(path: str) -> Response:
+    service = contents()
+    body = json_body() or {}
+    if body.get("copy_from"):
+        reply = service.copy(str(body["copy_from"]), path)
+    else:
+        reply = service.new_untitled(path, str(body.get("type") or ""), str(body.get("ext") or ""))
+    return model_response(reply, 201, location=True)
+
+
+def patch_model(path: str) -> Response:
+    body = json_body()
+    if body is None:
+        raise APIError(400, "JSON body missing")
+    return model_response(contents().rename(path, body.get("path"), if_match()), location=True)
+
+
+def delete_model(path: str) -> Response:
+    contents().delete(path, if_match())
+    return Response(status=204)
+
+
+VIEWS = {"GET": get_model, "PUT": put_model, "POST": post_model, "PATCH": patch_model, "DELETE": delete_model}
+
+
+# -- checkpoints and trust -------------------------------------------------------------
+def checkpoint_url(path: str, checkpoint_id: str) -> str:
+    return url_for("contents.checkpoint", path=path, checkpoint_id=checkpoint_id)
+
+
+@bp.get("/<path:path>/checkpoints")
+def list_checkpoints(path: str) -> Response:
+    return Response(json.dumps(contents().list_checkpoints(path)), mimetype="application/json")
+
+
+@bp.post("/<path:path>/checkpoints")
+def create_checkpoint(path: str) -> Response:
+    checkpoint = contents().create_checkpoint(path)
+    response = Response(json.dumps(checkpoint), status=201, mimetype="application/json")
+    response.headers["Location"] = checkpoint_url(path.strip("/"), checkpoint["id"])
+    return response
+
+
+@bp.route("/<path:path>/checkpoints/<checkpoint_id>", methods=["POST", "DELETE"])
+def checkpoint(path: str, checkpoint_id: str) -> Response:
+    if request.method == "POST":
+        contents().restore_checkpoint(path, checkpoint_id)
+    else:
+        contents().delete_checkpoint(path, checkpoint_id)
+    return Response(status=204)
+
+
+@bp.post("/<path:path>/trust")
+def trust(path: str) -> Response:
+    contents().trust_notebook(path)
+    return Response(status=201)

@@ -1,0 +1,50 @@
+"""`/files/<path>`: raw downloads, streamed from the store, sandboxed.
+
+An HTML or SVG file served from the server's own origin could otherwise run scripts with
+the user's cookies; the CSP `sandbox` directive gives the document an opaque origin with
+scripts off, and `nosniff` stops browsers from guessing a scriptable type.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from flask import Blueprint, Response, request
+
+from ..errors import json_error
+from ..stores.base import StoreError
+from .contents import contents
+
+bp = Blueprint("files", __name__)
+
+SANDBOX = (
+    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; font-src 'self'"
+)
+
+
+def content_type(name: str) -> str:
+    if name.endswith(".ipynb"):
+        return "application/x-ipynb+json"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@bp.errorhandler(StoreError)
+def store_error(error: StoreError) -> Response:
+    return json_error(error.status, error.message, error.reason)
+
+
+@bp.get("/files/<path:path>")
+def download(path: str) -> Response:
+    entry, chunks = contents().open_download(path)
+    response = Response(chunks, mimetype=content_type(entry.name), direct_passthrough=True)
+    response.content_length = entry.size
+    if entry.etag is not None:
+        response.set_etag(entry.etag)
+    response.last_modified = entry.last_modified
+    response.headers["Content-Security-Policy"] = SANDBOX
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    if request.args.get("download", "0") not in ("", "0", "false"):
+        response.headers.set("Content-Disposition", "attachment", filename=entry.name)
+    return response

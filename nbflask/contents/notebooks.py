@@ -1,0 +1,82 @@
+"""Notebook documents: bytes <-> nbformat v4 nodes, with upgrade, validation and repair rules.
+
+Reading upgrades every notebook to v4. Saving refuses what is not a notebook at all (400,
+nothing written) but keeps a notebook that merely fails schema validation, with the
+validation message, because losing a user's work is worse than storing an odd document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.validator import ValidationError
+
+from ..stores.base import BadContent
+
+log = logging.getLogger(__name__)
+
+CURRENT = nbformat.current_nbformat
+
+
+def validation_message(error: Exception | None) -> str | None:
+    """The one-paragraph reason a notebook failed its schema, as Jupyter reports it."""
+    if error is None:
+        return None
+    detail = getattr(error, "message", None) or str(error)
+    return f"Notebook validation failed: {detail}"
+
+
+def read(data: bytes, path: str) -> tuple[NotebookNode, str | None]:
+    """Parse stored bytes as a v4 notebook; returns it and the validation message, if any."""
+    captured: dict[str, Exception] = {}
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=CURRENT, capture_validation_error=captured)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad documents
+        raise BadContent(f"Unreadable Notebook: {path} {exc}", "bad format") from None
+    return nb, validation_message(captured.get("ValidationError"))
+
+
+def from_model(content: Any) -> NotebookNode:
+    """The notebook a client sent in a save, upgraded to v4; BadContent if it is none at all."""
+    if not isinstance(content, dict):
+        raise BadContent(f"Unreadable Notebook: content must be a JSON object, found {type(content).__name__}")
+    version = content.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CURRENT:
+        raise BadContent(f"Unreadable Notebook: 'nbformat' must be an integer from 1 to {CURRENT}, found {version!r}")
+    cells_key = "cells" if version >= 4 else "worksheets"
+    if not isinstance(content.get(cells_key), list):
+        raise BadContent(f"Unreadable Notebook: '{cells_key}' must be a list")
+    nb = nbformat.from_dict(content)
+    if version < CURRENT:
+        try:
+            nb = nbformat.convert(nb, CURRENT)
+        except Exception as exc:  # noqa: BLE001 - the converters assume well-formed input
+            raise BadContent(f"Unreadable Notebook: cannot upgrade from v{version}: {exc}") from None
+    return nb
+
+
+def dumps(nb: NotebookNode) -> tuple[bytes, str | None]:
+    """Serialise for storage the way Jupyter does (sorted keys, indent 1), plus validation.
+
+    A notebook nbformat cannot write (an invalid shape its writer trips over) is stored as
+    plain sorted JSON instead: the user's work is kept and the message says what is wrong.
+    """
+    captured: dict[str, Exception] = {}
+    try:
+        text = nbformat.writes(nb, version=nbformat.NO_CONVERT, capture_validation_error=captured)
+    except (ValidationError, KeyError, AttributeError, TypeError, ValueError) as exc:
+        log.warning("saving a notebook nbformat cannot write, as plain JSON: %s", exc)
+        text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False)
+        captured.setdefault("ValidationError", exc)
+    if not text.endswith("\n"):
+        text += "\n"
+    return text.encode("utf-8"), validation_message(captured.get("ValidationError"))
+
+
+def new() -> NotebookNode:
+    """An empty v4 notebook, for POST (new untitled) and PUT without content."""
+    return nbformat.v4.new_notebook()

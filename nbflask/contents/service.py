@@ -1,0 +1,355 @@
+"""The contents service: Jupyter's REST models on top of any store, knowing nothing of HTTP.
+
+It turns store entries and bytes into the models of the Jupyter Server contents API (types
+notebook/file/directory, text/base64/json formats, hashes), applies the rules every store
+shares (hidden files, untitled and copy names, checkpoint pruning, notebook upgrade,
+validation and trust) and the compare-and-swap of If-Match, given as a predicate on etags.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..stores.base import (
+    BadContent,
+    Conflict,
+    Entry,
+    InvalidPath,
+    NotFound,
+    Store,
+    normalize_path,
+)
+from . import names, notebooks
+from .trust import Trust
+
+#: Tells whether an etag satisfies the client's If-Match; None when the client sent none.
+IfMatch = Callable[[str], bool] | None
+
+HASH_ALGORITHM = "sha256"
+KINDS = ("directory", "file", "notebook")
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def is_hidden(path: str) -> bool:
+    return any(part.startswith(".") for part in path.split("/"))
+
+
+def kind_of(entry: Entry) -> str:
+    if entry.kind == "directory":
+        return "directory"
+    return "notebook" if entry.path.endswith(".ipynb") else "file"
+
+
+@dataclass
+class Reply:
+    """A model and the version it describes (for the ETag and Last-Modified headers)."""
+
+    model: dict[str, Any]
+    etag: str | None
+    last_modified: datetime
+
+
+class Contents:
+    """Jupyter's contents API over one store."""
+
+    def __init__(
+        self, store: Store, trust: Trust, *, allow_hidden: bool = False, max_checkpoints: int = 5
+    ) -> None:
+        self.store = store
+        self.trust = trust
+        self.allow_hidden = allow_hidden
+        self.max_checkpoints = max_checkpoints
+
+    # -- helpers -----------------------------------------------------------------------
+    def _path(self, path: str, action: str | None = None) -> str:
+        """Normalise; refuse hidden paths (404 to readers, 400 to writers) unless allowed."""
+        path = normalize_path(path)
+        if not self.allow_hidden and is_hidden(path):
+            if action is None:
+                raise NotFound(f"file or directory '{path}' does not exist")
+            raise InvalidPath(f"Cannot {action} file or directory '{path}': hidden files are not allowed")
+        return path
+
+    def _stat(self, path: str) -> Entry:
+        try:
+            return self.store.stat(path)
+        except NotFound:
+            raise NotFound(f"file or directory '{path}' does not exist") from None
+
+    def _expected_etag(self, path: str, if_match: IfMatch) -> str | None:
+        """The etag the store must still hold for the change to go through (If-Match)."""
+        if if_match is None:
+            return None
+        try:
+            entry = self.store.stat(path)
+        except NotFound:
+            raise Conflict(f"'{path}' does not exist any more (If-Match failed)") from None
+        if entry.etag is None or not if_match(entry.etag):
+            raise Conflict(f"'{path}' was changed since you loaded it (If-Match failed); reload it")
+        return entry.etag
+
+    def _model(self, entry: Entry, kind: str | None = None) -> dict[str, Any]:
+        kind = kind or kind_of(entry)
+        return {
+            "name": entry.name,
+            "path": entry.path,
+            "last_modified": isoformat(entry.last_modified),
+            "created": isoformat(entry.created),
+            "content": None,
+            "format": None,
+            "mimetype": mimetypes.guess_type(entry.name)[0] if kind == "file" else None,
+            "size": entry.size,
+            "writable": entry.writable,
+            "hash": None,
+            "hash_algorithm": None,
+            "type": kind,
+        }
+
+    def _reply(self, entry: Entry, kind: str | None = None, message: str | None = None) -> Reply:
+        model = self._model(entry, kind)
+        if message:
+            model["message"] = message
+        return Reply(model, entry.etag, entry.last_modified)
+
+    def _child(self, directory: str, name: str) -> str:
+        return f"{directory}/{name}" if directory else name
+
+    def _taken(self, directory: str) -> Callable[[str], bool]:
+        return lambda name: self.store.exists(self._child(directory, name))
+
+    # -- read --------------------------------------------------------------------------
+    def get(
+        self,
+        path: str,
+        *,
+        type: str | None = None,
+        format: str | None = None,
+        content: bool = True,
+        want_hash: bool = False,
+    ) -> Reply:
+        """The model of a file, notebook or directory, with or without its content."""
+        path = self._path(path)
+        entry = self._stat(path)
+        if entry.kind == "directory":
+            if type not in (None, "directory"):
+                raise BadContent(f"'{path}' is a directory, not a {type}", "bad type")
+            return self._directory(entry, content)
+        if type == "directory":
+            raise BadContent(f"'{path}' is not a directory", "bad type")
+        kind = "notebook" if type == "notebook" or (type is None and path.endswith(".ipynb")) else "file"
+        reply = self._reply(entry, kind)
+        if not content and not want_hash:
+            return reply
+        data = self.store.read(path)
+        model = reply.model
+        if want_hash:
+            model["hash"] = hashlib.new(HASH_ALGORITHM, data).hexdigest()
+            model["hash_algorithm"] = HASH_ALGORITHM
+        if content and kind == "notebook":
+            nb, message = notebooks.read(data, path)
+            del data
+            self.trust.mark(nb)
+            model.update(content=nb, format="json")
+            if message:
+                model["message"] = message
+        elif content:
+            self._file_content(model, data, format, path)
+        return reply
+
+    def _file_content(self, model: dict[str, Any], data: bytes, format: str | None, path: str) -> None:
+        if format in (None, "text"):
+            try:
+                model.update(content=data.decode("utf-8"), format="text")
+                model["mimetype"] = model["mimetype"] or "text/plain"
+                return
+            except UnicodeDecodeError:
+                if format == "text":
+                    raise BadContent(f"'{path}' is not UTF-8 encoded", "bad format") from None
+        model.update(content=base64.b64encode(data).decode("ascii"), format="base64")
+        model["mimetype"] = model["mimetype"] or "application/octet-stream"
+
+    def _directory(self, entry: Entry, content: bool) -> Reply:
+        reply = self._reply(entry, "directory")
+        if content:
+            children = [
+                self._model(child)
+                for child in self.store.list(entry.path)
+                if self.allow_hidden or not child.name.startswith(".")
+            ]
+            reply.model.update(content=children, format="json")
+        return reply
+
+    # -- save --------------------------------------------------------------------------
+    def save(self, path: str, body: dict[str, Any] | None, if_match: IfMatch = None) -> tuple[Reply, bool]:
+        """PUT: save or upload; returns the model and whether the entry is new (201)."""
+        if not body:
+            return self.new_untitled(path), True
+        if body.get("copy_from"):
+            raise BadContent("Cannot copy with PUT, only POST")
+        path = self._path(path, "create")
+        if isinstance(body.get("path"), str):
+            self._path(body["path"], "create")
+        if not path:
+            raise InvalidPath("Cannot save over the root folder")
+        kind = body.get("type") or ("notebook" if path.endswith(".ipynb") else "file")
+        if kind not in KINDS:
+            kind = "file"
+        expected = self._expected_etag(path, if_match)
+        existed = self.store.exists(path)
+        if kind == "directory":
+            return self._save_directory(path, existed), not existed
+        if "content" not in body and existed:
+            raise BadContent("No file content provided")
+        if kind == "notebook":
+            nb = notebooks.from_model(body["content"]) if "content" in body else notebooks.new()
+            self.trust.sign_if_trusted(nb)
+            data, message = notebooks.dumps(nb)
+            del nb
+            entry = self.store.write(path, data, if_match=expected)
+            return self._reply(entry, "notebook", message), not existed
+        data = self._file_bytes(body, path)
+        chunk = body.get("chunk")
+        if isinstance(chunk, int) and chunk not in (0, 1) and existed:
+            data = self.store.read(path) + data
+        entry = self.store.write(path, data, if_match=expected)
+        return self._reply(entry, "file"), not existed
+
+    def _save_directory(self, path: str, existed: bool) -> Reply:
+        if existed:
+            entry = self.store.stat(path)
+            if entry.kind != "directory":
+                raise BadContent(f"'{path}' exists and is a file, not a directory")
+            return self._reply(entry, "directory")
+        return self._reply(self.store.mkdir(path), "directory")
+
+    @staticmethod
+    def _file_bytes(body: dict[str, Any], path: str) -> bytes:
+        if "content" not in body:
+            return b""
+        content, format = body["content"], body.get("format")
+        if format not in ("text", "base64"):
+            raise BadContent("Must specify format of file contents as 'text' or 'base64'", "bad format")
+        if not isinstance(content, str):
+            raise BadContent(f"file content must be a string, found {type(content).__name__}")
+        if format == "text":
+            return content.encode("utf-8", "surrogateescape")
+        try:
+            return base64.b64decode(content.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise BadContent(f"Encoding error saving '{path}': {exc}", "bad format") from None
+
+    # -- create ------------------------------------------------------------------------
+    def _directory_for_new(self, directory: str) -> str:
+        try:
+            entry = self.store.stat(directory)
+        except NotFound:
+            raise NotFound(f"No such directory: '{directory}'") from None
+        if entry.kind != "directory":
+            raise BadContent("Cannot POST to files, use PUT instead.")
+        return directory
+
+    def new_untitled(self, directory: str, kind: str = "", ext: str = "") -> Reply:
+        """POST: a new `Untitled.ipynb`, `untitled.txt` or `Untitled Folder` in `directory`."""
+        directory = self._directory_for_new(self._path(directory, "create"))
+        if kind not in KINDS:
+            kind = "notebook" if ext == ".ipynb" else "file"
+        name = names.untitled(kind, ext or "", self._taken(directory))
+        path = self._child(directory, name)
+        if kind == "directory":
+            return self._reply(self.store.mkdir(path), "directory")
+        if kind == "notebook":
+            nb = notebooks.new()
+            self.trust.sign_if_trusted(nb)
+            return self._reply(self.store.write(path, notebooks.dumps(nb)[0]), "notebook")
+        return self._reply(self.store.write(path, b""), "file")
+
+    def copy(self, source: str, directory: str) -> Reply:
+        """POST with copy_from: a byte-exact copy named `name-Copy1.ext` in `directory`."""
+        directory = self._directory_for_new(self._path(directory, "copy"))
+        source = self._path(source, "copy")
+        entry = self._stat(source)
+        if entry.kind == "directory":
+            raise BadContent("Can't copy directories")
+        name = names.copy_name(entry.name, self._taken(directory))
+        written = self.store.write(self._child(directory, name), self.store.read(source))
+        return self._reply(written)
+
+    # -- rename, delete ----------------------------------------------------------------
+    def rename(self, path: str, new_path: Any, if_match: IfMatch = None) -> Reply:
+        """PATCH: move a file or directory; 409 if the new path is taken."""
+        if not isinstance(new_path, str):
+            raise BadContent("Rename needs a JSON body with the new 'path'")
+        path = self._path(path, "rename")
+        new_path = self._path(new_path, "rename")
+        if not path or not new_path:
+            raise InvalidPath("Cannot rename the root folder")
+        if new_path == path:
+            self._expected_etag(path, if_match)
+            return self._reply(self._stat(path))
+        expected = self._expected_etag(path, if_match)
+        self._stat(path)
+        return self._reply(self.store.rename(path, new_path, if_match=expected))
+
+    def delete(self, path: str, if_match: IfMatch = None) -> None:
+        """DELETE: a file with its checkpoints, or an empty directory."""
+        path = self._path(path, "delete")
+        if not path:
+            raise InvalidPath("Cannot delete the root folder")
+        expected = self._expected_etag(path, if_match)
+        self._stat(path)
+        self.store.delete(path, if_match=expected)
+
+    # -- checkpoints and trust ---------------------------------------------------------
+    @staticmethod
+    def _checkpoint_model(checkpoint: Any) -> dict[str, str]:
+        return {"id": checkpoint.id, "last_modified": isoformat(checkpoint.last_modified)}
+
+    def list_checkpoints(self, path: str) -> list[dict[str, str]]:
+        path = self._path(path)
+        self._stat(path)
+        return [self._checkpoint_model(c) for c in self.store.list_checkpoints(path)]
+
+    def create_checkpoint(self, path: str) -> dict[str, str]:
+        """A new checkpoint; the oldest ones past `max_checkpoints` are deleted."""
+        path = self._path(path)
+        self._stat(path)
+        checkpoint = self.store.create_checkpoint(path)
+        self.store.prune_checkpoints(path, self.max_checkpoints)
+        return self._checkpoint_model(checkpoint)
+
+    def restore_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        path = self._path(path)
+        self._stat(path)
+        self.store.restore_checkpoint(path, checkpoint_id)
+
+    def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        path = self._path(path)
+        self._stat(path)
+        self.store.delete_checkpoint(path, checkpoint_id)
+
+    def trust_notebook(self, path: str) -> None:
+        """Trust a notebook's current outputs (the user vouches for them)."""
+        path = self._path(path)
+        entry = self._stat(path)
+        if entry.kind == "directory":
+            raise BadContent(f"'{path}' is a directory, not a notebook", "bad type")
+        nb, _ = notebooks.read(self.store.read(path), path)
+        self.trust.sign(nb)
+
+    # -- raw files ---------------------------------------------------------------------
+    def open_download(self, path: str) -> tuple[Entry, Any]:
+        """The entry and a chunk iterator of a file, for /files/ (hidden rules apply)."""
+        path = self._path(path)
+        if self._stat(path).kind == "directory":
+            raise NotFound(f"'{path}' is a directory, not a file")
+        return self.store.open_stream(path)

@@ -1,0 +1,124 @@
+"""Notebook trust with nbformat's signing: outputs run scripts only in notebooks you saved.
+
+A notebook is trusted when its HMAC signature (computed with a per-user secret) is in the
+signature database; Jupyter marks the code cells of a trusted notebook `trusted: true` on
+load, and signs on save when every output is trusted. The secret (0600) and the database
+live in a persistent per-user data folder, not the runtime folder, which a reboot may wipe
+(that would silently untrust every notebook). `NBFLASK_DATA_DIR` moves it (tests do).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from nbformat.sign import NotebookNotary
+
+ENV_DATA_DIR = "NBFLASK_DATA_DIR"
+SECRET_NAME = "notebook_secret"
+DB_NAME = "nbsignatures.db"
+
+log = logging.getLogger(__name__)
+
+
+def data_dir() -> Path:
+    """The persistent per-user folder (0700): $NBFLASK_DATA_DIR or $XDG_DATA_HOME/nbflask."""
+    if os.environ.get(ENV_DATA_DIR):
+        path = Path(os.environ[ENV_DATA_DIR])
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        path = Path(base) / "nbflask"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def load_secret(path: Path) -> bytes:
+    """Read the signing secret, creating it 0600 from the first byte if it is missing.
+
+    The new secret is written to a private temp file and hard-linked into place, so two
+    workers starting together agree on one secret and nobody ever reads half of it.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(64))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_bytes()
+
+
+class Trust:
+    """Signs and checks notebooks; safe to share between threads and greenlets.
+
+    nbformat's SQLite connection may only be used by the OS thread that opened it, so each
+    OS thread gets its own notary (greenlets share their thread's, which is what SQLite wants).
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or data_dir()
+        self.secret = load_secret(self.folder / SECRET_NAME)
+        self._notaries: dict[int, NotebookNotary] = {}
+        self._lock = threading.Lock()
+
+    def _notary(self) -> NotebookNotary:
+        ident = _os_thread_ident()
+        notary = self._notaries.get(ident)
+        if notary is None:
+            notary = NotebookNotary(
+                data_dir=str(self.folder), db_file=str(self.folder / DB_NAME), secret=self.secret
+            )
+            with self._lock:
+                self._notaries[ident] = notary
+        return notary
+
+    def mark(self, nb: Any) -> None:
+        """Set `metadata.trusted` on the code cells of a notebook just read."""
+        notary = self._notary()
+        try:
+            notary.mark_cells(nb, notary.check_signature(nb))
+        except (KeyError, AttributeError, TypeError) as exc:
+            log.info("not marking trust on a malformed notebook: %s", exc)
+
+    def sign_if_trusted(self, nb: Any) -> None:
+        """Sign a notebook about to be saved if every output in it is trusted."""
+        notary = self._notary()
+        try:
+            if notary.check_cells(nb):
+                notary.sign(nb)
+        except (KeyError, AttributeError, TypeError) as exc:
+            log.info("not signing a malformed notebook: %s", exc)
+
+    def sign(self, nb: Any) -> None:
+        """Trust a notebook explicitly (the user asked for it)."""
+        self._notary().sign(nb)
+
+    def close(self) -> None:
+        with self._lock:
+            notaries, self._notaries = self._notaries, {}
+        for notary in notaries.values():
+            try:
+                notary.close()
+            except Exception:  # noqa: BLE001 - closing must not fail shutdown
+                log.debug("closing a signature store failed", exc_info=True)
+
+
+def _os_thread_ident() -> int:
+    """The id of the OS thread, even when gevent has patched `threading` into greenlets."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:
+        return threading.get_ident()
+    return get_original("_thread", "get_ident")()
