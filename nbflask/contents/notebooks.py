@@ -43,10 +43,13 @@ def read(data: bytes, path: str) -> tuple[NotebookNode, str | None]:
 def from_model(content: Any) -> NotebookNode:
     """The notebook a client sent in a save, upgraded to v4; BadContent if it is none at all."""
     if not isinstance(content, dict):
-        raise BadContent(f"Unreadable Notebook: content must be a JSON object, found {type(content).__name__}")
+        found = type(content).__name__
+        raise BadContent(f"Unreadable Notebook: content must be a JSON object, found {found}")
     version = content.get("nbformat")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CURRENT:
-        raise BadContent(f"Unreadable Notebook: 'nbformat' must be an integer from 1 to {CURRENT}, found {version!r}")
+        raise BadContent(
+            f"Unreadable Notebook: 'nbformat' must be an integer from 1 to {CURRENT}, found {version!r}"
+        )
     cells_key = "cells" if version >= 4 else "worksheets"
     if not isinstance(content.get(cells_key), list):
         raise BadContent(f"Unreadable Notebook: '{cells_key}' must be a list")
