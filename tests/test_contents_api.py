@@ -1,0 +1,531 @@
+"""`/api/contents` as Jupyter clients use it, on the file and the memory store.
+
+Each test is a client's story: what it sends, the status, the model keys and headers it
+gets back, and what the store holds afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import nbformat
+import pytest
+from conftest import TOKEN
+
+MODEL_KEYS = {
+    "name", "path", "type", "writable", "created", "last_modified", "mimetype",
+    "content", "format", "size", "hash", "hash_algorithm",
+}
+
+
+def notebook(*sources: str, outputs: list | None = None) -> dict:
+    nb = nbformat.v4.new_notebook()
+    for source in sources:
+        cell = nbformat.v4.new_code_cell(source)
+        if outputs is not None:
+            cell.outputs = nbformat.from_dict(outputs)
+        nb.cells.append(cell)
+    return json.loads(nbformat.writes(nb))
+
+
+@pytest.fixture(params=["file", "memory"])
+def api(request, make_app):
+    """A token-authenticated client on a fresh app with the given store."""
+    app = make_app({"store": {"class": request.param}})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    client.store = app.extensions["nbflask"].store
+    return client
+
+
+def put(api, path, **model):
+    return api.put(f"/api/contents/{path}", json=model)
+
+
+def put_notebook(api, path, nb=None):
+    return put(api, path, type="notebook", format="json", content=nb or notebook("print(1)"))
+
+
+def put_text(api, path, text):
+    return put(api, path, type="file", format="text", content=text)
+
+
+def assert_error(response, status):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"message", "reason"}
+    assert body["message"]
+    return body
+
+
+# -- GET -------------------------------------------------------------------------------
+def test_root_directory_model(api):
+    put_notebook(api, "a.ipynb")
+    put_text(api, "b.txt", "hello")
+    api.put("/api/contents/sub", json={"type": "directory"})
+    response = api.get("/api/contents")
+    assert response.status_code == 200
+    model = response.get_json()
+    assert set(model) == MODEL_KEYS
+    assert (model["type"], model["format"], model["path"], model["name"]) == ("directory", "json", "", "")
+    children = {child["name"]: child for child in model["content"]}
+    assert set(children) == {"a.ipynb", "b.txt", "sub"}
+    assert children["a.ipynb"]["type"] == "notebook"
+    assert children["b.txt"]["type"] == "file"
+    assert children["b.txt"]["mimetype"] == "text/plain"
+    assert children["sub"]["type"] == "directory"
+    for child in children.values():
+        assert set(child) == MODEL_KEYS
+        assert child["content"] is None and child["format"] is None
+    assert api.get("/api/contents/").get_json()["content"] == model["content"]
+
+
+def test_notebook_model_headers_and_content(api):
+    put_notebook(api, "n.ipynb", notebook("x = 1"))
+    response = api.get("/api/contents/n.ipynb")
+    assert response.status_code == 200
+    model = response.get_json()
+    assert set(model) == MODEL_KEYS
+    assert (model["type"], model["format"], model["mimetype"]) == ("notebook", "json", None)
+    assert model["content"]["nbformat"] == 4
+    assert model["content"]["cells"][0]["source"] == "x = 1"
+    assert model["size"] == len(api.store.read("n.ipynb"))
+    assert model["writable"] is True
+    assert model["last_modified"].endswith("Z") and model["created"].endswith("Z")
+    assert response.headers["ETag"].startswith('"') and response.headers["ETag"].endswith('"')
+    assert response.headers["Last-Modified"].endswith("GMT")
+
+
+def test_content_zero_and_hash(api):
+    put_notebook(api, "n.ipynb")
+    model = api.get("/api/contents/n.ipynb?content=0").get_json()
+    assert model["content"] is None and model["format"] is None and model["hash"] is None
+    hashed = api.get("/api/contents/n.ipynb?content=0&hash=1").get_json()
+    assert hashed["hash"] == hashlib.sha256(api.store.read("n.ipynb")).hexdigest()
+    assert hashed["hash_algorithm"] == "sha256"
+    assert hashed["content"] is None
+
+
+def test_text_and_binary_files(api):
+    put_text(api, "t.txt", "héllo")
+    text = api.get("/api/contents/t.txt").get_json()
+    assert (text["type"], text["format"], text["content"], text["mimetype"]) == ("file", "text", "héllo", "text/plain")
+    raw = bytes(range(256))
+    put(api, "b.bin", type="file", format="base64", content=base64.b64encode(raw).decode())
+    binary = api.get("/api/contents/b.bin").get_json()
+    assert binary["format"] == "base64"
+    assert binary["mimetype"] == "application/octet-stream"
+    assert base64.b64decode(binary["content"]) == raw
+    as_base64 = api.get("/api/contents/t.txt?format=base64").get_json()
+    assert base64.b64decode(as_base64["content"]) == "héllo".encode()
+
+
+def test_non_utf8_text_is_served_as_base64(api):
+    latin1 = "café".encode("latin-1")
+    api.store.write("latin.txt", latin1)
+    model = api.get("/api/contents/latin.txt").get_json()
+    assert model["format"] == "base64"
+    assert base64.b64decode(model["content"]) == latin1
+    body = assert_error(api.get("/api/contents/latin.txt?format=text"), 400)
+    assert body["reason"] == "bad format"
+
+
+def test_type_parameter(api):
+    put_notebook(api, "n.ipynb")
+    api.put("/api/contents/d", json={"type": "directory"})
+    as_file = api.get("/api/contents/n.ipynb?type=file").get_json()
+    assert as_file["type"] == "file" and as_file["format"] == "text"
+    assert json.loads(as_file["content"])["nbformat"] == 4
+    assert assert_error(api.get("/api/contents/n.ipynb?type=directory"), 400)["reason"] == "bad type"
+    assert assert_error(api.get("/api/contents/d?type=file"), 400)["reason"] == "bad type"
+    assert assert_error(api.get("/api/contents/d?type=notebook"), 400)["reason"] == "bad type"
+
+
+@pytest.mark.parametrize("query", ["format=json", "format=xml", "content=2", "content=yes", "hash=2"])
+def test_bad_query_arguments(api, query):
+    put_notebook(api, "n.ipynb")
+    assert_error(api.get(f"/api/contents/n.ipynb?{query}"), 400)
+
+
+def test_missing_is_404_json(api):
+    body = assert_error(api.get("/api/contents/nope.ipynb"), 404)
+    assert "nope.ipynb" in body["message"]
+
+
+def test_old_notebooks_are_upgraded_to_v4_on_read(api):
+    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(input="1+1")])])
+    api.store.write("old.ipynb", nbformat.writes(v3, version=3).encode())
+    model = api.get("/api/contents/old.ipynb").get_json()
+    assert model["content"]["nbformat"] == 4
+    assert model["content"]["cells"][0]["source"] == "1+1"
+    assert "message" not in model
+
+
+def test_unreadable_notebook_on_disk_is_400(api):
+    api.store.write("broken.ipynb", b"{not json")
+    assert "Unreadable Notebook" in assert_error(api.get("/api/contents/broken.ipynb"), 400)["message"]
+    assert api.get("/api/contents/broken.ipynb?type=file").get_json()["content"] == "{not json"
+
+
+def test_invalid_notebook_on_disk_is_served_with_the_validation_message(api):
+    nb = notebook("x")
+    nb["cells"][0]["bogus"] = 1
+    api.store.write("odd.ipynb", json.dumps(nb).encode())
+    model = api.get("/api/contents/odd.ipynb").get_json()
+    assert model["content"]["cells"][0]["source"] == "x"
+    assert model["message"].startswith("Notebook validation failed")
+
+
+def test_api_needs_credentials(make_app):
+    anonymous = make_app().test_client()
+    assert_error(anonymous.get("/api/contents"), 403)
+    assert_error(anonymous.put("/api/contents/x.txt", json={"type": "file", "format": "text", "content": ""}), 403)
+
+
+# -- PUT -------------------------------------------------------------------------------
+def test_put_creates_with_201_then_saves_with_200(api):
+    created = put_notebook(api, "n.ipynb")
+    assert created.status_code == 201
+    assert created.headers["Location"] == "/api/contents/n.ipynb"
+    model = created.get_json()
+    assert set(model) == MODEL_KEYS
+    assert model["type"] == "notebook" and model["content"] is None
+    saved = put_notebook(api, "n.ipynb", notebook("print(2)"))
+    assert saved.status_code == 200
+    assert saved.headers["ETag"] != created.headers["ETag"]
+    on_disk = nbformat.reads(api.store.read("n.ipynb").decode(), as_version=4)
+    assert on_disk.cells[0].source == "print(2)"
+
+
+def test_saved_notebooks_are_written_as_jupyter_writes_them(api):
+    nb = notebook("a = 1\nb = 2")
+    put_notebook(api, "n.ipynb", nb)
+    stored = api.store.read("n.ipynb").decode()
+    assert stored == nbformat.writes(nbformat.from_dict(nb)) + "\n"
+    assert '"source": [\n    "a = 1\\n",\n    "b = 2"\n   ]' in stored
+
+
+def test_put_text_base64_and_directory(api):
+    assert put_text(api, "t.txt", "text").status_code == 201
+    assert api.store.read("t.txt") == b"text"
+    raw = b"\x00\xff\x10"
+    assert put(api, "b.bin", type="file", format="base64", content=base64.b64encode(raw).decode()).status_code == 201
+    assert api.store.read("b.bin") == raw
+    made = api.put("/api/contents/newdir", json={"type": "directory"})
+    assert made.status_code == 201 and made.get_json()["type"] == "directory"
+    again = api.put("/api/contents/newdir", json={"type": "directory"})
+    assert again.status_code == 200
+    assert_error(api.put("/api/contents/t.txt", json={"type": "directory"}), 400)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"type": "file", "content": "x"},
+        {"type": "file", "format": "json", "content": "x"},
+        {"type": "file", "format": "base64", "content": "***not base64***"},
+        {"type": "file", "format": "text", "content": 42},
+        {"type": "notebook", "format": "json", "content": [1, 2]},
+        {"type": "notebook", "format": "json", "content": {"cells": []}},
+        {"type": "notebook", "format": "json", "content": {"nbformat": 9, "cells": []}},
+        {"type": "notebook", "format": "json", "content": {"nbformat": 4, "cells": "nope"}},
+        {"type": "notebook", "format": "json", "content": "text"},
+        {"type": "file", "format": "text", "content": "x", "copy_from": "a.txt"},
+    ],
+)
+def test_bad_saves_are_400_and_change_nothing(api, model):
+    put_text(api, "t.txt", "original")
+    put_notebook(api, "n.ipynb", notebook("original"))
+    before = {path: api.store.read(path) for path in ("t.txt", "n.ipynb")}
+    target = "n.ipynb" if model["type"] == "notebook" else "t.txt"
+    assert_error(api.put(f"/api/contents/{target}", json=model), 400)
+    assert {path: api.store.read(path) for path in before} == before
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"string"'])
+def test_malformed_json_body_is_400_and_changes_nothing(api, body):
+    put_notebook(api, "n.ipynb")
+    before = api.store.read("n.ipynb")
+    assert_error(api.put("/api/contents/n.ipynb", data=body, content_type="application/json"), 400)
+    assert api.store.read("n.ipynb") == before
+
+
+def test_schema_invalid_notebook_is_saved_with_the_message(api):
+    nb = notebook("keep me")
+    nb["cells"][0]["unexpected"] = True
+    response = put_notebook(api, "n.ipynb", nb)
+    assert response.status_code == 201
+    assert response.get_json()["message"].startswith("Notebook validation failed")
+    assert json.loads(api.store.read("n.ipynb"))["cells"][0]["source"] == ["keep me"]
+
+
+def test_notebook_nbformat_cannot_write_is_still_kept(api):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "keep"}]}
+    response = put_notebook(api, "n.ipynb", nb)
+    assert response.status_code == 201
+    assert "message" in response.get_json()
+    assert json.loads(api.store.read("n.ipynb"))["cells"][0]["source"] == "keep"
+
+
+def test_old_notebook_saved_is_upgraded(api):
+    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(input="x")])])
+    response = put_notebook(api, "old.ipynb", json.loads(nbformat.writes(v3, version=3)))
+    assert response.status_code == 201
+    assert json.loads(api.store.read("old.ipynb"))["nbformat"] == 4
+
+
+def test_put_into_a_missing_folder_is_404(api):
+    assert_error(put_text(api, "missing/t.txt", "x"), 404)
+
+
+def test_put_without_body_creates_an_untitled_file(api):
+    api.put("/api/contents/d", json={"type": "directory"})
+    response = api.put("/api/contents/d")
+    assert response.status_code == 201
+    assert response.get_json()["path"] == "d/untitled"
+
+
+def test_chunked_upload(api):
+    parts = [b"a" * 10, b"b" * 10, b"c" * 5]
+    for number, part in zip((1, 2, -1), parts):
+        response = put(api, "big.bin", type="file", format="base64", chunk=number,
+                       content=base64.b64encode(part).decode())
+        assert response.status_code in (200, 201)
+    assert api.store.read("big.bin") == b"".join(parts)
+
+
+def test_request_body_limit_is_413_json_naming_the_limit(make_app):
+    client = make_app({"server": {"max_body_size": 1000}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    response = client.put("/api/contents/big.txt", json={"type": "file", "format": "text", "content": "x" * 2000})
+    body = assert_error(response, 413)
+    assert "1000 bytes" in body["message"]
+    assert client.get("/api/contents/big.txt").status_code == 404
+
+
+# -- POST ------------------------------------------------------------------------------
+def test_new_untitled_names(api):
+    def new(**body):
+        response = api.post("/api/contents", json=body)
+        assert response.status_code == 201
+        assert response.headers["Location"] == "/api/contents/" + response.get_json()["path"].replace(" ", "%20")
+        return response.get_json()["name"]
+
+    assert [new(type="notebook") for _ in range(3)] == ["Untitled.ipynb", "Untitled1.ipynb", "Untitled2.ipynb"]
+    assert [new(type="file", ext=".txt") for _ in range(2)] == ["untitled.txt", "untitled1.txt"]
+    assert [new(type="directory") for _ in range(3)] == ["Untitled Folder", "Untitled Folder 1", "Untitled Folder 2"]
+    assert new(ext=".ipynb") == "Untitled3.ipynb"
+    model = api.get("/api/contents/Untitled.ipynb").get_json()
+    assert model["content"]["cells"] == [] and model["content"]["nbformat"] == 4
+    assert api.get("/api/contents/Untitled Folder").get_json()["type"] == "directory"
+
+
+def test_new_untitled_in_a_subfolder_and_errors(api):
+    api.put("/api/contents/sub", json={"type": "directory"})
+    response = api.post("/api/contents/sub", json={"type": "notebook"})
+    assert response.get_json()["path"] == "sub/Untitled.ipynb"
+    assert_error(api.post("/api/contents/nowhere", json={"type": "notebook"}), 404)
+    assert_error(api.post("/api/contents/sub/Untitled.ipynb", json={"type": "notebook"}), 400)
+
+
+def test_copy_names(api):
+    put_notebook(api, "a.ipynb", notebook("original"))
+    put_text(api, "data.tar.gz", "archive")
+    api.put("/api/contents/other", json={"type": "directory"})
+
+    def copy(source, target=""):
+        response = api.post(f"/api/contents/{target}", json={"copy_from": source})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["path"]
+
+    assert copy("a.ipynb") == "a-Copy1.ipynb"
+    assert copy("a.ipynb") == "a-Copy2.ipynb"
+    assert copy("a-Copy1.ipynb") == "a-Copy3.ipynb"
+    assert copy("data.tar.gz") == "data-Copy1.tar.gz"
+    assert copy("a.ipynb", "other") == "other/a.ipynb"
+    assert api.store.read("a-Copy1.ipynb") == api.store.read("a.ipynb")
+    assert_error(api.post("/api/contents", json={"copy_from": "missing.ipynb"}), 404)
+    assert_error(api.post("/api/contents", json={"copy_from": "other"}), 400)
+
+
+# -- PATCH -----------------------------------------------------------------------------
+def test_rename(api):
+    put_notebook(api, "old.ipynb")
+    api.put("/api/contents/dir", json={"type": "directory"})
+    response = api.patch("/api/contents/old.ipynb", json={"path": "dir/new.ipynb"})
+    assert response.status_code == 200
+    assert response.headers["Location"] == "/api/contents/dir/new.ipynb"
+    model = response.get_json()
+    assert set(model) == MODEL_KEYS
+    assert (model["path"], model["name"]) == ("dir/new.ipynb", "new.ipynb")
+    assert_error(api.get("/api/contents/old.ipynb"), 404)
+    assert api.patch("/api/contents/dir/new.ipynb", json={"path": "dir/new.ipynb"}).status_code == 200
+
+
+def test_rename_errors(api):
+    put_text(api, "a.txt", "a")
+    put_text(api, "b.txt", "b")
+    assert_error(api.patch("/api/contents/a.txt", json={"path": "b.txt"}), 409)
+    assert api.store.read("b.txt") == b"b"
+    assert_error(api.patch("/api/contents/missing.txt", json={"path": "c.txt"}), 404)
+    assert_error(api.patch("/api/contents/a.txt", json={"path": "nodir/a.txt"}), 404)
+    assert_error(api.patch("/api/contents/a.txt"), 400)
+    assert_error(api.patch("/api/contents/a.txt", json={"name": "x"}), 400)
+    assert_error(api.patch("/api/contents", json={"path": "root"}), 400)
+
+
+# -- DELETE ----------------------------------------------------------------------------
+def test_delete(api):
+    put_text(api, "a.txt", "a")
+    api.put("/api/contents/empty", json={"type": "directory"})
+    api.put("/api/contents/full", json={"type": "directory"})
+    put_text(api, "full/keep.txt", "keep")
+    response = api.delete("/api/contents/a.txt")
+    assert response.status_code == 204 and response.data == b""
+    assert api.delete("/api/contents/empty").status_code == 204
+    assert_error(api.delete("/api/contents/full"), 400)
+    assert api.store.read("full/keep.txt") == b"keep"
+    assert_error(api.delete("/api/contents/a.txt"), 404)
+    assert_error(api.delete("/api/contents"), 400)
+
+
+# -- checkpoints -----------------------------------------------------------------------
+def test_checkpoints_round_trip(api):
+    put_notebook(api, "n.ipynb", notebook("version 1"))
+    assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
+    created = api.post("/api/contents/n.ipynb/checkpoints")
+    assert created.status_code == 201
+    checkpoint = created.get_json()
+    assert set(checkpoint) == {"id", "last_modified"}
+    assert created.headers["Location"] == f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"
+    assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == [checkpoint]
+    put_notebook(api, "n.ipynb", notebook("version 2"))
+    restored = api.post(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}")
+    assert restored.status_code == 204
+    model = api.get("/api/contents/n.ipynb").get_json()
+    assert model["content"]["cells"][0]["source"] == "version 1"
+    assert api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}").status_code == 204
+    assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
+    assert_error(api.post(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
+    assert_error(api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
+    assert_error(api.get("/api/contents/missing.ipynb/checkpoints"), 404)
+    assert_error(api.post("/api/contents/missing.ipynb/checkpoints"), 404)
+
+
+def test_oldest_checkpoints_are_pruned_past_the_configured_count(make_app):
+    client = make_app({"store": {"max_checkpoints": 2}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    put_text(client, "f.txt", "0")
+    ids = []
+    for i in range(4):
+        put_text(client, "f.txt", str(i))
+        ids.append(client.post("/api/contents/f.txt/checkpoints").get_json()["id"])
+    assert [c["id"] for c in client.get("/api/contents/f.txt/checkpoints").get_json()] == ids[-2:]
+
+
+# -- trust -----------------------------------------------------------------------------
+HTML_OUTPUT = [{"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>"}, "metadata": {}}]
+
+
+def code_cells_trusted(api, path):
+    cells = api.get(f"/api/contents/{path}").get_json()["content"]["cells"]
+    return [cell["metadata"].get("trusted") for cell in cells if cell["cell_type"] == "code"]
+
+
+def test_trust(api):
+    put_notebook(api, "n.ipynb", notebook("x", outputs=HTML_OUTPUT))
+    assert code_cells_trusted(api, "n.ipynb") == [False]
+    assert api.post("/api/contents/n.ipynb/trust").status_code == 201
+    assert code_cells_trusted(api, "n.ipynb") == [True]
+    trusted = api.get("/api/contents/n.ipynb").get_json()["content"]
+    trusted["cells"][0]["source"] = "y"
+    put_notebook(api, "n.ipynb", trusted)
+    assert code_cells_trusted(api, "n.ipynb") == [True], "a save of trusted cells stays trusted"
+    assert b'"trusted"' not in api.store.read("n.ipynb")
+    assert_error(api.post("/api/contents/missing.ipynb/trust"), 404)
+
+
+def test_notebooks_without_unsafe_output_are_trusted(api):
+    put_notebook(api, "plain.ipynb", notebook("1"))
+    assert code_cells_trusted(api, "plain.ipynb") == [True]
+
+
+def test_signing_secret_is_private(api, tmp_path_factory):
+    import os
+    import stat
+
+    from nbflask.contents.trust import SECRET_NAME, data_dir
+
+    secret = data_dir() / SECRET_NAME
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert os.stat(secret).st_size == 64
+
+
+# -- ETag / If-Match -------------------------------------------------------------------
+def test_if_match_lets_the_current_version_save(api):
+    etag = put_notebook(api, "n.ipynb").headers["ETag"]
+    assert api.get("/api/contents/n.ipynb").headers["ETag"] == etag
+    response = api.put("/api/contents/n.ipynb", json={"type": "notebook", "content": notebook("2")},
+                       headers={"If-Match": etag})
+    assert response.status_code == 200
+    assert response.headers["ETag"] != etag
+
+
+def test_if_match_refuses_a_stale_save_with_412(api):
+    first = put_notebook(api, "n.ipynb", notebook("tab 1")).headers["ETag"]
+    put_notebook(api, "n.ipynb", notebook("tab 2"))
+    before = api.store.read("n.ipynb")
+    response = api.put("/api/contents/n.ipynb", json={"type": "notebook", "content": notebook("lost")},
+                       headers={"If-Match": first})
+    assert_error(response, 412)
+    assert api.store.read("n.ipynb") == before
+    weak = api.put("/api/contents/n.ipynb", json={"type": "notebook", "content": notebook("lost")},
+                   headers={"If-Match": "W/" + api.get("/api/contents/n.ipynb").headers["ETag"]})
+    assert_error(weak, 412)
+
+
+def test_if_match_on_rename_delete_and_missing(api):
+    stale = put_text(api, "f.txt", "1").headers["ETag"]
+    current = put_text(api, "f.txt", "2").headers["ETag"]
+    assert_error(api.patch("/api/contents/f.txt", json={"path": "g.txt"}, headers={"If-Match": stale}), 412)
+    assert_error(api.delete("/api/contents/f.txt", headers={"If-Match": stale}), 412)
+    assert api.store.read("f.txt") == b"2"
+    assert_error(put(api, "new.txt", type="file", format="text", content="x") if False else
+                 api.put("/api/contents/new.txt", json={"type": "file", "format": "text", "content": "x"},
+                         headers={"If-Match": "*"}), 412)
+    assert not api.store.exists("new.txt")
+    assert api.delete("/api/contents/f.txt", headers={"If-Match": f'"nope", {current}'}).status_code == 204
+
+
+def test_without_if_match_saves_overwrite_as_in_jupyter(api):
+    put_text(api, "f.txt", "1")
+    assert put_text(api, "f.txt", "2").status_code == 200
+    assert api.store.read("f.txt") == b"2"
+
+
+# -- hidden files ----------------------------------------------------------------------
+def test_hidden_files_are_invisible_by_default(api):
+    api.store.write(".secret", b"s")
+    api.store.mkdir(".config")
+    api.store.write(".config/x.txt", b"x")
+    assert api.get("/api/contents").get_json()["content"] == []
+    for path in (".secret", ".config", ".config/x.txt"):
+        assert_error(api.get(f"/api/contents/{path}"), 404)
+        assert_error(api.get(f"/files/{path}"), 404)
+    assert_error(put_text(api, ".new", "x"), 400)
+    assert_error(api.delete("/api/contents/.secret"), 400)
+    put_text(api, "visible.txt", "v")
+    assert_error(api.patch("/api/contents/visible.txt", json={"path": ".hidden.txt"}), 400)
+    assert_error(api.post("/api/contents", json={"copy_from": ".secret"}), 400)
+    assert api.store.read(".secret") == b"s"
+
+
+def test_allow_hidden_shows_them(make_app):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    assert put_text(client, ".env", "A=1").status_code == 201
+    names = [child["name"] for child in client.get("/api/contents").get_json()["content"]]
+    assert names == [".env"]
+    assert client.get("/api/contents/.env").get_json()["content"] == "A=1"
