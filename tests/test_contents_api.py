@@ -40,6 +40,12 @@ def api(request, make_app):
     return client
 
 
+def v3_notebook(source: str) -> str:
+    cell = nbformat.v3.new_code_cell(input=source)
+    worksheet = nbformat.v3.new_worksheet(cells=[cell])
+    return nbformat.writes(nbformat.v3.new_notebook(worksheets=[worksheet]), version=3)
+
+
 def put(api, path, **model):
     return api.put(f"/api/contents/{path}", json=model)
 
@@ -111,7 +117,8 @@ def test_content_zero_and_hash(api):
 def test_text_and_binary_files(api):
     put_text(api, "t.txt", "héllo")
     text = api.get("/api/contents/t.txt").get_json()
-    assert (text["type"], text["format"], text["content"], text["mimetype"]) == ("file", "text", "héllo", "text/plain")
+    assert (text["type"], text["format"], text["content"]) == ("file", "text", "héllo")
+    assert text["mimetype"] == "text/plain"
     raw = bytes(range(256))
     put(api, "b.bin", type="file", format="base64", content=base64.b64encode(raw).decode())
     binary = api.get("/api/contents/b.bin").get_json()
@@ -155,8 +162,7 @@ def test_missing_is_404_json(api):
 
 
 def test_old_notebooks_are_upgraded_to_v4_on_read(api):
-    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(input="1+1")])])
-    api.store.write("old.ipynb", nbformat.writes(v3, version=3).encode())
+    api.store.write("old.ipynb", v3_notebook("1+1").encode())
     model = api.get("/api/contents/old.ipynb").get_json()
     assert model["content"]["nbformat"] == 4
     assert model["content"]["cells"][0]["source"] == "1+1"
@@ -181,7 +187,7 @@ def test_invalid_notebook_on_disk_is_served_with_the_validation_message(api):
 def test_api_needs_credentials(make_app):
     anonymous = make_app().test_client()
     assert_error(anonymous.get("/api/contents"), 403)
-    assert_error(anonymous.put("/api/contents/x.txt", json={"type": "file", "format": "text", "content": ""}), 403)
+    assert_error(put_text(anonymous, "x.txt", ""), 403)
 
 
 # -- PUT -------------------------------------------------------------------------------
@@ -211,7 +217,8 @@ def test_put_text_base64_and_directory(api):
     assert put_text(api, "t.txt", "text").status_code == 201
     assert api.store.read("t.txt") == b"text"
     raw = b"\x00\xff\x10"
-    assert put(api, "b.bin", type="file", format="base64", content=base64.b64encode(raw).decode()).status_code == 201
+    uploaded = put(api, "b.bin", type="file", format="base64", content=base64.b64encode(raw).decode())
+    assert uploaded.status_code == 201
     assert api.store.read("b.bin") == raw
     made = api.put("/api/contents/newdir", json={"type": "directory"})
     assert made.status_code == 201 and made.get_json()["type"] == "directory"
@@ -262,7 +269,8 @@ def test_schema_invalid_notebook_is_saved_with_the_message(api):
 
 
 def test_notebook_nbformat_cannot_write_is_still_kept(api):
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "keep"}]}
+    cell_without_metadata = {"cell_type": "code", "source": "keep"}
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell_without_metadata]}
     response = put_notebook(api, "n.ipynb", nb)
     assert response.status_code == 201
     assert "message" in response.get_json()
@@ -270,8 +278,7 @@ def test_notebook_nbformat_cannot_write_is_still_kept(api):
 
 
 def test_old_notebook_saved_is_upgraded(api):
-    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[nbformat.v3.new_code_cell(input="x")])])
-    response = put_notebook(api, "old.ipynb", json.loads(nbformat.writes(v3, version=3)))
+    response = put_notebook(api, "old.ipynb", json.loads(v3_notebook("x")))
     assert response.status_code == 201
     assert json.loads(api.store.read("old.ipynb"))["nbformat"] == 4
 
@@ -289,7 +296,7 @@ def test_put_without_body_creates_an_untitled_file(api):
 
 def test_chunked_upload(api):
     parts = [b"a" * 10, b"b" * 10, b"c" * 5]
-    for number, part in zip((1, 2, -1), parts):
+    for number, part in zip((1, 2, -1), parts, strict=True):
         response = put(api, "big.bin", type="file", format="base64", chunk=number,
                        content=base64.b64encode(part).decode())
         assert response.status_code in (200, 201)
@@ -299,7 +306,7 @@ def test_chunked_upload(api):
 def test_request_body_limit_is_413_json_naming_the_limit(make_app):
     client = make_app({"server": {"max_body_size": 1000}}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    response = client.put("/api/contents/big.txt", json={"type": "file", "format": "text", "content": "x" * 2000})
+    response = put_text(client, "big.txt", "x" * 2000)
     body = assert_error(response, 413)
     assert "1000 bytes" in body["message"]
     assert client.get("/api/contents/big.txt").status_code == 404
@@ -310,7 +317,8 @@ def test_new_untitled_names(api):
     def new(**body):
         response = api.post("/api/contents", json=body)
         assert response.status_code == 201
-        assert response.headers["Location"] == "/api/contents/" + response.get_json()["path"].replace(" ", "%20")
+        path = response.get_json()["path"]
+        assert response.headers["Location"] == "/api/contents/" + path.replace(" ", "%20")
         return response.get_json()["name"]
 
     assert [new(type="notebook") for _ in range(3)] == ["Untitled.ipynb", "Untitled1.ipynb", "Untitled2.ipynb"]
@@ -426,7 +434,9 @@ def test_oldest_checkpoints_are_pruned_past_the_configured_count(make_app):
 
 
 # -- trust -----------------------------------------------------------------------------
-HTML_OUTPUT = [{"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>"}, "metadata": {}}]
+HTML_OUTPUT = [
+    {"output_type": "display_data", "data": {"text/html": "<script>alert(1)</script>"}, "metadata": {}}
+]
 
 
 def code_cells_trusted(api, path):
@@ -492,9 +502,8 @@ def test_if_match_on_rename_delete_and_missing(api):
     assert_error(api.patch("/api/contents/f.txt", json={"path": "g.txt"}, headers={"If-Match": stale}), 412)
     assert_error(api.delete("/api/contents/f.txt", headers={"If-Match": stale}), 412)
     assert api.store.read("f.txt") == b"2"
-    assert_error(put(api, "new.txt", type="file", format="text", content="x") if False else
-                 api.put("/api/contents/new.txt", json={"type": "file", "format": "text", "content": "x"},
-                         headers={"If-Match": "*"}), 412)
+    new = {"type": "file", "format": "text", "content": "x"}
+    assert_error(api.put("/api/contents/new.txt", json=new, headers={"If-Match": "*"}), 412)
     assert not api.store.exists("new.txt")
     assert api.delete("/api/contents/f.txt", headers={"If-Match": f'"nope", {current}'}).status_code == 204
 
