@@ -321,9 +321,11 @@ def test_new_untitled_names(api):
         assert response.headers["Location"] == "/api/contents/" + path.replace(" ", "%20")
         return response.get_json()["name"]
 
-    assert [new(type="notebook") for _ in range(3)] == ["Untitled.ipynb", "Untitled1.ipynb", "Untitled2.ipynb"]
+    notebooks = [new(type="notebook") for _ in range(3)]
+    assert notebooks == ["Untitled.ipynb", "Untitled1.ipynb", "Untitled2.ipynb"]
     assert [new(type="file", ext=".txt") for _ in range(2)] == ["untitled.txt", "untitled1.txt"]
-    assert [new(type="directory") for _ in range(3)] == ["Untitled Folder", "Untitled Folder 1", "Untitled Folder 2"]
+    folders = [new(type="directory") for _ in range(3)]
+    assert folders == ["Untitled Folder", "Untitled Folder 1", "Untitled Folder 2"]
     assert new(ext=".ipynb") == "Untitled3.ipynb"
     model = api.get("/api/contents/Untitled.ipynb").get_json()
     assert model["content"]["cells"] == [] and model["content"]["nbformat"] == 4
