@@ -8,8 +8,11 @@ scripts off, and `nosniff` stops browsers from guessing a scriptable type.
 from __future__ import annotations
 
 import mimetypes
+import unicodedata
+from urllib.parse import quote
 
 from flask import Blueprint, Response, request
+from werkzeug.http import dump_options_header
 
 from ..errors import json_error
 from ..stores.base import StoreError
@@ -29,6 +32,15 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+def attachment(name: str) -> str:
+    """Content-Disposition for any file name: an ASCII fallback plus the RFC 5987 UTF-8 form."""
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    options = {"filename": fallback or "download"}
+    if fallback != name:
+        options["filename*"] = "UTF-8''" + quote(name, safe="")
+    return dump_options_header("attachment", options)
+
+
 @bp.errorhandler(StoreError)
 def store_error(error: StoreError) -> Response:
     return json_error(error.status, error.message, error.reason)
@@ -46,5 +58,5 @@ def download(path: str) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-cache"
     if request.args.get("download", "0") not in ("", "0", "false"):
-        response.headers.set("Content-Disposition", "attachment", filename=entry.name)
+        response.headers["Content-Disposition"] = attachment(entry.name)
     return response
