@@ -13,6 +13,7 @@ from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
+from nbformat.v4.rwbase import split_lines, strip_transient
 from nbformat.validator import ValidationError
 
 from ..stores.base import BadContent
@@ -63,21 +64,26 @@ def from_model(content: Any) -> NotebookNode:
 
 
 def dumps(nb: NotebookNode) -> tuple[bytes, str | None]:
-    """Serialise for storage the way Jupyter does (sorted keys, indent 1), plus validation.
+    """Serialise for storage exactly as nbformat writes v4 (sorted keys, indent 1, lines
+    split), plus the validation message. Consumes `nb`: it is changed in place instead of
+    deep-copied as nbformat.writes does, which would hold a second copy of a large notebook.
 
-    A notebook nbformat cannot write (an invalid shape its writer trips over) is stored as
-    plain sorted JSON instead: the user's work is kept and the message says what is wrong.
+    A notebook nbformat's helpers trip over (an invalid shape) is stored as plain sorted JSON:
+    the user's work is kept and the message says what is wrong.
     """
-    captured: dict[str, Exception] = {}
+    message = None
     try:
-        text = nbformat.writes(nb, version=nbformat.NO_CONVERT, capture_validation_error=captured)
-    except (ValidationError, KeyError, AttributeError, TypeError, ValueError) as exc:
-        log.warning("saving a notebook nbformat cannot write, as plain JSON: %s", exc)
-        text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False)
-        captured.setdefault("ValidationError", exc)
-    if not text.endswith("\n"):
-        text += "\n"
-    return text.encode("utf-8"), validation_message(captured.get("ValidationError"))
+        nbformat.validate(nb)
+    except ValidationError as exc:
+        message = validation_message(exc)
+    try:
+        split_lines(nb)
+        strip_transient(nb)
+    except (KeyError, AttributeError, TypeError, ValueError) as exc:
+        log.warning("saving a notebook nbformat cannot normalise, as plain JSON: %s", exc)
+        message = message or validation_message(exc)
+    text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False, separators=(",", ": "))
+    return (text + "\n").encode("utf-8"), message
 
 
 def new() -> NotebookNode:
