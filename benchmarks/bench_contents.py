@@ -113,8 +113,12 @@ def start_nbflask(folder: Path) -> Server:
         )
     )
     nbflask = Path(sys.executable).parent / "nbflask"
-    env = {"NBFLASK_RUNTIME_DIR": str(folder / "nbflask-runtime"), "NBFLASK_DATA_DIR": str(folder / "nbflask-data")}
-    return Server("nbflask", [str(nbflask), "run", "--config", str(config)], f"http://127.0.0.1:{port}/", env, folder)
+    env = {
+        "NBFLASK_RUNTIME_DIR": str(folder / "nbflask-runtime"),
+        "NBFLASK_DATA_DIR": str(folder / "nbflask-data"),
+    }
+    argv = [str(nbflask), "run", "--config", str(config)]
+    return Server("nbflask", argv, f"http://127.0.0.1:{port}/", env, folder)
 
 
 def start_jupyter(folder: Path, executable: str) -> Server:
@@ -122,7 +126,8 @@ def start_jupyter(folder: Path, executable: str) -> Server:
     root = folder / "jupyter-root"
     root.mkdir()
     argv = [
-        executable, f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+        executable, f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={TOKEN}",
         "--ServerApp.open_browser=False", f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
         *(["--allow-root"] if os.geteuid() == 0 else []),
     ]
@@ -176,8 +181,10 @@ def main() -> None:
     notebook = make_notebook(int(args.mb * 880_000))
     body = json.dumps({"type": "notebook", "format": "json", "content": notebook}).encode()
     size_mb = len(nbformat.writes(nbformat.from_dict(notebook)).encode()) / 1e6
-    print(f"notebook: {len(notebook['cells'])} cells, {size_mb:.1f} MB on disk, {len(body) / 1e6:.1f} MB PUT body;"
-          f" median of {args.repeat} requests each")
+    print(
+        f"notebook: {len(notebook['cells'])} cells, {size_mb:.1f} MB on disk,"
+        f" {len(body) / 1e6:.1f} MB PUT body; median of {args.repeat} requests each"
+    )
 
     results: dict[str, dict[str, float]] = {}
     folder = Path(tempfile.mkdtemp(prefix="nbflask-bench-"))
