@@ -153,3 +153,24 @@ def test_bad_store_config_is_one_clear_line(tmp_path, name, options, expected):
         open_store(StoreSettings(class_name=name, root_dir=str(tmp_path), options=options), "deploy.yaml")
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_names_the_api_cannot_address_are_skipped(store, tree):
+    (tree / "back\\slash.txt").write_text("x")
+    os.close(os.open(os.path.join(os.fsencode(tree), b"latin1-\xe9.txt"), os.O_CREAT | os.O_WRONLY, 0o600))
+    (tree / "fine.txt").write_text("ok")
+    assert [entry.name for entry in store.list("")] == ["fine.txt"]
+
+
+def test_symlink_loops_are_not_found(store, tree):
+    os.symlink(tree / "loop", tree / "loop")
+    assert store.list("") == []
+    with pytest.raises(NotFound):
+        store.read("loop")
+
+
+def test_a_bad_store_stops_the_app_at_start_up(make_app):
+    with pytest.raises(ConfigError, match="store.class"):
+        make_app({"store": {"class": "nosuch.module:Store"}})
+    with pytest.raises(ConfigError, match="store.max_checkpoints: expected 1 or more"):
+        make_app({"store": {"max_checkpoints": 0}})

@@ -211,7 +211,7 @@ class Contents:
         if "content" not in body and existed:
             raise BadContent("No file content provided")
         if kind == "notebook":
-            nb = notebooks.from_model(body["content"]) if "content" in body else notebooks.new()
+            nb = notebooks.from_model(body.pop("content")) if "content" in body else notebooks.new()
             self.trust.sign_if_trusted(nb)
             data, message = notebooks.dumps(nb)
             del nb

@@ -55,9 +55,18 @@ def _etag(info: os.stat_result) -> str:
     return f"{info.st_ino:x}-{info.st_mtime_ns:x}-{info.st_size:x}"
 
 
+def _addressable(name: str) -> bool:
+    """Whether the API can name this entry: UTF-8, no backslash, no control character."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\\" not in name and not any(ord(c) < 32 for c in name)
+
+
 def _os_error(exc: OSError, path: str) -> StoreError:
     """Map an OS error to the store error a client can act on."""
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
         return NotFound(f"no such file or directory: '{path}'")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return PermissionDenied(f"permission denied: '{path}'")
@@ -150,8 +159,8 @@ class FileStore(Store):
             name = child.name
             if name == CHECKPOINT_DIR or name.startswith(TEMP_PREFIX):
                 continue
-            if "\\" in name or any(ord(c) < 32 for c in name):
-                continue  # not addressable through the API
+            if not _addressable(name):
+                continue
             child_path = f"{path}/{name}" if path else name
             try:
                 if child.is_symlink() and not self._inside(os.path.realpath(child.path)):
