@@ -8,6 +8,7 @@ ETag, so a client that sends If-Match gets 412 instead of overwriting someone el
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
@@ -22,6 +23,7 @@ bp = Blueprint("contents", __name__, url_prefix="/api/contents")
 
 EXTENSION = "nbflask.contents"
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+STREAM_CHUNK = 1 << 20
 
 
 @bp.record_once
@@ -88,10 +90,24 @@ def model_url(path: str) -> str:
     return url_for("contents.contents_view", path=path)
 
 
+def json_chunks(body: str, size: int = STREAM_CHUNK) -> Iterator[bytes]:
+    """Encode a large ASCII JSON text piece by piece instead of into one more full copy."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size].encode("ascii")
+
+
 def model_response(reply: Reply, status: int = 200, location: bool = False) -> Response:
-    """The model as compact JSON, dumped once, with ETag and Last-Modified headers."""
-    body = json.dumps(reply.model, separators=(",", ":"))
-    response = Response(body, status=status, mimetype="application/json")
+    """The model as compact JSON, dumped once, with ETag and Last-Modified headers.
+
+    `ensure_ascii` keeps the text ASCII, so its length is its byte length and a large model
+    streams out in encoded slices while only the text is held whole.
+    """
+    body = json.dumps(reply.model, separators=(",", ":"), ensure_ascii=True)
+    if len(body) > STREAM_CHUNK:
+        response = Response(json_chunks(body), status=status, mimetype="application/json")
+        response.content_length = len(body)
+    else:
+        response = Response(body, status=status, mimetype="application/json")
     del body
     if reply.etag is not None:
         response.set_etag(reply.etag)

@@ -35,7 +35,8 @@ def read(data: bytes, path: str) -> tuple[NotebookNode, str | None]:
     """Parse stored bytes as a v4 notebook; returns it and the validation message, if any."""
     captured: dict[str, Exception] = {}
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=CURRENT, capture_validation_error=captured)
+        # json.loads takes UTF-8 bytes: no decoded copy of a large notebook.
+        nb = nbformat.reads(data, as_version=CURRENT, capture_validation_error=captured)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad documents
         raise BadContent(f"Unreadable Notebook: {path} {exc}", "bad format") from None
     return nb, validation_message(captured.get("ValidationError"))
@@ -83,7 +84,8 @@ def dumps(nb: NotebookNode) -> tuple[bytes, str | None]:
         log.warning("saving a notebook nbformat cannot normalise, as plain JSON: %s", exc)
         message = message or validation_message(exc)
     text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False, separators=(",", ": "))
-    return (text + "\n").encode("utf-8"), message
+    text += "\n"  # in place: CPython grows a string nobody else holds
+    return text.encode("utf-8"), message
 
 
 def new() -> NotebookNode:
