@@ -540,3 +540,14 @@ def test_allow_hidden_shows_them(make_app):
     names = [child["name"] for child in client.get("/api/contents").get_json()["content"]]
     assert names == [".env"]
     assert client.get("/api/contents/.env").get_json()["content"] == "A=1"
+
+
+# -- large notebooks -------------------------------------------------------------------
+def test_large_notebook_round_trip_streams_the_model(api):
+    sources = [f"cell {i}\n" + "y" * 3000 for i in range(1000)]
+    put_notebook(api, "big.ipynb", notebook(*sources))
+    response = api.get("/api/contents/big.ipynb")
+    assert response.is_streamed
+    assert int(response.headers["Content-Length"]) == len(response.data) > 3_000_000
+    cells = response.get_json()["content"]["cells"]
+    assert [cell["source"] for cell in cells] == sources
