@@ -174,3 +174,11 @@ def test_a_bad_store_stops_the_app_at_start_up(make_app):
         make_app({"store": {"class": "nosuch.module:Store"}})
     with pytest.raises(ConfigError, match="store.max_checkpoints: expected 1 or more"):
         make_app({"store": {"max_checkpoints": 0}})
+
+
+def test_names_up_to_the_file_system_limit_save_atomically(store, tree):
+    name = "é" * 120 + ".ipynb"  # 246 bytes in UTF-8
+    store.write(name, b"{}")
+    store.write(name, b"{ }")
+    assert store.read(name) == b"{ }"
+    assert os.listdir(tree) == [name]

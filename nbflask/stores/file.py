@@ -233,14 +233,14 @@ class FileStore(Store):
 
     def _atomic_write(self, os_path: str, path: str, data: bytes, if_match: str | None = None) -> Entry:
         """Temp file in the same folder, fsync, then rename over the target under the folder lock."""
-        folder, name = os.path.split(os_path)
+        folder = os.path.dirname(os_path)
         try:
             mode = stat.S_IMODE(os.stat(os_path).st_mode)
         except FileNotFoundError:
             mode = None
         except OSError as exc:
             raise _os_error(exc, path) from None
-        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"[:255])
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
