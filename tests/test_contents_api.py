@@ -404,6 +404,9 @@ def test_delete(api):
 # -- checkpoints -----------------------------------------------------------------------
 def test_checkpoints_round_trip(api):
     put_notebook(api, "n.ipynb", notebook("version 1"))
+    (first,) = api.get("/api/contents/n.ipynb/checkpoints").get_json()
+    assert set(first) == {"id", "last_modified"}, "the first save of a notebook makes a checkpoint"
+    assert api.delete(f"/api/contents/n.ipynb/checkpoints/{first['id']}").status_code == 204
     assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
     created = api.post("/api/contents/n.ipynb/checkpoints")
     assert created.status_code == 201
@@ -418,6 +421,10 @@ def test_checkpoints_round_trip(api):
     assert model["content"]["cells"][0]["source"] == "version 1"
     assert api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}").status_code == 204
     assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
+    put_notebook(api, "n.ipynb", notebook("version 3"))
+    assert len(api.get("/api/contents/n.ipynb/checkpoints").get_json()) == 1
+    put_text(api, "plain.txt", "text")
+    assert api.get("/api/contents/plain.txt/checkpoints").get_json() == []
     assert_error(api.post(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
     assert_error(api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
     assert_error(api.get("/api/contents/missing.ipynb/checkpoints"), 404)

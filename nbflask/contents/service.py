@@ -121,6 +121,11 @@ class Contents:
             model["message"] = message
         return Reply(model, entry.etag, entry.last_modified)
 
+    def _first_checkpoint(self, path: str) -> None:
+        """Notebooks always have a checkpoint to revert to, as in Jupyter: make the first."""
+        if not self.store.list_checkpoints(path):
+            self.store.create_checkpoint(path)
+
     def _child(self, directory: str, name: str) -> str:
         return f"{directory}/{name}" if directory else name
 
@@ -216,6 +221,7 @@ class Contents:
             data, message = notebooks.dumps(nb)
             del nb
             entry = self.store.write(path, data, if_match=expected)
+            self._first_checkpoint(path)
             return self._reply(entry, "notebook", message), not existed
         data = self._file_bytes(body, path)
         chunk = body.get("chunk")
@@ -270,7 +276,9 @@ class Contents:
         if kind == "notebook":
             nb = notebooks.new()
             self.trust.sign_if_trusted(nb)
-            return self._reply(self.store.write(path, notebooks.dumps(nb)[0]), "notebook")
+            entry = self.store.write(path, notebooks.dumps(nb)[0])
+            self._first_checkpoint(path)
+            return self._reply(entry, "notebook")
         return self._reply(self.store.write(path, b""), "file")
 
     def copy(self, source: str, directory: str) -> Reply:
@@ -282,6 +290,8 @@ class Contents:
             raise BadContent("Can't copy directories")
         name = names.copy_name(entry.name, self._taken(directory))
         written = self.store.write(self._child(directory, name), self.store.read(source))
+        if kind_of(written) == "notebook":
+            self._first_checkpoint(written.path)
         return self._reply(written)
 
     # -- rename, delete ----------------------------------------------------------------
