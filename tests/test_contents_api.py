@@ -269,7 +269,7 @@ def test_schema_invalid_notebook_is_saved_with_the_message(api):
 
 
 def test_notebook_nbformat_cannot_write_is_still_kept(api):
-    cell_without_metadata = {"cell_type": "code", "source": "keep"}
+    cell_without_metadata = {"cell_type": "code", "id": "c1", "source": "keep"}
     nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell_without_metadata]}
     response = put_notebook(api, "n.ipynb", nb)
     assert response.status_code == 201
