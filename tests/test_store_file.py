@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -182,3 +183,13 @@ def test_names_up_to_the_file_system_limit_save_atomically(store, tree):
     store.write(name, b"{ }")
     assert store.read(name) == b"{ }"
     assert os.listdir(tree) == [name]
+
+
+def test_temp_files_of_dead_saves_are_swept_when_old(store, tree):
+    old, fresh = tree / ".~nbflask-dead.tmp", tree / ".~nbflask-live.tmp"
+    old.write_bytes(b"half a save")
+    fresh.write_bytes(b"a save in progress")
+    os.utime(old, (time.time() - 2 * 3600,) * 2)
+    assert store.list("") == []
+    assert not old.exists()
+    assert fresh.exists()

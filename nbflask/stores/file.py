@@ -44,6 +44,8 @@ CHECKPOINT_DIR = ".ipynb_checkpoints"
 #: Prefix of the temporary files of saves in progress; never listed.
 TEMP_PREFIX = ".~nbflask-"
 _CHECKPOINT_ID = re.compile(r"\d{20}")
+#: A temp file this old belongs to a save that died; listing its folder removes it.
+STALE_TEMP_SECONDS = 3600
 
 
 def _time(seconds: float) -> datetime:
@@ -157,7 +159,10 @@ class FileStore(Store):
             raise _os_error(exc, path) from None
         for child in children:
             name = child.name
-            if name == CHECKPOINT_DIR or name.startswith(TEMP_PREFIX):
+            if name.startswith(TEMP_PREFIX):
+                self._sweep(child)
+                continue
+            if name == CHECKPOINT_DIR:
                 continue
             if not _addressable(name):
                 continue
@@ -171,6 +176,15 @@ class FileStore(Store):
             if stat.S_ISREG(child_info.st_mode) or stat.S_ISDIR(child_info.st_mode):
                 entries.append(self._entry(child_path, child_info, child.path))
         return entries
+
+    @staticmethod
+    def _sweep(child: os.DirEntry) -> None:
+        """Remove the temp file of a save that died (SIGKILL, power loss) long ago."""
+        try:
+            if time.time() - child.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                os.unlink(child.path)
+        except OSError:
+            pass
 
     def read(self, path: str) -> bytes:
         os_path, info = self._stat(path)
