@@ -251,12 +251,24 @@ def test_bad_saves_are_400_and_change_nothing(api, model):
     assert {path: api.store.read(path) for path in before} == before
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"string"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'"string"',
+        b'{"type": "file", "format": "text", "content": "lone \\ud800 surrogate"}',
+        b'{"type": "notebook", "content": {"nbformat": 4, "nbformat_minor": 5, "metadata": {},'
+        b' "cells": [{"cell_type": "raw", "id": "r", "metadata": {}, "source": "\\udcff"}]}}',
+    ],
+)
 def test_malformed_json_body_is_400_and_changes_nothing(api, body):
     put_notebook(api, "n.ipynb")
-    before = api.store.read("n.ipynb")
-    assert_error(api.put("/api/contents/n.ipynb", data=body, content_type="application/json"), 400)
-    assert api.store.read("n.ipynb") == before
+    put_text(api, "n.txt", "text")
+    before = {path: api.store.read(path) for path in ("n.ipynb", "n.txt")}
+    for path in before:
+        assert_error(api.put(f"/api/contents/{path}", data=body, content_type="application/json"), 400)
+    assert {path: api.store.read(path) for path in before} == before
 
 
 def test_schema_invalid_notebook_is_saved_with_the_message(api):

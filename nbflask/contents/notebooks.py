@@ -85,7 +85,10 @@ def dumps(nb: NotebookNode) -> tuple[bytes, str | None]:
         message = message or validation_message(exc)
     text = json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False, separators=(",", ": "))
     text += "\n"  # in place: CPython grows a string nobody else holds
-    return text.encode("utf-8"), message
+    try:
+        return text.encode("utf-8"), message
+    except UnicodeEncodeError as exc:
+        raise BadContent(f"Unreadable Notebook: text that is not valid Unicode ({exc.reason})") from None
 
 
 def new() -> NotebookNode:

@@ -247,9 +247,9 @@ class Contents:
             raise BadContent("Must specify format of file contents as 'text' or 'base64'", "bad format")
         if not isinstance(content, str):
             raise BadContent(f"file content must be a string, found {type(content).__name__}")
-        if format == "text":
-            return content.encode("utf-8", "surrogateescape")
         try:
+            if format == "text":
+                return content.encode("utf-8")
             return base64.b64decode(content.encode("ascii"))
         except (binascii.Error, UnicodeEncodeError) as exc:
             raise BadContent(f"Encoding error saving '{path}': {exc}", "bad format") from None

@@ -89,7 +89,7 @@ class Trust:
         notary = self._notary()
         try:
             notary.mark_cells(nb, notary.check_signature(nb))
-        except (KeyError, AttributeError, TypeError) as exc:
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
             log.info("not marking trust on a malformed notebook: %s", exc)
 
     def sign_if_trusted(self, nb: Any) -> None:
@@ -98,7 +98,7 @@ class Trust:
         try:
             if notary.check_cells(nb):
                 notary.sign(nb)
-        except (KeyError, AttributeError, TypeError) as exc:
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
             log.info("not signing a malformed notebook: %s", exc)
 
     def sign(self, nb: Any) -> None:
