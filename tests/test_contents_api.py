@@ -344,6 +344,12 @@ def test_new_untitled_names(api):
     assert api.get("/api/contents/Untitled Folder").get_json()["type"] == "directory"
 
 
+@pytest.mark.parametrize("ext", ["/../evil.txt", "/x", "\\..\\x", ".txt\u0000", "/.."])
+def test_new_untitled_refuses_extensions_that_are_paths(api, ext):
+    assert_error(api.post("/api/contents", json={"type": "file", "ext": ext}), 400)
+    assert api.store.list("") == []
+
+
 def test_new_untitled_in_a_subfolder_and_errors(api):
     api.put("/api/contents/sub", json={"type": "directory"})
     response = api.post("/api/contents/sub", json={"type": "notebook"})

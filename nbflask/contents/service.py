@@ -269,6 +269,8 @@ class Contents:
         directory = self._directory_for_new(self._path(directory, "create"))
         if kind not in KINDS:
             kind = "notebook" if ext == ".ipynb" else "file"
+        if ext and ("/" in ext or normalize_path(ext) != ext):
+            raise BadContent(f"invalid file extension {ext!r}")
         name = names.untitled(kind, ext or "", self._taken(directory))
         path = self._child(directory, name)
         if kind == "directory":
