@@ -576,3 +576,23 @@ def test_large_notebook_round_trip_streams_the_model(api):
     assert int(response.headers["Content-Length"]) == len(response.data) > 3_000_000
     cells = response.get_json()["content"]["cells"]
     assert [cell["source"] for cell in cells] == sources
+
+
+@pytest.mark.parametrize(
+    ("content", "trust_status"),
+    [
+        ({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [1, "two", None]}, 201),
+        ({"nbformat": 4, "nbformat_minor": {"odd": True}, "cells": [[]]}, 400),
+    ],
+)
+def test_oddly_shaped_notebooks_are_kept_and_served(api, content, trust_status):
+    saved = put_notebook(api, "odd.ipynb", content)
+    assert saved.status_code == 201
+    assert saved.get_json()["message"].startswith("Notebook validation failed")
+    assert json.loads(api.store.read("odd.ipynb"))["cells"] == content["cells"]
+    served = api.get("/api/contents/odd.ipynb")
+    assert served.status_code == 200
+    assert served.get_json()["content"]["cells"] == content["cells"]
+    assert served.get_json()["message"].startswith("Notebook validation failed")
+    trusted = api.post("/api/contents/odd.ipynb/trust")
+    assert trusted.status_code == trust_status, "signing needs the notebook's metadata"

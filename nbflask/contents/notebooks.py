@@ -14,7 +14,6 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4.rwbase import split_lines, strip_transient
-from nbformat.validator import ValidationError
 
 from ..stores.base import BadContent
 
@@ -38,8 +37,21 @@ def read(data: bytes, path: str) -> tuple[NotebookNode, str | None]:
         # json.loads takes UTF-8 bytes: no decoded copy of a large notebook.
         nb = nbformat.reads(data, as_version=CURRENT, capture_validation_error=captured)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for bad documents
-        raise BadContent(f"Unreadable Notebook: {path} {exc}", "bad format") from None
+        # A v4 document nbformat's reader trips over (a cell that is not an object...) is
+        # still served as stored, with the reason, so the user can repair it.
+        raw = _json_object(data)
+        if raw is None or raw.get("nbformat") != CURRENT:
+            raise BadContent(f"Unreadable Notebook: {path} {exc}", "bad format") from None
+        return nbformat.from_dict(raw), validation_message(exc)
     return nb, validation_message(captured.get("ValidationError"))
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def from_model(content: Any) -> NotebookNode:
@@ -75,7 +87,7 @@ def dumps(nb: NotebookNode) -> tuple[bytes, str | None]:
     message = None
     try:
         nbformat.validate(nb)
-    except ValidationError as exc:
+    except Exception as exc:  # noqa: BLE001 - beyond ValidationError, odd shapes crash it
         message = validation_message(exc)
     try:
         split_lines(nb)

@@ -18,6 +18,8 @@ from typing import Any
 
 from nbformat.sign import NotebookNotary
 
+from ..stores.base import BadContent
+
 ENV_DATA_DIR = "NBFLASK_DATA_DIR"
 SECRET_NAME = "notebook_secret"
 DB_NAME = "nbsignatures.db"
@@ -102,8 +104,11 @@ class Trust:
             log.info("not signing a malformed notebook: %s", exc)
 
     def sign(self, nb: Any) -> None:
-        """Trust a notebook explicitly (the user asked for it)."""
-        self._notary().sign(nb)
+        """Trust a notebook explicitly (the user asked for it); BadContent if malformed."""
+        try:
+            self._notary().sign(nb)
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
+            raise BadContent(f"cannot trust a malformed notebook: {exc!r}") from None
 
     def close(self) -> None:
         with self._lock:
