@@ -373,3 +373,19 @@ def test_prune_checkpoints_keeps_the_newest(store):
 
 def test_describe_and_close(store):
     assert isinstance(store.describe(), str) and store.describe()
+
+
+class StreamingMemoryStore(MemoryStore):
+    """A store that streams through read_chunks only (as a store written before open_stream)."""
+
+    def read_chunks(self, path, chunk_size=1 << 20):
+        data = self.read(path)
+        yield from (data[i : i + 3] for i in range(0, len(data), 3))
+
+
+def test_open_stream_uses_a_store_s_own_read_chunks():
+    store = StreamingMemoryStore()
+    store.write("f.bin", b"0123456789")
+    entry, chunks = store.open_stream("f.bin")
+    assert entry.size == 10
+    assert list(chunks) == [b"012", b"345", b"678", b"9"]

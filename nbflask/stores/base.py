@@ -163,16 +163,21 @@ class Store(abc.ABC):
 
     def read_chunks(self, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The content in chunks, for streaming downloads; stores may avoid the full copy."""
-        return self.open_stream(path, chunk_size)[1]
+        data = self.read(path)
+        for start in range(0, len(data), chunk_size):
+            yield data[start : start + chunk_size]
 
     def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
         """The entry and its content in chunks, taken from the same version of the file.
 
         Downloads use this so the Content-Length and ETag they send describe exactly the
-        bytes that follow even if a save lands meanwhile. The default reads the whole file;
-        stores that can stream (an open file, an HTTP body) override it.
+        bytes that follow even if a save lands meanwhile. The default streams `read_chunks`
+        when a store overrides it, else reads the whole file; stores that can stream one
+        version (an open file, an HTTP body with its ETag) override this instead.
         """
         entry = self.stat(path)
+        if type(self).read_chunks is not Store.read_chunks:
+            return entry, self.read_chunks(path, chunk_size)
         data = self.read(path)
         if entry.size != len(data):
             entry = self.stat(path)
