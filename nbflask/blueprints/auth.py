@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -34,6 +33,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from .. import passwords, security
 from ..app import state
+from ..blocking import run_blocking
 from ..errors import json_error
 
 bp = Blueprint("auth", __name__)
@@ -100,12 +100,7 @@ def verify_password(stored: str, given: str) -> bool:
     argon2 spends about 0.15 s of CPU with the GIL released; under gevent that would freeze
     every other greenlet (websocket relays included), so it runs on gevent's thread pool.
     """
-    if "gevent" in sys.modules:
-        from gevent import get_hub, monkey
-
-        if monkey.is_module_patched("threading"):
-            return get_hub().threadpool.apply(passwords.verify, (stored, given))
-    return passwords.verify(stored, given)
+    return run_blocking(passwords.verify, stored, given)
 
 
 def credentials_match(given: str) -> bool:

@@ -18,14 +18,14 @@ import re
 import secrets
 import shutil
 import stat
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from ..blocking import run_blocking
 from .base import (
     AlreadyExists,
     Checkpoint,
@@ -39,8 +39,6 @@ from .base import (
     StoreError,
     StoreFull,
 )
-
-T = TypeVar("T")
 
 #: Folder beside the files that holds their checkpoints; never listed nor reachable by path.
 CHECKPOINT_DIR = ".ipynb_checkpoints"
@@ -58,17 +56,6 @@ def _time(seconds: float) -> datetime:
 def _etag(info: os.stat_result) -> str:
     """Changes with every save: the inode changes on rename and mtime is set to the nanosecond."""
     return f"{info.st_ino:x}-{info.st_mtime_ns:x}-{info.st_size:x}"
-
-
-def _off_hub(function: Callable[..., T], *args: Any) -> T:
-    """Run blocking file work on gevent's thread pool when gevent patched threads (as under
-    `nbflask run` and gunicorn's gevent worker), so other greenlets keep running meanwhile."""
-    if "gevent" in sys.modules:
-        from gevent import get_hub, monkey
-
-        if monkey.is_module_patched("threading"):
-            return get_hub().threadpool.apply(function, args)
-    return function(*args)
 
 
 def _addressable(name: str) -> bool:
@@ -261,7 +248,7 @@ class FileStore(Store):
 
     def _atomic_write(self, os_path: str, path: str, data: bytes, if_match: str | None = None) -> Entry:
         """Write off the gevent hub: an fsync can take tens of milliseconds on a real disk."""
-        return _off_hub(self._write_now, os_path, path, data, if_match)
+        return run_blocking(self._write_now, os_path, path, data, if_match)
 
     def _write_now(self, os_path: str, path: str, data: bytes, if_match: str | None) -> Entry:
         """Temp file in the same folder, fsync, then rename over the target under the folder lock."""
