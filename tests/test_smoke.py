@@ -46,6 +46,17 @@ def test_login_flow_and_cookie_stay_under_the_prefix(site):
     assert client.get(prefix + "static/style.css").status_code == 200
 
 
+def test_contents_and_files_under_the_prefix(site):
+    client, prefix = site
+    auth = {"Authorization": f"token {TOKEN}"}
+    created = client.post(prefix + "api/contents", json={"type": "notebook"}, headers=auth)
+    assert created.status_code == 201
+    assert created.headers["Location"] == prefix + "api/contents/Untitled.ipynb"
+    text = {"type": "file", "format": "text", "content": "hello"}
+    assert client.put(prefix + "api/contents/a.txt", json=text, headers=auth).status_code == 201
+    assert client.get(prefix + "files/a.txt", headers=auth).data == b"hello"
+
+
 @pytest.mark.slow
 def test_live_server_under_the_prefix(tmp_path, prefix):
     with start_nbflask(tmp_path, {"server": {"base_url": prefix}}) as server:
@@ -54,3 +65,7 @@ def test_live_server_under_the_prefix(tmp_path, prefix):
         page = requests.get(server.url + f"tree/?token={TOKEN}", timeout=10)
         assert page.status_code == 200
         assert page.url == server.url + "tree/"
+        api = server.session()
+        assert api.post(server.url + "api/contents", json={"type": "notebook"}).status_code == 201
+        listing = api.get(server.url + "api/contents").json()
+        assert [entry["name"] for entry in listing["content"]] == ["Untitled.ipynb"]
