@@ -171,15 +171,21 @@ def _url(config: dict[str, Any], port: int, tls: bool) -> str:
 def start_nbflask(
     tmp_path: Path, config: dict[str, Any] | None = None, *, tls: bool = False,
     args: list[str] | None = None, env: dict[str, str] | None = None, expect_port: int | None = None,
+    command: str | None = None, cert: Path | None = None,
 ) -> LiveServer:
-    """`nbflask run --config <file>` with a fixed token on a free port (or on `expect_port`,
-    where the server should end up after skipping busy ports)."""
-    merged, cert, port = _deployment(tmp_path, config, tls)
+    """`nbflask run --config <file>` with a fixed token on a free port.
+
+    `expect_port`: where the server should end up after skipping busy ports; `command`: another
+    `nbflask` executable (an installed copy); `cert`: the certificate to trust when `config`
+    names its own certfile and keyfile.
+    """
+    merged, made, port = _deployment(tmp_path, config, tls)
+    cert = cert or made
     path = write_config(tmp_path, merged)
-    argv = [str(BIN / "nbflask"), "run", "--config", str(path), *(args or [])]
+    argv = [command or str(BIN / "nbflask"), "run", "--config", str(path), *(args or [])]
     return LiveServer(
-        argv, _url(merged, expect_port or port, tls), token=merged["auth"].get("token") or None, cert=cert,
-        env=env, cwd=tmp_path, log=tmp_path / "server.log",
+        argv, _url(merged, expect_port or port, cert is not None), token=merged["auth"].get("token") or None,
+        cert=cert, env=env, cwd=tmp_path, log=tmp_path / "server.log",
     )
 
 

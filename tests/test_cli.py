@@ -206,12 +206,7 @@ def test_plain_pip_install_ships_templates_and_static(tmp_path):
         check=True, capture_output=True, text=True, cwd=tmp_path,
     ).stdout
     assert installed.startswith(site)
-    from live import LiveServer, _deployment, _url, write_config
-
-    config, _, port = _deployment(tmp_path, None, False)
-    path = write_config(tmp_path, config)
-    argv = [str(venv / "bin" / "nbflask"), "run", "--config", str(path)]
-    with LiveServer(argv, _url(config, port, False), cwd=tmp_path, log=tmp_path / "server.log") as server:
+    with start_nbflask(tmp_path, command=str(venv / "bin" / "nbflask")) as server:
         page = requests.get(server.url + f"tree/?token={TOKEN}", timeout=10)
         assert page.status_code == 200 and "listing" in page.text
         for asset in ("style.css", "tree.js"):
@@ -230,3 +225,24 @@ def test_open_browser_opens_the_dashboard_with_the_token(tmp_path):
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert opened.read_text().strip() == f"{server.url}?token={TOKEN}"
+
+
+def test_unreadable_certificate_is_one_line(tmp_path):
+    bad = tmp_path / "mycert.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    line = one_error_line(nbflask("run", "--certfile", str(bad), "--no-browser", "--port", "0"))
+    assert "server.certfile: cannot load certificate and key" in line and str(bad) in line
+
+
+@pytest.mark.slow
+def test_certificate_and_key_in_separate_files(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "rsa:2048", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    config = {"server": {"certfile": str(cert), "keyfile": str(key)}}
+    with start_nbflask(tmp_path, config, cert=cert) as server:
+        assert server.url.startswith("https://")
+        assert server.get("api/status").status_code == 200
