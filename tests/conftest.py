@@ -13,6 +13,8 @@ from live import TOKEN  # one token for in-process and live servers
 
 import nbflask
 
+pytest_plugins = ["swift_fixtures"]  # a real Swift server: swift_server, swift_options
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

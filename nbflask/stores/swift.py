@@ -1,0 +1,743 @@
+"""Notebooks in OpenStack Swift (or Rackspace Cloud Files): one store shared by many web hosts.
+
+Layout in the container, under the optional `prefix`:
+
+- a file is one object named by its API path (`dir/My Notebook.ipynb`), so `swift list` and
+  `swift download` show the notebooks as they are;
+- a directory is a pseudo-folder: objects share its `dir/` prefix, and a 0-byte marker object
+  `dir/` (content type `application/directory`) makes an empty folder persist;
+- checkpoints are objects `.nbflask_checkpoints/<path>/<id>` made by server-side COPY. That
+  top-level name is reserved: the API refuses it and listings hide it.
+
+Swift has no rename and no compare-and-swap: a rename is COPY then DELETE (for a folder, every
+object under it, all copies first so a failure half-way loses nothing), and the If-Match rule
+is checked by a HEAD just before the PUT, which is best-effort for writers racing between the
+two. A PUT itself is atomic, so a save that fails half-way leaves the previous version.
+
+`last_modified` is Swift's own object timestamp (X-Timestamp, the same value listings carry);
+`created` is kept in the object metadata `X-Object-Meta-Created`. Listings do not carry user
+metadata, so a listed file reports its last_modified as created too, and listed folders report
+a fixed old date, instead of one HEAD per entry.
+
+python-swiftclient does the HTTP. Its defaults wait 31 s on a dead server and forever on a
+hung one, so every connection gets the configured `timeout` (per attempt) and `retries`.
+Every failure becomes Unavailable (503) or TimedOut (504) with a message naming the store and
+the request that failed. swiftclient renews an expired token once on a 401 by itself.
+Connections are pooled (one request at a time each; no threads), and the token is shared
+between them so one renewal serves all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import logging
+import posixpath
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import requests
+import urllib3
+from swiftclient.client import Connection
+from swiftclient.exceptions import ClientException
+
+from .base import (
+    AlreadyExists,
+    Checkpoint,
+    Conflict,
+    Entry,
+    InvalidPath,
+    NotEmpty,
+    NotFound,
+    Store,
+    StoreError,
+    TimedOut,
+    Unavailable,
+    normalize_path,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHECKPOINTS = ".nbflask_checkpoints"
+DIRECTORY_TYPE = "application/directory"
+CREATED_HEADER = "X-Object-Meta-Created"
+#: What listed folders report as their times (Swift listings carry none for pseudo-folders).
+FOLDER_TIME = datetime(1970, 1, 2, tzinfo=timezone.utc)
+#: Swift's limits on names (see `swift capabilities`): object 1024 bytes, container 256.
+MAX_OBJECT_NAME = 1024
+MAX_CONTAINER_NAME = 256
+#: Room kept in the object name for the checkpoint folder and id of the longest path.
+CHECKPOINT_NAME_ROOM = len(CHECKPOINTS) + 2 + 32
+CHECKPOINT_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
+POOL_SIZE = 8
+#: What a request can fail with short of an HTTP answer: refused, reset, timed out, cut off.
+TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+AUTH_VERSIONS = {"1": "1", "1.0": "1", "3": "3"}
+
+
+def _option(options: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any = None) -> Any:
+    """Pop one option, checking its type so a YAML slip is reported by name at start-up."""
+    value = options.pop(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        pass  # YAML `yes` is not a number of seconds
+    elif isinstance(value, kinds):
+        return value
+    elif float in kinds and isinstance(value, int):
+        return float(value)
+    names = " or ".join("number" if kind is float else kind.__name__ for kind in kinds)
+    raise ValueError(f"{key}: expected {names}, found {value!r}")
+
+
+def connection_options(
+    *,
+    auth_url: str,
+    user: str,
+    key: str,
+    auth_version: str,
+    region: str | None,
+    project_name: str | None,
+    user_domain_name: str,
+    project_domain_name: str,
+    timeout: float,
+    retries: int,
+) -> dict[str, Any]:
+    """The keyword arguments of `swiftclient.Connection` for these settings.
+
+    Kept apart from the store so the Keystone branch, which needs a real Keystone to run,
+    can still be checked: it is plain data.
+    """
+    kwargs: dict[str, Any] = {
+        "authurl": auth_url,
+        "user": user,
+        "key": key,
+        "auth_version": auth_version,
+        "timeout": timeout,
+        "retries": retries,
+        "starting_backoff": 0.2,
+        "max_backoff": 2,
+        "retry_on_ratelimit": False,
+    }
+    if auth_version == "3":
+        os_options = {
+            "project_name": project_name,
+            "user_domain_name": user_domain_name,
+            "project_domain_name": project_domain_name,
+        }
+        if region:
+            os_options["region_name"] = region
+        kwargs["os_options"] = os_options
+    return kwargs
+
+
+def _timestamp(value: str) -> datetime:
+    """Swift's X-Timestamp ('1795681243.99978') to an aware datetime, exact to the microsecond."""
+    seconds, _, fraction = value.partition(".")
+    return datetime.fromtimestamp(int(seconds), timezone.utc).replace(
+        microsecond=int((fraction + "000000")[:6])
+    )
+
+
+def _listing_time(value: str) -> datetime:
+    """A listing's last_modified ('2026-11-26T08:20:44.124310', UTC without zone)."""
+    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+
+
+def _checkpoint_time(checkpoint_id: str) -> datetime:
+    return datetime.strptime(checkpoint_id[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc)
+
+
+def _status_text(exc: ClientException) -> str:
+    return f"{exc.http_status} {exc.http_reason}".strip() if exc.http_status else str(exc.msg)
+
+
+class SwiftStore(Store):
+    """The store contract on one Swift container (see the module docstring for the layout)."""
+
+    name = "swift"
+
+    def __init__(self, **options: Any) -> None:
+        auth_url = _option(options, "auth_url", (str,))
+        user = _option(options, "user", (str,))
+        key = _option(options, "key", (str,))
+        missing = [
+            name for name, value in (("auth_url", auth_url), ("user", user), ("key", key)) if not value
+        ]
+        if missing:
+            raise ValueError(f"missing option(s) {', '.join(missing)}: the Swift (or Keystone) login")
+        version = str(_option(options, "auth_version", (str, int), "1")).lower().lstrip("v")
+        if version not in AUTH_VERSIONS:
+            raise ValueError(
+                "auth_version: expected 1 (tempauth, Rackspace-style v1.0) or 3 (Keystone),"
+                f" found {version!r}"
+            )
+        auth_version = AUTH_VERSIONS[version]
+        region = _option(options, "region", (str,))
+        project_name = _option(options, "project_name", (str,))
+        user_domain_name = _option(options, "user_domain_name", (str,), "Default")
+        project_domain_name = _option(options, "project_domain_name", (str,), "Default")
+        if auth_version == "1":
+            v3_only = [
+                name
+                for name, value in (("region", region), ("project_name", project_name))
+                if value is not None
+            ]
+            if v3_only:
+                raise ValueError(
+                    f"{', '.join(v3_only)}: only used with auth_version 3 (Keystone);"
+                    " v1 auth returns a single storage URL"
+                )
+        else:
+            if not project_name:
+                raise ValueError("auth_version 3 (Keystone) needs project_name")
+            if importlib.util.find_spec("keystoneclient") is None:
+                raise ValueError(
+                    "auth_version 3 (Keystone) needs python-keystoneclient: pip install python-keystoneclient"
+                )
+        container = _option(options, "container", (str,), "notebooks")
+        if not container or "/" in container or len(container.encode()) > MAX_CONTAINER_NAME:
+            raise ValueError(
+                f"container: expected a name without '/' of 1 to {MAX_CONTAINER_NAME} bytes,"
+                f" found {container!r}"
+            )
+        prefix = _option(options, "prefix", (str,), "")
+        try:
+            prefix = normalize_path(prefix)
+        except StoreError as exc:
+            raise ValueError(f"prefix: {exc.message}") from None
+        timeout = _option(options, "timeout", (float,), 10.0)
+        if timeout <= 0:
+            raise ValueError(f"timeout: expected seconds > 0, found {timeout!r}")
+        retries = _option(options, "retries", (int,), 1)
+        if retries < 0:
+            raise ValueError(f"retries: expected an integer >= 0, found {retries!r}")
+        self.create_container = _option(options, "create_container", (bool,), True)
+        super().__init__(**options)
+
+        self.auth_url = auth_url
+        self.user = user
+        self.container = container
+        self.prefix = prefix + "/" if prefix else ""
+        self.timeout = timeout
+        self._connection_options = connection_options(
+            auth_url=auth_url,
+            user=user,
+            key=key,
+            auth_version=auth_version,
+            region=region,
+            project_name=project_name,
+            user_domain_name=user_domain_name,
+            project_domain_name=project_domain_name,
+            timeout=timeout,
+            retries=retries,
+        )
+        self._idle: list[Connection] = []
+        self._auth: tuple[str, str] | None = None
+        self._container_ready = False
+
+    # ------------------------------------------------------------------ talking to Swift
+
+    def describe(self) -> str:
+        where = f"container '{self.container}'" + (f" under '{self.prefix}'" if self.prefix else "")
+        return f"swift store: {where} at {self.auth_url} as {self.user}"
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    def _checkout(self) -> Connection:
+        """An idle pooled connection (or a new one), carrying the newest token any got."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = Connection(**self._connection_options)
+        if self._auth is not None and conn.token != self._auth[1]:
+            conn.url, conn.token = self._auth
+        return conn
+
+    def _release(self, conn: Connection) -> None:
+        """Back to the pool after a complete answer (an error status is a complete answer)."""
+        self._remember_token(conn)
+        if len(self._idle) < POOL_SIZE:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def _discard(self, conn: Connection) -> None:
+        """Close a connection whose socket may be mid-response; the next request opens anew."""
+        self._remember_token(conn)
+        conn.close()
+
+    def _remember_token(self, conn: Connection) -> None:
+        if conn.url and conn.token:
+            self._auth = (conn.url, conn.token)
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        conn = self._checkout()
+        try:
+            yield conn
+        except StoreError:
+            self._release(conn)
+            raise
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._release(conn)
+
+    def _fail(self, what: str, exc: BaseException) -> StoreError:
+        """One clear store error for a failed Swift request."""
+        where = f"swift store (container '{self.container}' via {self.auth_url})"
+        if isinstance(exc, ClientException):
+            if exc.http_status == 401:
+                return Unavailable(
+                    f"{where}: {what} failed: Swift refused the login of '{self.user}' (401)"
+                    " even after renewing the token"
+                )
+            return Unavailable(f"{where}: {what} failed: Swift answered {_status_text(exc)}")
+        timed_out = isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError))
+        if timed_out:
+            return TimedOut(f"{where}: {what} failed: no answer within {self.timeout:g} s")
+        return Unavailable(f"{where}: {what} failed: cannot reach Swift ({type(exc).__name__}: {exc})")
+
+    def _call(self, what: str, request: Callable[[Connection], T], missing: StoreError | None = None) -> T:
+        """Run one request on a pooled connection; a 404 raises `missing` when it is given."""
+        self._ensure_container()
+        with self._connection() as conn:
+            try:
+                return request(conn)
+            except ClientException as exc:
+                if exc.http_status == 404 and missing is not None:
+                    raise missing from None
+                raise self._fail(what, exc) from None
+            except TRANSPORT_ERRORS as exc:
+                raise self._fail(what, exc) from None
+
+    def _ensure_container(self) -> None:
+        """Create the container on first use if allowed; say clearly when it is missing."""
+        if self._container_ready:
+            return
+        self._container_ready = True
+        try:
+            with self._connection() as conn:
+                try:
+                    conn.head_container(self.container)
+                except ClientException as exc:
+                    if exc.http_status != 404:
+                        raise
+                    if not self.create_container:
+                        raise Unavailable(
+                            f"swift store: container '{self.container}' does not exist at {self.auth_url}"
+                            " and create_container is false"
+                        ) from None
+                    log.info("creating Swift container %r", self.container)
+                    conn.put_container(self.container)
+        except ClientException as exc:
+            self._container_ready = False
+            if exc.http_status == 403:
+                raise Unavailable(
+                    f"swift store: container '{self.container}' does not exist and user '{self.user}'"
+                    f" may not create it (403 Forbidden): create it, or grant the user write access"
+                ) from None
+            raise self._fail(f"checking container '{self.container}'", exc) from None
+        except TRANSPORT_ERRORS as exc:
+            self._container_ready = False
+            raise self._fail(f"checking container '{self.container}'", exc) from None
+        except StoreError:
+            self._container_ready = False
+            raise
+
+    # ------------------------------------------------------------------ names
+
+    def _path(self, path: str) -> str:
+        """Check an API path, refusing the reserved checkpoint folder and over-long names."""
+        path = normalize_path(path)
+        if path.split("/", 1)[0] == CHECKPOINTS:
+            raise InvalidPath(f"invalid path {path!r}: '{CHECKPOINTS}' is reserved for checkpoints")
+        size = len((self.prefix + path).encode())
+        if size > MAX_OBJECT_NAME - CHECKPOINT_NAME_ROOM:
+            raise InvalidPath(
+                f"invalid path {path!r}: {size} bytes is too long for Swift"
+                f" (at most {MAX_OBJECT_NAME - CHECKPOINT_NAME_ROOM})"
+            )
+        return path
+
+    def _object(self, path: str) -> str:
+        return self.prefix + path
+
+    def _folder(self, path: str) -> str:
+        """The name prefix of everything inside the folder (the root folder is the prefix)."""
+        return self.prefix + path + "/" if path else self.prefix
+
+    def _checkpoint_folder(self, path: str) -> str:
+        return f"{self.prefix}{CHECKPOINTS}/{path}/"
+
+    def _destination(self, name: str) -> str:
+        return f"/{self.container}/{name}"
+
+    # ------------------------------------------------------------------ reading
+
+    def _head(self, name: str) -> dict[str, str] | None:
+        try:
+            return self._call(f"HEAD '{name}'", lambda c: c.head_object(self.container, name), NotFound(name))
+        except NotFound:
+            return None
+
+    def _listing(self, folder: str, *, delimiter: str | None = "/", limit: int | None = None) -> list[dict]:
+        what = f"listing '{folder}'"
+        full = limit is None
+        return self._call(
+            what,
+            lambda c: c.get_container(
+                self.container, prefix=folder, delimiter=delimiter, limit=limit, full_listing=full
+            )[1],
+        )
+
+    def _file_entry(self, path: str, headers: dict[str, str]) -> Entry:
+        modified = _timestamp(headers["x-timestamp"])
+        created = headers.get(CREATED_HEADER.lower())
+        return Entry(
+            path=path,
+            kind="file",
+            created=datetime.fromisoformat(created) if created else modified,
+            last_modified=modified,
+            size=int(headers.get("content-length", 0)),
+            etag=headers.get("etag", "").strip('"') or None,
+        )
+
+    def _find(self, path: str) -> Entry | None:
+        """The entry at a checked path, or None: a file object, a folder marker, or a prefix."""
+        if not path:
+            return Entry(path="", kind="directory", created=FOLDER_TIME, last_modified=FOLDER_TIME)
+        headers = self._head(self._object(path))
+        if headers is not None:
+            return self._file_entry(path, headers)
+        return self._find_folder(path)
+
+    def _find_folder(self, path: str) -> Entry | None:
+        """The folder at a non-root path: its marker, or objects under its prefix; else None."""
+        folder = self._folder(path)
+        marker = self._head(folder)
+        if marker is not None:
+            modified = _timestamp(marker["x-timestamp"])
+            created = marker.get(CREATED_HEADER.lower())
+            return Entry(
+                path=path,
+                kind="directory",
+                created=datetime.fromisoformat(created) if created else modified,
+                last_modified=modified,
+            )
+        if self._listing(folder, delimiter=None, limit=1):
+            return Entry(path=path, kind="directory", created=FOLDER_TIME, last_modified=FOLDER_TIME)
+        return None
+
+    def _existing(self, path: str) -> Entry:
+        entry = self._find(path)
+        if entry is None:
+            raise NotFound(f"no such file or directory: {path!r}")
+        return entry
+
+    def _existing_file(self, path: str) -> Entry:
+        entry = self._existing(path)
+        if entry.kind != "file":
+            raise InvalidPath(f"{path!r} is a directory, not a file")
+        return entry
+
+    def _existing_folder(self, path: str) -> Entry:
+        entry = self._existing(path)
+        if entry.kind != "directory":
+            raise InvalidPath(f"{path!r} is a file, not a directory")
+        return entry
+
+    def stat(self, path: str) -> Entry:
+        return self._existing(self._path(path))
+
+    def list(self, path: str) -> list[Entry]:
+        path = self._path(path)
+        folder = self._folder(path)
+        items = self._listing(folder)
+        if not items and path:
+            self._existing_folder(path)  # an empty folder has its marker; otherwise say why
+        entries: dict[str, Entry] = {}
+        for item in items:
+            if "subdir" in item:
+                name = item["subdir"][len(folder) :].rstrip("/")
+                if not name or (not path and name == CHECKPOINTS):
+                    continue
+                entries.setdefault(
+                    name,
+                    Entry(
+                        path=posixpath.join(path, name),
+                        kind="directory",
+                        created=FOLDER_TIME,
+                        last_modified=FOLDER_TIME,
+                    ),
+                )
+                continue
+            name = item["name"][len(folder) :]
+            if not name:
+                continue  # the folder's own marker
+            modified = _listing_time(item["last_modified"])
+            entries[name] = Entry(
+                path=posixpath.join(path, name),
+                kind="file",
+                created=modified,
+                last_modified=modified,
+                size=int(item["bytes"]),
+                etag=item["hash"],
+            )
+        return sorted(entries.values(), key=lambda entry: entry.name)
+
+    def read(self, path: str) -> bytes:
+        path = self._path(path)
+        name = self._object(path)
+        missing = NotFound(f"no such file: {path!r}")
+        try:
+            return self._call(f"GET '{name}'", lambda c: c.get_object(self.container, name)[1], missing)
+        except NotFound:
+            self._existing_file(path)  # a folder gets "is a directory", not "no such file"
+            raise
+
+    def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
+        """One GET: the entry from its headers, the body streamed while it holds a connection.
+
+        A body cut off mid-transfer is resumed by swiftclient with a Range GET that carries
+        If-Match, so a save landing meanwhile can never be spliced in: that fails instead.
+        """
+        path = self._path(path)
+        name = self._object(path)
+        what = f"GET '{name}'"
+        self._ensure_container()
+        conn = self._checkout()
+        try:
+            headers, body = conn.get_object(self.container, name, resp_chunk_size=chunk_size)
+        except ClientException as exc:
+            self._release(conn)
+            if exc.http_status == 404:
+                self._existing_file(path)
+                raise NotFound(f"no such file: {path!r}") from None
+            raise self._fail(what, exc) from None
+        except TRANSPORT_ERRORS as exc:
+            self._discard(conn)
+            raise self._fail(what, exc) from None
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body
+            except (ClientException, *TRANSPORT_ERRORS) as exc:
+                self._discard(conn)
+                raise self._fail(what + " (mid-transfer)", exc) from None
+            except BaseException:
+                self._discard(conn)  # the reader went away before the end
+                raise
+            self._release(conn)
+
+        return self._file_entry(path, headers), chunks()
+
+    # ------------------------------------------------------------------ writing
+
+    def _check_parent(self, path: str) -> None:
+        parent = posixpath.dirname(path)
+        if parent and self._find_folder(parent) is None:
+            if self._head(self._object(parent)) is not None:
+                raise InvalidPath(f"{parent!r} is a file, not a directory")
+            raise NotFound(f"no such directory: {parent!r}")
+
+    def _put(self, name: str, data: bytes, headers: dict[str, str], content_type: str | None = None) -> str:
+        """PUT an object from a seekable body (so swiftclient can retry it) with its MD5 as ETag."""
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+        def request(conn: Connection) -> str:
+            return conn.put_object(
+                self.container,
+                name,
+                io.BytesIO(data),
+                content_length=len(data),
+                etag=etag,
+                content_type=content_type,
+                headers=headers,
+            )
+
+        return self._call(f"PUT '{name}'", request)
+
+    def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        path = self._path(path)
+        if not path:
+            raise InvalidPath("the root is a directory, not a file")
+        name = self._object(path)
+        current = self._head(name)
+        if if_match is not None and (
+            current is None or current.get("etag", "").strip('"') != _etag(if_match)
+        ):
+            raise Conflict(f"{path!r} changed since the version you have (If-Match {if_match})")
+        if current is None:
+            if self._find_folder(path) is not None:
+                raise InvalidPath(f"{path!r} is a directory, not a file")
+            self._check_parent(path)
+            created = datetime.now(timezone.utc).isoformat()
+        else:
+            created = current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat()
+        self._put(name, data, {CREATED_HEADER: created})
+        headers = self._head(name)
+        if headers is None:
+            raise Unavailable(f"swift store: {path!r} was saved but Swift does not show it yet; retry")
+        return self._file_entry(path, headers)
+
+    def mkdir(self, path: str) -> Entry:
+        path = self._path(path)
+        if not path or self._find(path) is not None:
+            raise AlreadyExists(f"{path!r} already exists")
+        self._check_parent(path)
+        created = datetime.now(timezone.utc).isoformat()
+        self._put(self._folder(path), b"", {CREATED_HEADER: created}, DIRECTORY_TYPE)
+        return self._existing(path)
+
+    def _delete_objects(self, names: list[str]) -> None:
+        """Delete objects one by one; one already gone (a racing delete) is fine."""
+        for name in names:
+            try:
+                self._call(
+                    f"DELETE '{name}'", lambda c, n=name: c.delete_object(self.container, n), NotFound(name)
+                )
+            except NotFound:
+                pass
+
+    def _names_under(self, folder: str) -> list[str]:
+        return [item["name"] for item in self._listing(folder, delimiter=None)]
+
+    def _checkpoint_names(self, path: str) -> list[str]:
+        """Checkpoints of `path` and, for a folder, of everything inside it."""
+        return self._names_under(self._checkpoint_folder(path))
+
+    def delete(self, path: str, if_match: str | None = None) -> None:
+        path = self._path(path)
+        if not path:
+            raise InvalidPath("the root directory cannot be deleted")
+        entry = self._existing(path)
+        _check_if_match(entry, if_match)
+        if entry.kind == "file":
+            self._delete_objects([self._object(path)])
+        else:
+            folder = self._folder(path)
+            inside = [
+                item for item in self._listing(folder, delimiter=None, limit=2) if item["name"] != folder
+            ]
+            if inside:
+                raise NotEmpty(f"directory {path!r} is not empty")
+            self._delete_objects([folder])
+        self._delete_objects(self._checkpoint_names(path))
+
+    def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
+        old_path, new_path = self._path(old_path), self._path(new_path)
+        if not old_path or not new_path:
+            raise InvalidPath("the root directory cannot be moved")
+        entry = self._existing(old_path)
+        _check_if_match(entry, if_match)
+        if new_path == old_path:
+            return entry
+        if new_path.startswith(old_path + "/"):
+            raise InvalidPath(f"cannot move {old_path!r} into itself ({new_path!r})")
+        if self._find(new_path) is not None:
+            raise AlreadyExists(f"{new_path!r} already exists")
+        self._check_parent(new_path)
+        if entry.kind == "file":
+            moves = [(self._object(old_path), self._object(new_path))]
+        else:
+            old_folder, new_folder = self._folder(old_path), self._folder(new_path)
+            moves = [(name, new_folder + name[len(old_folder) :]) for name in self._names_under(old_folder)]
+        old_checkpoints, new_checkpoints = (
+            self._checkpoint_folder(old_path),
+            self._checkpoint_folder(new_path),
+        )
+        moves += [
+            (name, new_checkpoints + name[len(old_checkpoints) :])
+            for name in self._checkpoint_names(old_path)
+        ]
+        # Every copy first, then the deletes: a failure half-way leaves both, never neither.
+        for source, target in moves:
+            self._copy(source, target)
+        self._delete_objects([source for source, _ in moves])
+        return self._existing(new_path)
+
+    def _copy(self, source: str, target: str, missing: StoreError | None = None) -> None:
+        self._call(
+            f"COPY '{source}' to '{target}'",
+            lambda c: c.copy_object(self.container, source, self._destination(target)),
+            missing,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_object(self, path: str, checkpoint_id: str) -> str:
+        if not CHECKPOINT_ID.match(checkpoint_id):
+            raise NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}")
+        return self._checkpoint_folder(path) + checkpoint_id
+
+    def _checkpointable(self, path: str) -> str:
+        """A checked path naming an existing file: only files have checkpoints."""
+        path = self._path(path)
+        if self._head(self._object(path)) is None:
+            if self._find_folder(path) is not None:
+                raise InvalidPath(f"{path!r} is a directory; only files have checkpoints")
+            raise NotFound(f"no such file: {path!r}")
+        return path
+
+    def create_checkpoint(self, path: str) -> Checkpoint:
+        path = self._checkpointable(path)
+        now = datetime.now(timezone.utc)
+        checkpoint_id = now.strftime("%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
+        self._copy(
+            self._object(path),
+            self._checkpoint_folder(path) + checkpoint_id,
+            NotFound(f"no such file: {path!r}"),
+        )
+        return Checkpoint(id=checkpoint_id, last_modified=_checkpoint_time(checkpoint_id))
+
+    def list_checkpoints(self, path: str) -> list[Checkpoint]:
+        path = self._checkpointable(path)
+        folder = self._checkpoint_folder(path)
+        ids = [item["name"][len(folder) :] for item in self._listing(folder) if "name" in item]
+        return [
+            Checkpoint(id=checkpoint_id, last_modified=_checkpoint_time(checkpoint_id))
+            for checkpoint_id in sorted(ids)
+            if CHECKPOINT_ID.match(checkpoint_id)
+        ]
+
+    def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:
+        path = self._checkpointable(path)
+        self._copy(
+            self._checkpoint_object(path, checkpoint_id),
+            self._object(path),
+            NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}"),
+        )
+        return self._existing(path)
+
+    def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
+        path = self._checkpointable(path)
+        name = self._checkpoint_object(path, checkpoint_id)
+        self._call(
+            f"DELETE '{name}'",
+            lambda c: c.delete_object(self.container, name),
+            NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}"),
+        )
+
+
+def _etag(value: str) -> str:
+    """An ETag as Swift gives it: the MD5 hex, without quotes or a weak marker."""
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+def _check_if_match(entry: Entry, if_match: str | None) -> None:
+    if if_match is not None and (entry.etag is None or entry.etag != _etag(if_match)):
+        raise Conflict(f"{entry.path!r} changed since the version you have (If-Match {if_match})")

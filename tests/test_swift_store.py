@@ -1,0 +1,311 @@
+"""The Swift store against a real Swift: its options, its layout in the container, its rules.
+
+The store contract itself (what every store must do) is checked by the contract suite with
+Swift as one of its stores; these tests check what is Swift's own: how objects are named,
+pseudo-folders, prefixes shared in one container, checkpoints kept by server-side COPY,
+metadata, ETags, and the container being created (or not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from swiftclient.client import Connection
+
+from nbflask.config import ConfigError, load_settings
+from nbflask.stores import open_store
+from nbflask.stores.base import AlreadyExists, Conflict, InvalidPath, NotEmpty, NotFound, Unavailable
+from nbflask.stores.swift import CHECKPOINTS, SwiftStore, connection_options
+
+
+@pytest.fixture
+def store(swift_options: dict[str, Any]) -> SwiftStore:
+    return SwiftStore(**swift_options)
+
+
+@pytest.fixture
+def raw(swift_server: Any) -> Connection:
+    """A plain swiftclient connection, to look at the container behind the store's back."""
+    env = swift_server.env
+    return Connection(authurl=env["ST_AUTH"], user=env["ST_USER"], key=env["ST_KEY"], retries=0, timeout=10)
+
+
+def names(raw: Connection, container: str) -> list[str]:
+    return [item["name"] for item in raw.get_container(container, full_listing=True)[1]]
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def swift_login(**changes: Any) -> dict[str, Any]:
+    """Valid v1 options with some changed; a change to None leaves that option out."""
+    options = {"auth_url": "http://127.0.0.1:1/auth/v1.0", "user": "u", "key": "k", **changes}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (swift_login(auth_url=None), "missing option(s) auth_url"),
+        (swift_login(user=None, key=""), "missing option(s) user, key"),
+        (swift_login(auth_version=2), "auth_version: expected 1 (tempauth, Rackspace-style v1.0) or 3"),
+        (swift_login(region="RegionOne"), "region: only used with auth_version 3"),
+        (swift_login(auth_version=3), "auth_version 3 (Keystone) needs project_name"),
+        (swift_login(container="a/b"), "container: expected a name without '/'"),
+        (swift_login(container=""), "container: expected a name without '/'"),
+        (swift_login(timeout=0), "timeout: expected seconds > 0, found 0"),
+        (swift_login(timeout="10"), "timeout: expected number, found '10'"),
+        (swift_login(retries=True), "retries: expected int, found True"),
+        (swift_login(retries=-1), "retries: expected an integer >= 0"),
+        (swift_login(prefix="../up"), "prefix: invalid path '../up'"),
+        (swift_login(create_container="yes"), "create_container: expected bool, found 'yes'"),
+        (swift_login(contianer="x"), "unknown option(s) for store 'swift': contianer"),
+    ],
+)
+def test_bad_options_are_refused_with_a_readable_message(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        SwiftStore(**options)
+    assert message in str(caught.value)
+
+
+def test_keystone_without_its_client_library_is_a_start_up_error() -> None:
+    with pytest.raises(ValueError, match="pip install python-keystoneclient"):
+        SwiftStore(
+            auth_url="https://keystone.example/v3", user="alice", key="pw", auth_version=3, project_name="p"
+        )
+
+
+def test_keystone_v3_settings_become_swiftclient_os_options() -> None:
+    kwargs = connection_options(
+        auth_url="https://keystone.example/v3",
+        user="alice",
+        key="pw",
+        auth_version="3",
+        region="RegionOne",
+        project_name="science",
+        user_domain_name="Default",
+        project_domain_name="lab",
+        timeout=7.5,
+        retries=2,
+    )
+    assert kwargs["auth_version"] == "3"
+    assert kwargs["os_options"] == {
+        "project_name": "science",
+        "user_domain_name": "Default",
+        "project_domain_name": "lab",
+        "region_name": "RegionOne",
+    }
+    assert (kwargs["timeout"], kwargs["retries"]) == (7.5, 2)
+
+
+def test_every_connection_has_a_timeout_and_few_retries(store: SwiftStore) -> None:
+    """swiftclient's defaults (no timeout, 5 retries = 31 s of backoff) must never apply."""
+    kwargs = store._connection_options
+    assert kwargs["timeout"] == 3
+    assert kwargs["retries"] == 1
+    assert kwargs["max_backoff"] <= 2
+    assert "os_options" not in kwargs  # v1 auth: no Keystone options
+
+
+def test_yaml_store_section_builds_a_swift_store(swift_options: dict[str, Any]) -> None:
+    settings = load_settings({"store": {"class": "swift", **swift_options, "prefix": "team-a"}})
+    store = open_store(settings.store)
+    assert isinstance(store, SwiftStore)
+    assert store.prefix == "team-a/"
+    assert "container" in store.describe() and swift_options["container"] in store.describe()
+
+
+def test_bad_yaml_store_options_are_one_config_error_line() -> None:
+    settings = load_settings({"store": {"class": "swift", "auth_url": "http://127.0.0.1:1/auth/v1.0"}})
+    with pytest.raises(ConfigError) as caught:
+        open_store(settings.store)
+    assert "store (swift): missing option(s) user, key" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def test_files_are_objects_named_by_path_with_md5_etags(store: SwiftStore, raw: Connection) -> None:
+    data = b'{"cells": []}'
+    store.mkdir("papers")
+    entry = store.write("papers/Ünïcode nb (1) ✓.ipynb", data)
+    headers, body = raw.get_object(store.container, "papers/Ünïcode nb (1) ✓.ipynb")
+    assert body == data
+    assert entry.etag == headers["etag"] == hashlib.md5(data).hexdigest()
+    assert entry.size == len(data)
+    assert headers["x-object-meta-created"] == entry.created.isoformat()
+
+
+def test_an_empty_folder_persists_as_a_marker_object(store: SwiftStore, raw: Connection) -> None:
+    store.mkdir("empty")
+    headers = raw.head_object(store.container, "empty/")
+    assert headers["content-type"] == "application/directory"
+    assert headers["content-length"] == "0"
+    listed = store.list("")
+    assert [(e.name, e.kind) for e in listed] == [("empty", "directory")]
+    assert store.list("empty") == []
+    assert store.stat("empty").kind == "directory"
+
+
+def test_folders_made_by_other_swift_tools_are_listed(store: SwiftStore, raw: Connection) -> None:
+    """`swift upload` makes no folder markers: a shared prefix alone is a folder."""
+    store.list("")  # creates the container
+    raw.put_object(store.container, "uploaded/deep/data.csv", b"a,b\n")
+    assert [(e.name, e.kind) for e in store.list("")] == [("uploaded", "directory")]
+    assert [(e.name, e.kind) for e in store.list("uploaded")] == [("deep", "directory")]
+    assert store.read("uploaded/deep/data.csv") == b"a,b\n"
+    with pytest.raises(NotEmpty):
+        store.delete("uploaded")
+
+
+def test_prefixes_let_deployments_share_one_container(swift_options: dict[str, Any], raw: Connection) -> None:
+    team_a = SwiftStore(**swift_options, prefix="team-a")
+    team_b = SwiftStore(**swift_options, prefix="/team-b/")
+    team_a.write("plan.ipynb", b"A")
+    team_b.write("plan.ipynb", b"B")
+    team_b.mkdir("only-b")
+    team_a.create_checkpoint("plan.ipynb")
+    assert [e.name for e in team_a.list("")] == ["plan.ipynb"]
+    assert sorted(e.name for e in team_b.list("")) == ["only-b", "plan.ipynb"]
+    assert (team_a.read("plan.ipynb"), team_b.read("plan.ipynb")) == (b"A", b"B")
+    assert all(name.startswith(("team-a/", "team-b/")) for name in names(raw, swift_options["container"]))
+    assert len(team_a.list_checkpoints("plan.ipynb")) == 1
+    assert team_b.list_checkpoints("plan.ipynb") == []
+
+
+def test_checkpoints_are_server_side_copies_hidden_from_listings(store: SwiftStore, raw: Connection) -> None:
+    store.write("nb.ipynb", b"v1")
+    first = store.create_checkpoint("nb.ipynb")
+    store.write("nb.ipynb", b"v2")
+    second = store.create_checkpoint("nb.ipynb")
+    assert [c.id for c in store.list_checkpoints("nb.ipynb")] == [first.id, second.id]
+    assert raw.get_object(store.container, f"{CHECKPOINTS}/nb.ipynb/{first.id}")[1] == b"v1"
+    assert [e.name for e in store.list("")] == ["nb.ipynb"]
+    with pytest.raises(InvalidPath, match="reserved"):
+        store.write(f"{CHECKPOINTS}/nb.ipynb/x", b"sneaky")
+    store.write("nb.ipynb", b"v3")
+    restored = store.restore_checkpoint("nb.ipynb", first.id)
+    assert store.read("nb.ipynb") == b"v1"
+    assert restored.etag == hashlib.md5(b"v1").hexdigest()
+    store.delete_checkpoint("nb.ipynb", first.id)
+    assert [c.id for c in store.list_checkpoints("nb.ipynb")] == [second.id]
+    with pytest.raises(NotFound):
+        store.delete_checkpoint("nb.ipynb", first.id)
+    with pytest.raises(NotFound):
+        store.restore_checkpoint("nb.ipynb", "../../nb.ipynb")
+
+
+def test_created_survives_saves_and_renames(store: SwiftStore) -> None:
+    created = store.write("a.ipynb", b"1").created
+    assert store.write("a.ipynb", b"2").created == created
+    moved = store.rename("a.ipynb", "b.ipynb")
+    assert moved.created == created
+    assert moved.etag == hashlib.md5(b"2").hexdigest()
+
+
+def test_folder_rename_moves_every_object_and_checkpoint(store: SwiftStore, raw: Connection) -> None:
+    store.mkdir("old")
+    store.mkdir("old/sub")
+    store.mkdir("old/empty")
+    store.write("old/sub/nb.ipynb", b"x")
+    checkpoint = store.create_checkpoint("old/sub/nb.ipynb")
+    store.mkdir("parent")
+    entry = store.rename("old", "parent/new")
+    assert entry.kind == "directory"
+    assert sorted(names(raw, store.container)) == sorted(
+        [
+            "parent/",
+            "parent/new/",
+            "parent/new/sub/",
+            "parent/new/empty/",
+            "parent/new/sub/nb.ipynb",
+            f"{CHECKPOINTS}/parent/new/sub/nb.ipynb/{checkpoint.id}",
+        ]
+    )
+    assert store.read("parent/new/sub/nb.ipynb") == b"x"
+    assert [c.id for c in store.list_checkpoints("parent/new/sub/nb.ipynb")] == [checkpoint.id]
+    with pytest.raises(InvalidPath, match="into itself"):
+        store.rename("parent", "parent/new/inside")
+    with pytest.raises(AlreadyExists):
+        store.rename("parent/new/sub/nb.ipynb", "parent/new")
+
+
+def test_deleting_a_file_deletes_its_checkpoints(store: SwiftStore, raw: Connection) -> None:
+    store.write("nb.ipynb", b"x")
+    store.create_checkpoint("nb.ipynb")
+    store.create_checkpoint("nb.ipynb")
+    store.delete("nb.ipynb")
+    assert names(raw, store.container) == []
+
+
+def test_if_match_uses_swift_etags(store: SwiftStore) -> None:
+    first = store.write("nb.ipynb", b"v1")
+    second = store.write("nb.ipynb", b"v2", if_match=first.etag)
+    with pytest.raises(Conflict):
+        store.write("nb.ipynb", b"lost update", if_match=first.etag)
+    assert store.write("nb.ipynb", b"v3", if_match=f'"{second.etag}"').etag == hashlib.md5(b"v3").hexdigest()
+    with pytest.raises(Conflict):
+        store.write("new.ipynb", b"x", if_match=first.etag)  # nothing there matches nothing
+    with pytest.raises(Conflict):
+        store.delete("nb.ipynb", if_match=first.etag)
+    with pytest.raises(Conflict):
+        store.rename("nb.ipynb", "moved.ipynb", if_match=first.etag)
+    assert store.read("nb.ipynb") == b"v3"
+
+
+def test_listing_and_stat_agree(store: SwiftStore) -> None:
+    store.write("a.txt", b"abc")
+    (listed,) = store.list("")
+    stat = store.stat("a.txt")
+    assert (listed.path, listed.kind, listed.size, listed.etag, listed.last_modified) == (
+        stat.path,
+        stat.kind,
+        stat.size,
+        stat.etag,
+        stat.last_modified,
+    )
+
+
+def test_streamed_download_matches_its_entry(store: SwiftStore) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    store.write("blob.bin", data)
+    entry, chunks = store.open_stream("blob.bin", chunk_size=65536)
+    received = b"".join(chunks)
+    assert received == data
+    assert entry.size == len(data) and entry.etag == hashlib.md5(data).hexdigest()
+    with pytest.raises(NotFound):
+        store.open_stream("missing.bin")
+
+
+def test_paths_too_long_for_swift_are_refused(store: SwiftStore) -> None:
+    with pytest.raises(InvalidPath, match="too long for Swift"):
+        store.write("x" * 1000, b"")
+
+
+# ---------------------------------------------------------------------------- container
+
+
+def test_the_container_is_created_on_first_use(store: SwiftStore, raw: Connection) -> None:
+    with pytest.raises(Exception, match="404"):
+        raw.head_container(store.container)
+    assert store.list("") == []
+    assert raw.head_container(store.container)["x-container-object-count"] == "0"
+
+
+def test_a_missing_container_is_a_clear_error_when_creating_is_off(swift_options: dict[str, Any]) -> None:
+    store = SwiftStore(**swift_options, create_container=False)
+    with pytest.raises(Unavailable, match=f"container '{swift_options['container']}' does not exist"):
+        store.list("")
+
+
+def test_a_user_who_may_not_create_the_container_gets_a_clear_error(swift_options: dict[str, Any]) -> None:
+    """tempauth's test:tester3 is not an account admin: Swift answers 403 to PUT container."""
+    store = SwiftStore(**{**swift_options, "user": "test:tester3", "key": "testing3"})
+    with pytest.raises(Unavailable) as caught:
+        store.write("nb.ipynb", b"x")
+    assert caught.value.status == 503
+    assert "may not create it (403 Forbidden)" in caught.value.message
+    assert "test:tester3" in caught.value.message
