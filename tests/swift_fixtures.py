@@ -68,9 +68,7 @@ class SwiftServer:
 
     def start(self) -> None:
         """Start (or, for a configured folder, restart only the dead servers) and wait for ready."""
-        out = self._run(
-            "start-swift.sh", SWIFT_TEST_DIR=str(self.folder), SWIFT_WATCH_PID=str(os.getpid())
-        )
+        out = self._run("start-swift.sh", SWIFT_TEST_DIR=str(self.folder), SWIFT_WATCH_PID=str(os.getpid()))
         self.env = dict(re.findall(r"^export (\w+)=(.*)$", out, re.MULTILINE))
 
     def stop(self) -> None:
