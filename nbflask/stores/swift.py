@@ -11,8 +11,13 @@ Layout in the container, under the optional `prefix`:
 
 Swift has no rename and no compare-and-swap: a rename is COPY then DELETE (for a folder, every
 object under it, all copies first so a failure half-way loses nothing), and the If-Match rule
-is checked by a HEAD just before the PUT, which is best-effort for writers racing between the
-two. A PUT itself is atomic, so a save that fails half-way leaves the previous version.
+is checked by a HEAD just before the PUT. Within one process a lock per path makes that exact;
+between processes or hosts it is best-effort for writers racing between the HEAD and the PUT.
+A PUT itself is atomic, so a save that fails half-way leaves the previous version.
+
+An entry's etag is Swift's ETag (the MD5 of the content) joined to the object's timestamp, so
+every save makes a new version even when the bytes are the same, as the contract asks, and
+stat and listings compute the same etag.
 
 `last_modified` is Swift's own object timestamp (X-Timestamp, the same value listings carry);
 `created` is kept in the object metadata `X-Object-Meta-Created`. Listings do not carry user
@@ -36,9 +41,10 @@ import logging
 import posixpath
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import requests
@@ -77,6 +83,9 @@ MAX_CONTAINER_NAME = 256
 CHECKPOINT_NAME_ROOM = len(CHECKPOINTS) + 2 + 32
 CHECKPOINT_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
 POOL_SIZE = 8
+#: Locks shared out by hash of the path: compare-and-swap is exact within one process.
+LOCK_STRIPES = 64
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: What a request can fail with short of an HTTP answer: refused, reset, timed out, cut off.
 TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 AUTH_VERSIONS = {"1": "1", "1.0": "1", "3": "3"}
@@ -153,6 +162,11 @@ def _listing_time(value: str) -> datetime:
 
 def _checkpoint_time(checkpoint_id: str) -> datetime:
     return datetime.strptime(checkpoint_id[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc)
+
+
+def _version_tag(md5: str, modified: datetime) -> str:
+    """The etag of one saved version: the content's MD5 and the microsecond it was stored."""
+    return f"{md5.strip(chr(34))}-{(modified - EPOCH) // timedelta(microseconds=1):x}"
 
 
 def _status_text(exc: ClientException) -> str:
@@ -240,6 +254,7 @@ class SwiftStore(Store):
             retries=retries,
         )
         self._idle: list[Connection] = []
+        self._locks: list[threading.Lock] = []
         self._auth: tuple[str, str] | None = None
         self._container_ready = False
 
@@ -292,6 +307,24 @@ class SwiftStore(Store):
             self._discard(conn)
             raise
         self._release(conn)
+
+    @contextmanager
+    def _locked(self, *paths: str) -> Iterator[None]:
+        """Serialise this process's changes to these paths (stripes taken in order: no deadlock).
+
+        The locks are made on first use, after gevent (if any) has patched `threading`, so a
+        greenlet waiting for one yields to the others instead of blocking the worker.
+        """
+        if not self._locks:
+            self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        stripes = sorted({hash(path) % LOCK_STRIPES for path in paths})
+        for stripe in stripes:
+            self._locks[stripe].acquire()
+        try:
+            yield
+        finally:
+            for stripe in reversed(stripes):
+                self._locks[stripe].release()
 
     def _fail(self, what: str, exc: BaseException) -> StoreError:
         """One clear store error for a failed Swift request."""
@@ -410,7 +443,7 @@ class SwiftStore(Store):
             created=datetime.fromisoformat(created) if created else modified,
             last_modified=modified,
             size=int(headers.get("content-length", 0)),
-            etag=headers.get("etag", "").strip('"') or None,
+            etag=_version_tag(headers["etag"], modified),
         )
 
     def _find(self, path: str) -> Entry | None:
@@ -492,7 +525,7 @@ class SwiftStore(Store):
                 created=modified,
                 last_modified=modified,
                 size=int(item["bytes"]),
-                etag=item["hash"],
+                etag=_version_tag(item["hash"], modified),
             )
         return sorted(entries.values(), key=lambda entry: entry.name)
 
@@ -572,10 +605,14 @@ class SwiftStore(Store):
         path = self._path(path)
         if not path:
             raise InvalidPath("the root is a directory, not a file")
+        with self._locked(path):
+            return self._write(path, data, if_match)
+
+    def _write(self, path: str, data: bytes, if_match: str | None) -> Entry:
         name = self._object(path)
         current = self._head(name)
         if if_match is not None and (
-            current is None or current.get("etag", "").strip('"') != _etag(if_match)
+            current is None or self._file_entry(path, current).etag != _etag(if_match)
         ):
             raise Conflict(f"{path!r} changed since the version you have (If-Match {if_match})")
         if current is None:
@@ -621,6 +658,10 @@ class SwiftStore(Store):
         path = self._path(path)
         if not path:
             raise InvalidPath("the root directory cannot be deleted")
+        with self._locked(path):
+            self._delete(path, if_match)
+
+    def _delete(self, path: str, if_match: str | None) -> None:
         entry = self._existing(path)
         _check_if_match(entry, if_match)
         if entry.kind == "file":
@@ -639,6 +680,10 @@ class SwiftStore(Store):
         old_path, new_path = self._path(old_path), self._path(new_path)
         if not old_path or not new_path:
             raise InvalidPath("the root directory cannot be moved")
+        with self._locked(old_path, new_path):
+            return self._rename(old_path, new_path, if_match)
+
+    def _rename(self, old_path: str, new_path: str, if_match: str | None) -> Entry:
         entry = self._existing(old_path)
         _check_if_match(entry, if_match)
         if new_path == old_path:
@@ -713,12 +758,13 @@ class SwiftStore(Store):
 
     def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:
         path = self._checkpointable(path)
-        self._copy(
-            self._checkpoint_object(path, checkpoint_id),
-            self._object(path),
-            NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}"),
-        )
-        return self._existing(path)
+        with self._locked(path):
+            self._copy(
+                self._checkpoint_object(path, checkpoint_id),
+                self._object(path),
+                NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}"),
+            )
+            return self._existing(path)
 
     def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
         path = self._checkpointable(path)
