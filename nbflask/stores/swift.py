@@ -254,7 +254,7 @@ class SwiftStore(Store):
             retries=retries,
         )
         self._idle: list[Connection] = []
-        self._locks: list[threading.Lock] = []
+        self._locks: dict[int, threading.Lock] = {}
         self._auth: tuple[str, str] | None = None
         self._container_ready = False
 
@@ -313,18 +313,20 @@ class SwiftStore(Store):
         """Serialise this process's changes to these paths (stripes taken in order: no deadlock).
 
         The locks are made on first use, after gevent (if any) has patched `threading`, so a
-        greenlet waiting for one yields to the others instead of blocking the worker.
+        greenlet waiting for one yields to the others instead of blocking the worker;
+        `dict.setdefault` makes that creation atomic.
         """
-        if not self._locks:
-            self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
-        stripes = sorted({hash(path) % LOCK_STRIPES for path in paths})
-        for stripe in stripes:
-            self._locks[stripe].acquire()
+        locks = [
+            self._locks.setdefault(stripe, threading.Lock())
+            for stripe in sorted({hash(path) % LOCK_STRIPES for path in paths})
+        ]
+        for lock in locks:
+            lock.acquire()
         try:
             yield
         finally:
-            for stripe in reversed(stripes):
-                self._locks[stripe].release()
+            for lock in reversed(locks):
+                lock.release()
 
     def _fail(self, what: str, exc: BaseException) -> StoreError:
         """One clear store error for a failed Swift request."""
