@@ -9,6 +9,7 @@ metadata, ETags, and the container being created (or not).
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,6 +116,23 @@ def test_yaml_store_section_builds_a_swift_store(swift_options: dict[str, Any]) 
     assert isinstance(store, SwiftStore)
     assert store.prefix == "team-a/"
     assert "container" in store.describe() and swift_options["container"] in store.describe()
+
+
+def test_the_example_config_works_with_secrets_from_the_environment(
+    swift_server: Any, swift_container: str
+) -> None:
+    """config/swift.yaml as a deployment uses it: login and container from NBFLASK_STORE_*."""
+    example = Path(__file__).resolve().parent.parent / "config" / "swift.yaml"
+    environ = {
+        "NBFLASK_STORE_AUTH_URL": swift_server.auth_url,
+        "NBFLASK_STORE_USER": swift_server.env["ST_USER"],
+        "NBFLASK_STORE_KEY": swift_server.env["ST_KEY"],
+        "NBFLASK_STORE_CONTAINER": swift_container,
+    }
+    store = open_store(load_settings(example, environ=environ).store)
+    assert isinstance(store, SwiftStore) and store.prefix == "team-a/"
+    store.write("hello.ipynb", b"{}")
+    assert [entry.name for entry in store.list("")] == ["hello.ipynb"]
 
 
 def test_bad_yaml_store_options_are_one_config_error_line() -> None:

@@ -103,7 +103,8 @@ def _option(options: dict[str, Any], key: str, kinds: tuple[type, ...], default:
     elif float in kinds and isinstance(value, int):
         return float(value)
     names = " or ".join("number" if kind is float else kind.__name__ for kind in kinds)
-    raise ValueError(f"{key}: expected {names}, found {value!r}")
+    hint = " (quote it in YAML)" if kinds == (str,) else ""
+    raise ValueError(f"{key}: expected {names}{hint}, found {value!r}")
 
 
 def connection_options(
