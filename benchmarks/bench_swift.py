@@ -81,8 +81,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-swift-") as scratch:
         root = Path(scratch)
-        swift = SwiftServer(root / "swift")
-        (root / "swift").mkdir()
+        (root / "swift-server").mkdir()
+        swift = SwiftServer(root / "swift-server")
         swift.start()
         try:
             results = {}
@@ -93,7 +93,11 @@ def main() -> None:
                 folder = root / name
                 folder.mkdir()
                 with start_nbflask(folder, {"store": store} if store else None) as server:
-                    results[name] = measure(server, body, rounds)
+                    try:
+                        results[name] = measure(server, body, rounds)
+                    except Exception:
+                        print(f"{name} store failed; its server log ends with:\n{server.log()[-3000:]}")
+                        raise
         finally:
             swift.stop()
 

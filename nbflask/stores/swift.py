@@ -588,7 +588,11 @@ class SwiftStore(Store):
             raise NotFound(f"no such directory: {parent!r}")
 
     def _put(self, name: str, data: bytes, headers: dict[str, str], content_type: str | None = None) -> str:
-        """PUT an object from a seekable body (so swiftclient can retry it) with its MD5 as ETag."""
+        """PUT an object from a seekable body (so swiftclient can retry it) with its MD5 as ETag.
+
+        Swift checks the body against that ETag (422 and nothing stored on a mismatch) and
+        answers with it, which is returned.
+        """
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
 
         def request(conn: Connection) -> str:
@@ -625,10 +629,14 @@ class SwiftStore(Store):
             created = datetime.now(timezone.utc).isoformat()
         else:
             created = current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat()
-        self._put(name, data, {CREATED_HEADER: created})
+        md5 = self._put(name, data, {CREATED_HEADER: created})
         headers = self._head(name)
-        if headers is None:
-            raise Unavailable(f"swift store: {path!r} was saved but Swift does not show it yet; retry")
+        if headers is None or headers.get("etag", "").strip('"') != md5:
+            # A replicated Swift may answer a HEAD right after a PUT from a stale replica.
+            raise Unavailable(
+                f"swift store: {path!r} was saved, but Swift does not show the new version yet;"
+                " reload it before saving again"
+            )
         return self._file_entry(path, headers)
 
     def mkdir(self, path: str) -> Entry:
