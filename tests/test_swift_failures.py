@@ -148,8 +148,8 @@ AUTH_LINE = re.compile(r"GET /auth/v1\.0 HTTP/1\.0 (\d{3}) .*python-swiftclient"
 
 @pytest.fixture(scope="module")
 def short_token_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
-    """A Swift of its own whose tempauth tokens expire after 2 s."""
-    server = start_swift(tmp_path_factory, "swift-short-token", SWIFT_TOKEN_LIFE="2")
+    """A Swift of its own whose tempauth tokens expire after 3 s."""
+    server = start_swift(tmp_path_factory, "swift-short-token", SWIFT_TOKEN_LIFE="3")
     yield server
     server.stop()
 
@@ -171,7 +171,7 @@ def test_an_expired_token_is_renewed_once_and_the_request_succeeds(short_token_s
     before = len(_auth_answers(short_token_swift, 0))
     store.write("nb.ipynb", b"v1")
     assert _auth_answers(short_token_swift, before + 1)[before:] == ["200"]
-    time.sleep(3)  # past the token's life
+    time.sleep(4)  # past the token's life
     assert store.read("nb.ipynb") == b"v1"
     store.write("nb.ipynb", b"v2")
     assert _auth_answers(short_token_swift, before + 2)[before:] == ["200", "200"]
