@@ -1,4 +1,4 @@
-"""`/api/contents` as Jupyter clients use it, on the file and the memory store.
+"""`/api/contents` as Jupyter clients use it, on the file, memory and Swift stores.
 
 Each test is a client's story: what it sends, the status, the model keys and headers it
 gets back, and what the store holds afterwards.
@@ -30,10 +30,13 @@ def notebook(*sources: str, outputs: list | None = None) -> dict:
     return json.loads(nbformat.writes(nb))
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "swift"])
 def api(request, make_app):
-    """A token-authenticated client on a fresh app with the given store."""
-    app = make_app({"store": {"class": request.param}})
+    """A token-authenticated client on a fresh app with the given store (Swift: a real one)."""
+    store = {"class": request.param}
+    if request.param == "swift":
+        store.update(request.getfixturevalue("swift_options"))
+    app = make_app({"store": store})
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     client.store = app.extensions["nbflask"].store

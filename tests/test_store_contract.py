@@ -38,10 +38,18 @@ def memory_store(request: pytest.FixtureRequest) -> Store:
     return MemoryStore()
 
 
-#: One entry per store under contract; the Swift store adds `pytest.param(swift_store, id="swift")`.
+def swift_store(request: pytest.FixtureRequest) -> Store:
+    """A real Swift server (tests/swift_fixtures.py), a fresh container per test."""
+    from nbflask.stores.swift import SwiftStore
+
+    return SwiftStore(**request.getfixturevalue("swift_options"))
+
+
+#: One entry per store under contract.
 STORE_FACTORIES = [
     pytest.param(file_store, id="file"),
     pytest.param(memory_store, id="memory"),
+    pytest.param(swift_store, id="swift"),
 ]
 
 
