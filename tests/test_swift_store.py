@@ -17,7 +17,15 @@ from swiftclient.client import Connection
 
 from nbflask.config import ConfigError, load_settings
 from nbflask.stores import open_store
-from nbflask.stores.base import AlreadyExists, Conflict, InvalidPath, NotEmpty, NotFound, Unavailable
+from nbflask.stores.base import (
+    AlreadyExists,
+    Conflict,
+    InvalidPath,
+    NotEmpty,
+    NotFound,
+    StoreFull,
+    Unavailable,
+)
 from nbflask.stores.swift import CHECKPOINTS, SwiftStore, connection_options
 
 
@@ -332,3 +340,14 @@ def test_a_user_who_may_not_create_the_container_gets_a_clear_error(swift_option
     assert caught.value.status == 503
     assert "may not create it (403 Forbidden)" in caught.value.message
     assert "test:tester3" in caught.value.message
+
+
+def test_a_full_container_is_507_store_full(store: SwiftStore, raw: Connection) -> None:
+    """Swift refuses a save past the container's quota (413): the store is full, nothing changes."""
+    store.write("nb.ipynb", b"small")
+    raw.post_container(store.container, {"X-Container-Meta-Quota-Bytes": "100"})
+    with pytest.raises(StoreFull) as caught:
+        store.write("nb.ipynb", b"x" * 1000)
+    assert caught.value.status == 507
+    assert "Swift has no room for it (413" in caught.value.message
+    assert store.read("nb.ipynb") == b"small"

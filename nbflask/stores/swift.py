@@ -62,6 +62,7 @@ from .base import (
     NotFound,
     Store,
     StoreError,
+    StoreFull,
     TimedOut,
     Unavailable,
     normalize_path,
@@ -338,6 +339,8 @@ class SwiftStore(Store):
                     f"{where}: {what} failed: Swift refused the login of '{self.user}' (401)"
                     " even after renewing the token"
                 )
+            if exc.http_status in (413, 507):  # over a quota or the object size limit; disks full
+                return StoreFull(f"{where}: {what} failed: Swift has no room for it ({_status_text(exc)})")
             return Unavailable(f"{where}: {what} failed: Swift answered {_status_text(exc)}")
         timed_out = isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError))
         if timed_out:
@@ -541,6 +544,9 @@ class SwiftStore(Store):
         except NotFound:
             self._existing_file(path)  # a folder gets "is a directory", not "no such file"
             raise
+
+    def read_chunks(self, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return self.open_stream(path, chunk_size)[1]
 
     def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
         """One GET: the entry from its headers, the body streamed while it holds a connection.

@@ -173,7 +173,7 @@ swift_dir = $D/etc
 log_level = INFO
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth copy slo dlo $VW_PIPE proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl tempauth copy container-quotas slo dlo $VW_PIPE proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -217,6 +217,10 @@ use = egg:swift#slo
 use = egg:swift#dlo
 [filter:symlink]
 use = egg:swift#symlink
+# X-Container-Meta-Quota-Bytes on a container makes Swift refuse bigger uploads (413): how
+# the tests see a store that is full.
+[filter:container-quotas]
+use = egg:swift#container_quotas
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 allow_versioned_writes = true
