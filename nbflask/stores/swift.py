@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 import urllib3
@@ -169,6 +169,21 @@ def _checkpoint_time(checkpoint_id: str) -> datetime:
 def _version_tag(md5: str, modified: datetime) -> str:
     """The etag of one saved version: the content's MD5 and the microsecond it was stored."""
     return f"{md5.strip(chr(34))}-{(modified - EPOCH) // timedelta(microseconds=1):x}"
+
+
+def _object_entry(path: str, kind: Literal["file", "directory"], headers: dict[str, str]) -> Entry:
+    """The entry of a file object or a folder marker, from the object's HEAD or GET headers."""
+    modified = _timestamp(headers["x-timestamp"])
+    created = headers.get(CREATED_HEADER.lower())
+    is_file = kind == "file"
+    return Entry(
+        path=path,
+        kind=kind,
+        created=datetime.fromisoformat(created) if created else modified,
+        last_modified=modified,
+        size=int(headers.get("content-length", 0)) if is_file else None,
+        etag=_version_tag(headers["etag"], modified) if is_file else None,
+    )
 
 
 def _status_text(exc: ClientException) -> str:
@@ -441,16 +456,7 @@ class SwiftStore(Store):
         )
 
     def _file_entry(self, path: str, headers: dict[str, str]) -> Entry:
-        modified = _timestamp(headers["x-timestamp"])
-        created = headers.get(CREATED_HEADER.lower())
-        return Entry(
-            path=path,
-            kind="file",
-            created=datetime.fromisoformat(created) if created else modified,
-            last_modified=modified,
-            size=int(headers.get("content-length", 0)),
-            etag=_version_tag(headers["etag"], modified),
-        )
+        return _object_entry(path, "file", headers)
 
     def _find(self, path: str) -> Entry | None:
         """The entry at a checked path, or None: a file object, a folder marker, or a prefix."""
@@ -466,14 +472,7 @@ class SwiftStore(Store):
         folder = self._folder(path)
         marker = self._head(folder)
         if marker is not None:
-            modified = _timestamp(marker["x-timestamp"])
-            created = marker.get(CREATED_HEADER.lower())
-            return Entry(
-                path=path,
-                kind="directory",
-                created=datetime.fromisoformat(created) if created else modified,
-                last_modified=modified,
-            )
+            return _object_entry(path, "directory", marker)
         if self._listing(folder, delimiter=None, limit=1):
             return Entry(path=path, kind="directory", created=FOLDER_TIME, last_modified=FOLDER_TIME)
         return None

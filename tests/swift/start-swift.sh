@@ -103,12 +103,12 @@ swift_hash_path_prefix = pre$HASH
 swift_hash_path_suffix = suf$HASH
 EOF
 
-# Shared [DEFAULT] for the three storage servers.
-common_default() {  # $1 = port
-cat <<EOF
+# One config per storage server: $1 = server (account|container|object), $2 = port, $3 = app.
+storage_conf() {
+cat > "$D/etc/$1-server.conf" <<EOF
 [DEFAULT]
 bind_ip = 127.0.0.1
-bind_port = $1
+bind_port = $2
 workers = 0
 user = $RUN_USER
 swift_dir = $D/etc
@@ -116,47 +116,20 @@ devices = $D/srv
 mount_check = false
 disable_fallocate = true
 log_level = INFO
+
+[pipeline:main]
+pipeline = healthcheck $1-server
+
+[app:$1-server]
+use = egg:swift#$3
+
+[filter:healthcheck]
+use = egg:swift#healthcheck
 EOF
 }
-
-{ common_default "$ACCOUNT_PORT"; cat <<EOF
-
-[pipeline:main]
-pipeline = healthcheck account-server
-
-[app:account-server]
-use = egg:swift#account
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-EOF
-} > "$D/etc/account-server.conf"
-
-{ common_default "$CONTAINER_PORT"; cat <<EOF
-
-[pipeline:main]
-pipeline = healthcheck container-server
-
-[app:container-server]
-use = egg:swift#container
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-EOF
-} > "$D/etc/container-server.conf"
-
-{ common_default "$OBJECT_PORT"; cat <<EOF
-
-[pipeline:main]
-pipeline = healthcheck object-server
-
-[app:object-server]
-use = egg:swift#$( [ "$OBJECT_BACKEND" = mem ] && echo mem_object || echo object )
-
-[filter:healthcheck]
-use = egg:swift#healthcheck
-EOF
-} > "$D/etc/object-server.conf"
+storage_conf account "$ACCOUNT_PORT" account
+storage_conf container "$CONTAINER_PORT" container
+storage_conf object "$OBJECT_PORT" "$( [ "$OBJECT_BACKEND" = mem ] && echo mem_object || echo object )"
 
 if [ "$VERSIONING" = 1 ]; then
     VW_PIPE="versioned_writes symlink"
@@ -195,37 +168,18 @@ fernet_key_1 = $FERNET_KEY
 active_fernet_key_id = 1
 token_life = $TOKEN_LIFE
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:bulk]
-use = egg:swift#bulk
-[filter:tempurl]
-use = egg:swift#tempurl
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:symlink]
-use = egg:swift#symlink
-# X-Container-Meta-Quota-Bytes on a container makes Swift refuse bigger uploads (413): how
-# the tests see a store that is full.
-[filter:container-quotas]
-use = egg:swift#container_quotas
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 allow_versioned_writes = true
 allow_object_versioning = true
 EOF
+# The other filters of the pipeline take no settings: [filter:NAME] use = egg:swift#NAME.
+# (container-quotas: X-Container-Meta-Quota-Bytes makes Swift refuse bigger uploads with 413,
+# which is how the tests see a store that is full.)
+for filter in catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk tempurl \
+              copy container-quotas slo dlo symlink; do
+    printf '\n[filter:%s]\nuse = egg:swift#%s\n' "$filter" "${filter//-/_}"
+done >> "$D/etc/proxy-server.conf"
 
 phase "configs written"
 # ---------------------------------------------------------------- rings
