@@ -110,3 +110,4 @@ def test_a_live_gevent_server_reports_swift_down_and_recovers(
         assert client.put(url, json=notebook("v2"), timeout=30).status_code == 200
         assert sources(client.get(url, timeout=30).json()) == ["v2"]
         assert "Traceback" not in server.log()
+        assert f"serving notebooks from Swift container '{swift_options['container']}' via" in server.log()

@@ -278,8 +278,9 @@ class SwiftStore(Store):
     # ------------------------------------------------------------------ talking to Swift
 
     def describe(self) -> str:
-        where = f"container '{self.container}'" + (f" under '{self.prefix}'" if self.prefix else "")
-        return f"swift store: {where} at {self.auth_url} as {self.user}"
+        """Where the notebooks are, as the start-up line says it: 'serving notebooks from ...'."""
+        where = f"Swift container '{self.container}'" + (f" under '{self.prefix}'" if self.prefix else "")
+        return f"{where} via {self.auth_url} (user {self.user})"
 
     def close(self) -> None:
         while self._idle:
