@@ -65,6 +65,20 @@ def test_a_hung_swift_is_504_after_the_timeout(
     assert store.read("nb.ipynb") == b"v1"
 
 
+def test_a_slow_backend_is_504_and_the_old_version_stays(
+    swift_options: dict[str, Any], swift_server: SwiftServer
+) -> None:
+    """The proxy answers, but the object server behind it does not (it would wait 10 s)."""
+    store = SwiftStore(**{**swift_options, "timeout": 1, "retries": 0})
+    store.write("nb.ipynb", b"v1")
+    swift_server.signal("object", signal.SIGSTOP)
+    with pytest.raises(TimedOut, match="'nb.ipynb' failed: no answer within 1 s"):
+        store.write("nb.ipynb", b"v2")
+    assert [entry.name for entry in store.list("")] == ["nb.ipynb"]  # listings need no object server
+    swift_server.heal()
+    assert store.read("nb.ipynb") == b"v1"
+
+
 def test_5xx_from_swift_is_503_with_swift_s_answer(store: SwiftStore, swift_server: SwiftServer) -> None:
     """With the object server down the proxy answers 503; listings (container server) still work."""
     store.write("nb.ipynb", b"v1")
