@@ -111,3 +111,33 @@ def test_a_live_gevent_server_reports_swift_down_and_recovers(
         assert sources(client.get(url, timeout=30).json()) == ["v2"]
         assert "Traceback" not in server.log()
         assert f"serving notebooks from Swift container '{swift_options['container']}' via" in server.log()
+
+
+def test_two_web_hosts_on_one_container_serve_the_same_notebooks(
+    tmp_path: Any, swift_options: dict[str, Any]
+) -> None:
+    """A multi-host deployment: two servers, one YAML store section, one container."""
+    store = {"class": "swift", **swift_options, "prefix": "team-a"}
+    (tmp_path / "host1").mkdir()
+    (tmp_path / "host2").mkdir()
+    with (
+        start_nbflask(tmp_path / "host1", {"store": store}) as host1,
+        start_nbflask(tmp_path / "host2", {"store": store}) as host2,
+    ):
+        one, two = host1.session(), host2.session()
+        assert one.put(host1.url + "api/contents/shared", json={"type": "directory"}, timeout=30).ok
+        url1, url2 = host1.url + "api/contents/shared/nb.ipynb", host2.url + "api/contents/shared/nb.ipynb"
+        assert one.put(url1, json=notebook("from host 1"), timeout=30).status_code == 201
+        seen_by_two = two.get(url2, timeout=30)
+        assert sources(seen_by_two.json()) == ["from host 1"]
+        assert one.put(url1, json=notebook("host 1 again"), timeout=30).status_code == 200
+        stale = two.put(
+            url2, json=notebook("host 2"), headers={"If-Match": seen_by_two.headers["ETag"]}, timeout=30
+        )
+        assert stale.status_code == 412, stale.text
+        assert sources(two.get(url2, timeout=30).json()) == ["host 1 again"]
+        names = [
+            child["name"]
+            for child in two.get(host2.url + "api/contents/shared", timeout=30).json()["content"]
+        ]
+        assert names == ["nb.ipynb"]
