@@ -297,7 +297,7 @@ class SwiftStore(Store):
         return conn
 
     def _release(self, conn: Connection) -> None:
-        """Back to the pool after a complete answer (an error status is a complete answer)."""
+        """Back to the pool after a complete answer."""
         self._remember_token(conn)
         if len(self._idle) < POOL_SIZE:
             self._idle.append(conn)
@@ -313,18 +313,19 @@ class SwiftStore(Store):
         if conn.url and conn.token:
             self._auth = (conn.url, conn.token)
 
-    @contextmanager
-    def _connection(self) -> Iterator[Connection]:
+    def _on_connection(self, request: Callable[[Connection], T]) -> T:
+        """Run a request on a pooled connection; keep it after any answer, drop it otherwise."""
         conn = self._checkout()
         try:
-            yield conn
-        except StoreError:
-            self._release(conn)
+            result = request(conn)
+        except ClientException:
+            self._release(conn)  # Swift answered (an error status is a complete answer)
             raise
         except BaseException:
             self._discard(conn)
             raise
         self._release(conn)
+        return result
 
     @contextmanager
     def _locked(self, *paths: str) -> Iterator[None]:
@@ -366,15 +367,14 @@ class SwiftStore(Store):
     def _call(self, what: str, request: Callable[[Connection], T], missing: StoreError | None = None) -> T:
         """Run one request on a pooled connection; a 404 raises `missing` when it is given."""
         self._ensure_container()
-        with self._connection() as conn:
-            try:
-                return request(conn)
-            except ClientException as exc:
-                if exc.http_status == 404 and missing is not None:
-                    raise missing from None
-                raise self._fail(what, exc) from None
-            except TRANSPORT_ERRORS as exc:
-                raise self._fail(what, exc) from None
+        try:
+            return self._on_connection(request)
+        except ClientException as exc:
+            if exc.http_status == 404 and missing is not None:
+                raise missing from None
+            raise self._fail(what, exc) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._fail(what, exc) from None
 
     def _ensure_container(self) -> None:
         """Create the container on first use if allowed; say clearly when it is missing."""
@@ -382,19 +382,18 @@ class SwiftStore(Store):
             return
         self._container_ready = True
         try:
-            with self._connection() as conn:
-                try:
-                    conn.head_container(self.container)
-                except ClientException as exc:
-                    if exc.http_status != 404:
-                        raise
-                    if not self.create_container:
-                        raise Unavailable(
-                            f"swift store: container '{self.container}' does not exist at {self.auth_url}"
-                            " and create_container is false"
-                        ) from None
-                    log.info("creating Swift container %r", self.container)
-                    conn.put_container(self.container)
+            try:
+                self._on_connection(lambda conn: conn.head_container(self.container))
+            except ClientException as exc:
+                if exc.http_status != 404:
+                    raise
+                if not self.create_container:
+                    raise Unavailable(
+                        f"swift store: container '{self.container}' does not exist at {self.auth_url}"
+                        " and create_container is false"
+                    ) from None
+                log.info("creating Swift container %r", self.container)
+                self._on_connection(lambda conn: conn.put_container(self.container))
         except ClientException as exc:
             self._container_ready = False
             if exc.http_status == 403:
