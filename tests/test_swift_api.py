@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from conftest import TOKEN
 from flask.testing import FlaskClient
-from live import start_nbflask
+from live import start_gunicorn, start_nbflask
 from swift_fixtures import SwiftServer
 
 pytestmark = pytest.mark.slow
@@ -116,13 +116,16 @@ def test_a_live_gevent_server_reports_swift_down_and_recovers(
 def test_two_web_hosts_on_one_container_serve_the_same_notebooks(
     tmp_path: Any, swift_options: dict[str, Any]
 ) -> None:
-    """A multi-host deployment: two servers, one YAML store section, one container."""
+    """A multi-host deployment: two servers, one YAML store section, one container.
+
+    Host 1 is `nbflask run`, host 2 gunicorn with two gevent workers, as an operator runs it.
+    """
     store = {"class": "swift", **swift_options, "prefix": "team-a"}
     (tmp_path / "host1").mkdir()
     (tmp_path / "host2").mkdir()
     with (
         start_nbflask(tmp_path / "host1", {"store": store}) as host1,
-        start_nbflask(tmp_path / "host2", {"store": store}) as host2,
+        start_gunicorn(tmp_path / "host2", {"store": store}, workers=2) as host2,
     ):
         one, two = host1.session(), host2.session()
         assert one.put(host1.url + "api/contents/shared", json={"type": "directory"}, timeout=30).ok
