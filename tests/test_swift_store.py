@@ -9,10 +9,12 @@ metadata, ETags, and the container being created (or not).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from swiftclient.client import Connection
 
 from nbflask.config import ConfigError, load_settings
@@ -351,3 +353,19 @@ def test_a_full_container_is_507_store_full(store: SwiftStore, raw: Connection) 
     assert caught.value.status == 507
     assert "Swift has no room for it (413" in caught.value.message
     assert store.read("nb.ipynb") == b"small"
+
+
+def test_the_log_in_examples_in_the_docs_are_valid_settings() -> None:
+    """docs/stores.md's tempauth, Keystone v3 and Rackspace examples: each one builds a store
+    (Keystone says it needs python-keystoneclient, which the tests do not install)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "stores.md").read_text()
+    section = doc[doc.index("### Three ways to log in") : doc.index("### What is in the container")]
+    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    assert [example["store"].get("auth_version", 1) for example in examples] == [1, 3, 1]
+    for example in examples:
+        settings = load_settings(example, environ={})
+        if example["store"].get("auth_version") == 3:
+            with pytest.raises(ConfigError, match="needs python-keystoneclient"):
+                open_store(settings.store)
+        else:
+            assert isinstance(open_store(settings.store), SwiftStore)
