@@ -218,7 +218,11 @@ class FileStore(Store):
     # -- writing -----------------------------------------------------------------------
     @contextmanager
     def _locked(self, os_dir: str) -> Iterator[None]:
-        """Hold an exclusive lock on a folder, so compare-and-swap holds across processes."""
+        """Hold an exclusive lock on a folder, so compare-and-swap holds across processes.
+
+        Every holder runs through `run_blocking`: under gevent a flock that waits on the hub
+        thread would stop the greenlet that holds the lock from ever releasing it.
+        """
         fd = os.open(os_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -314,6 +318,9 @@ class FileStore(Store):
         return self.stat(path)
 
     def delete(self, path: str, if_match: str | None = None) -> None:
+        run_blocking(self._delete_now, path, if_match)
+
+    def _delete_now(self, path: str, if_match: str | None) -> None:
         os_path = self._resolve_link(path)
         folder = os.path.dirname(os_path)
         is_dir = os.path.isdir(os_path) and not os.path.islink(os_path)
@@ -334,6 +341,9 @@ class FileStore(Store):
         self._fsync_dir(folder)
 
     def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
+        return run_blocking(self._rename_now, old_path, new_path, if_match)
+
+    def _rename_now(self, old_path: str, new_path: str, if_match: str | None) -> Entry:
         old_os = self._resolve_link(old_path)
         new_os = self._resolve_link(new_path)
         if not os.path.lexists(old_os):
