@@ -1,0 +1,98 @@
+"""The example proxy set-up, for real: config/nginx.conf (TLS at nginx) in front of gunicorn
+with config/behind-proxy.yaml's settings, under /ipython/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from live import TOKEN, free_port, make_cert, start_gunicorn
+
+REPO = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(NGINX), reason="needs nginx-light (CI installs it)"),
+]
+
+
+def site_config(tmp_path: Path, port: int, upstream: int, cert: Path) -> str:
+    text = (REPO / "config" / "nginx.conf").read_text()
+    for old, new in {
+        "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
+        "server 127.0.0.1:8888;": f"server 127.0.0.1:{upstream};",
+        "/etc/ssl/certs/notebooks.pem": str(cert),
+        "/etc/ssl/private/notebooks.key": str(cert),
+    }.items():
+        assert old in text, f"config/nginx.conf no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def proxied(tmp_path):
+    """gunicorn behind nginx; yields the public https URL and the certificate to trust."""
+    settings = yaml.safe_load((REPO / "config" / "behind-proxy.yaml").read_text())
+    settings["server"].pop("port")
+    settings["store"]["root_dir"] = str(tmp_path / "notebooks")
+    settings["auth"]["token"] = TOKEN
+    backend = start_gunicorn(tmp_path, settings, workers=2)
+    port = free_port()
+    cert = make_cert(tmp_path, "nginx.pem")
+    (tmp_path / "site.conf").write_text(site_config(tmp_path, port, backend.port, cert))
+    temp = tmp_path / "nginx-temp"
+    temp.mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp_paths = "".join(f"  {kind}_temp_path {temp}/{kind};\n" for kind in kinds)
+    (tmp_path / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\n"
+        f"error_log {tmp_path}/nginx.log;\nevents {{}}\nhttp {{\n  access_log off;\n{temp_paths}"
+        f"  include {tmp_path}/site.conf;\n}}\n"
+    )
+    nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
+    url = f"https://127.0.0.1:{port}/ipython/"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(url + "api", verify=str(cert), timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or nginx.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url, cert
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        backend.stop()
+
+
+def test_api_contents_and_secure_cookies_through_nginx(proxied):
+    url, cert = proxied
+    api = requests.Session()
+    api.trust_env = False
+    api.verify = str(cert)
+    api.headers["Authorization"] = f"token {TOKEN}"
+    assert api.get(url + "api/status").status_code == 200
+    created = api.post(url + "api/contents", json={"type": "notebook"})
+    assert created.status_code == 201
+    assert created.headers["Location"] == "/ipython/api/contents/Untitled.ipynb"
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.verify = str(cert)
+    login = browser.get(url + f"tree/?token={TOKEN}", allow_redirects=False)
+    assert login.status_code == 302
+    assert login.headers["Location"] == "/ipython/tree/"
+    cookie = next(c for c in login.raw.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+    # nginx said https in X-Forwarded-Proto, and nbflask trusts it: the cookie is Secure.
+    assert "Secure" in cookie and "Path=/ipython/" in cookie
+    assert browser.get(url + "tree/").status_code == 200
