@@ -87,13 +87,18 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.extensions["nbflask"].store = open_store(settings.store, settings.source)
 
     errors.init_app(app)
-    from .blueprints import api, auth, contents, dashboard, files
+    from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
+    from .kernels.client import KernelHost
 
+    app.extensions["nbflask"].kernels = KernelHost(settings)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
+    app.register_blueprint(kernels.bp)
+    app.register_blueprint(kernelspecs.bp)
+    app.register_blueprint(sessions.bp)
 
     if settings.server.trust_xheaders:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)

@@ -76,6 +76,8 @@ class KernelSettings:
     cull_connected: bool = False
     cull_busy: bool = False
     autorestart: bool = True
+    restart_limit: int = 5
+    startup_timeout: int = 60
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ HELP: dict[str, str] = {
     "kernels.cull_connected": "also cull idle kernels that have a browser connected",
     "kernels.cull_busy": "also cull kernels that are busy",
     "kernels.autorestart": "restart a kernel that dies",
+    "kernels.restart_limit": "automatic restarts in a row before a dying kernel is declared dead",
+    "kernels.startup_timeout": "seconds a kernel may take to answer after it starts, else it is stopped",
 }
 
 

@@ -1,0 +1,95 @@
+"""`/api/kernels`: list, start, get, delete, interrupt, restart, and the channels websocket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..app import state
+from ..errors import APIError
+from ..kernels import websocket, wire
+from ..kernels.relay import Relay
+
+bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
+
+
+def json_body() -> dict[str, Any]:
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise APIError(400, "Request body must be a JSON object", "Bad Request")
+    return body
+
+
+def optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise APIError(400, f"'{key}' must be a string", "Bad Request")
+    return value
+
+
+@bp.get("", strict_slashes=False)
+def list_kernels() -> Response:
+    return jsonify(state().kernels.request("list_kernels"))
+
+
+@bp.post("", strict_slashes=False)
+def start_kernel() -> tuple[Response, int, dict[str, str]]:
+    body = json_body()
+    model = state().kernels.lifecycle(
+        "start_kernel", name=optional_string(body, "name"), path=optional_string(body, "path")
+    )
+    return jsonify(model), 201, {"Location": url_for(".get_kernel", kernel_id=model["id"])}
+
+
+@bp.get("/<kernel_id>")
+def get_kernel(kernel_id: str) -> Response:
+    return jsonify(state().kernels.request("get_kernel", kernel_id=kernel_id))
+
+
+@bp.delete("/<kernel_id>")
+def delete_kernel(kernel_id: str) -> tuple[str, int]:
+    state().kernels.lifecycle("shutdown_kernel", kernel_id=kernel_id)
+    return "", 204
+
+
+@bp.post("/<kernel_id>/interrupt")
+def interrupt_kernel(kernel_id: str) -> tuple[str, int]:
+    state().kernels.request("interrupt_kernel", kernel_id=kernel_id)
+    return "", 204
+
+
+@bp.post("/<kernel_id>/restart")
+def restart_kernel(kernel_id: str) -> Response:
+    return jsonify(state().kernels.lifecycle("restart_kernel", kernel_id=kernel_id))
+
+
+@bp.route("/<kernel_id>/channels", websocket=True)
+def channels(kernel_id: str) -> Response:
+    server = state()
+    if not websocket.is_upgrade(request.environ):
+        raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
+    connection = server.kernels.request("connection_info", kernel_id=kernel_id)
+    session_id = request.args.get("session_id", "")
+    hosts = server.kernels
+
+    def relay(ws: websocket.Websocket) -> None:
+        link = Relay(ws, kernel_id=kernel_id, session_id=session_id, connection=connection,
+                     events_url=hosts.events_url())
+        hosts.request("attach", kernel_id=kernel_id, connection_id=link.connection_id,
+                      session_id=link.client_session)
+        try:
+            link.run()
+        finally:
+            try:
+                hosts.request("detach", kernel_id=kernel_id, connection_id=link.connection_id)
+            except APIError:
+                pass
+
+    return websocket.serve(
+        request.environ, relay, subprotocols=[wire.V1_SUBPROTOCOL],
+        compression=server.settings.server.websocket_compression,
+        max_message_size=server.settings.server.max_body_size,
+    )

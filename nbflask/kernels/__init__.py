@@ -1,0 +1,1 @@
+"""Kernels: the Jupyter wire protocol, kernelspecs, the kernel host (sidecar) and the relay."""

@@ -1,0 +1,177 @@
+"""The worker side of the kernel host: find or start it, and ask it things.
+
+Every web worker of a deployment talks to the same host over its control socket in the
+private runtime folder. The host is started lazily, on the first kernel operation, so apps
+that never touch kernels (and their tests) pay nothing; a lock file makes sure concurrent
+workers start only one. Requests use a fresh DEALER socket each, owned by the calling
+greenlet or thread for the duration of the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from .. import runtime
+from ..errors import APIError
+from . import zmqlib
+
+START_TIMEOUT = 30.0
+
+
+class HostPaths:
+    """Where a deployment's kernel host listens and announces itself."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.control_file = directory / "kernel-host.ipc"
+        self.events_file = directory / "kernel-host-events.ipc"
+        self.info_file = directory / "kernel-host.json"
+        self.lock_file = directory / "kernel-host.lock"
+        if len(str(self.control_file)) > 100:
+            raise RuntimeError(f"runtime folder path too long for a ZeroMQ ipc socket: {directory}")
+
+    @property
+    def control_url(self) -> str:
+        return f"ipc://{self.control_file}"
+
+    @property
+    def events_url(self) -> str:
+        return f"ipc://{self.events_file}"
+
+
+def host_config(settings: Any) -> dict[str, Any]:
+    """What the host needs of the deployment's settings, as JSON."""
+    return {
+        "kernels": dataclasses.asdict(settings.kernels),
+        "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir)),
+        "store_class": settings.store.class_name,
+    }
+
+
+def running_pid(paths: HostPaths) -> int | None:
+    """The pid of the deployment's live host, or None."""
+    try:
+        pid = int(json.loads(paths.info_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if runtime._alive(pid) else None
+
+
+def start_host(settings: Any, parent_pid: int | None = None) -> subprocess.Popen | None:
+    """Start the host unless one runs; returns the process when this call started it.
+
+    The host stops when `parent_pid` (default: this process) is gone.
+    """
+    paths = HostPaths(runtime.runtime_dir())
+    with open(paths.lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if running_pid(paths) is not None:
+            return None
+        paths.info_file.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nbflask.kernels.host", "--parent-pid", str(parent_pid or os.getpid()),
+             "--config", json.dumps(host_config(settings))],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while running_pid(paths) != process.pid:
+            if process.poll() is not None:
+                raise APIError(503, f"the kernel host exited at start with code {process.returncode};"
+                                    " see the server log", "KernelHostFailed")
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                raise APIError(503, f"the kernel host did not start within {START_TIMEOUT:g} s",
+                               "KernelHostFailed")
+            time.sleep(0.02)
+        return process
+
+
+def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) -> None:
+    """Stop the deployment's host (and so its kernels): SIGTERM, then SIGKILL after `timeout`."""
+    paths = HostPaths(runtime.runtime_dir())
+    pid = process.pid if process is not None else running_pid(paths)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return
+        if process is None and not runtime._alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if process is not None:
+        process.wait()
+
+
+class KernelHost:
+    """`state.kernels`: the worker's handle on the kernel host."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.paths = HostPaths(runtime.runtime_dir())
+        self.process: subprocess.Popen | None = None
+        self.startup_timeout = float(settings.kernels.startup_timeout)
+
+    def ensure(self) -> None:
+        if running_pid(self.paths) is None:
+            process = start_host(self.settings)
+            if process is not None:
+                self.process = process
+
+    def request(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        """Send one request; APIError carries the host's refusal, or its silence, as HTTP."""
+        self.ensure()
+        sock = zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
+        try:
+            sock.send(json.dumps({"op": op, "args": args}).encode())
+            if not sock.poll(int(timeout * 1000)):
+                raise APIError(503, f"the kernel host did not answer '{op}' within {timeout:g} s",
+                               "KernelHostTimeout")
+            reply = json.loads(sock.recv())
+        finally:
+            sock.close()
+        if not reply["ok"]:
+            raise APIError(reply["status"], reply["message"], reply.get("reason"))
+        return reply["result"]
+
+    def lifecycle(self, op: str, **args: Any) -> Any:
+        """Requests that may start a kernel wait as long as a kernel may take to start."""
+        return self.request(op, timeout=self.startup_timeout + 15, **args)
+
+    def counts(self) -> dict[str, int]:
+        """For /api/status; never starts the host (no host means no kernels)."""
+        if running_pid(self.paths) is None:
+            return {"kernels": 0, "connections": 0}
+        try:
+            return self.request("counts", timeout=5)
+        except APIError:
+            return {"kernels": 0, "connections": 0}
+
+    def events_url(self) -> str:
+        return self.paths.events_url
+
+    def close(self) -> None:
+        """Stop the host if this process started it (`nbflask run`); gunicorn's master stops its own."""
+        if self.process is not None:
+            stop_host(self.process)
+            self.process = None

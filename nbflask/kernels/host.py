@@ -1,0 +1,154 @@
+"""The kernel host (sidecar): `python -m nbflask.kernels.host`, one per deployment.
+
+It owns the kernel processes and the kernel and session registries, and answers the web
+workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
+each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
+is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
+topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT, on a `shutdown`
+request, and when its parent process (the server) goes away, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+log = logging.getLogger("nbflask.kernels.host")
+
+
+class Host:
+    def __init__(self, config: dict[str, Any], parent_pid: int | None) -> None:
+        import gevent.event
+        import gevent.lock
+
+        from .manager import KernelManager
+        from .sessions import SessionRegistry
+
+        self.config = config
+        self.parent_pid = parent_pid
+        self.kernels = KernelManager(config, self.publish)
+        self.sessions = SessionRegistry(self.kernels)
+        self.stopping = gevent.event.Event()
+        self.send_lock = gevent.lock.Semaphore()
+        self.events: Any = None
+
+    def publish(self, kernel_id: str, event: dict[str, Any]) -> None:
+        from . import wire
+
+        if self.events is not None:
+            with self.send_lock:
+                self.events.send_multipart([kernel_id.encode(), wire.dumps(event)])
+
+    def operations(self) -> dict[str, Any]:
+        kernels, sessions = self.kernels, self.sessions
+        return {
+            "ping": lambda: {"pid": os.getpid()},
+            "counts": kernels.counts,
+            "list_kernels": kernels.models,
+            "start_kernel": lambda name=None, path=None: kernels.start(name, path).model(),
+            "get_kernel": lambda kernel_id: kernels.get(kernel_id).model(),
+            "shutdown_kernel": kernels.shutdown,
+            "interrupt_kernel": kernels.interrupt,
+            "restart_kernel": lambda kernel_id: kernels.restart(kernel_id).model(),
+            "connection_info": kernels.connection_info,
+            "attach": kernels.attach,
+            "detach": kernels.detach,
+            "list_sessions": sessions.list,
+            "get_session": lambda session_id: sessions.model(sessions.get(session_id)),
+            "create_session": sessions.create,
+            "update_session": sessions.update,
+            "delete_session": sessions.delete,
+            "shutdown": lambda: self.stopping.set(),
+        }
+
+    def handle(self, router: Any, frames: list[bytes]) -> None:
+        from . import wire
+        from .manager import HostError
+
+        identity, body = frames[0], frames[-1]
+        try:
+            request = json.loads(body)
+            operation = self.operations()[request["op"]]
+            reply = {"ok": True, "result": operation(**request.get("args", {}))}
+        except HostError as exc:
+            reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
+        except (ValueError, KeyError, TypeError) as exc:
+            log.exception("bad request to the kernel host")
+            reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc}",
+                     "reason": type(exc).__name__}
+        except Exception as exc:
+            log.exception("kernel host request failed")
+            reply = {"ok": False, "status": 500, "message": f"kernel host error: {exc}",
+                     "reason": type(exc).__name__}
+        with self.send_lock:
+            router.send_multipart([identity, wire.dumps(reply)])
+
+    def watch_parent(self) -> None:
+        import gevent
+
+        while self.parent_pid and not self.stopping.is_set():
+            if os.getppid() != self.parent_pid:
+                log.warning("the server (pid %d) is gone: stopping its kernels", self.parent_pid)
+                self.stopping.set()
+            gevent.sleep(0.5)
+
+    def serve(self) -> None:
+        import gevent
+        import zmq
+
+        from .. import runtime
+        from . import client, zmqlib
+
+        directory = runtime.runtime_dir()
+        paths = client.HostPaths(directory)
+        for stale in (paths.control_file, paths.events_file):
+            stale.unlink(missing_ok=True)
+        router = zmqlib.socket(zmq.ROUTER, bind=paths.control_url)
+        self.events = zmqlib.socket(zmq.PUB, bind=paths.events_url, SNDHWM=0)
+        os.chmod(paths.control_file, 0o600)
+        os.chmod(paths.events_file, 0o600)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self.stopping.set)
+        helpers = [gevent.spawn(self.watch_parent), gevent.spawn(self.kernels.cull_forever)]
+
+        def receive() -> None:
+            while True:
+                gevent.spawn(self.handle, router, router.recv_multipart())
+
+        helpers.append(gevent.spawn(receive))
+        runtime.write_private(paths.info_file, json.dumps({"pid": os.getpid()}).encode())
+        log.info("kernel host %d listening on %s", os.getpid(), paths.control_url)
+        try:
+            self.stopping.wait()
+        finally:
+            log.info("kernel host stopping: shutting down %d kernels", len(self.kernels.kernels))
+            self.kernels.shutdown_all()
+            gevent.killall(helpers, block=False)
+            router.close()
+            self.events.close()
+            for path in (paths.info_file, paths.control_file, paths.events_file):
+                path.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from gevent import monkey
+
+    monkey.patch_all()
+    parser = argparse.ArgumentParser(prog="python -m nbflask.kernels.host", description=__doc__)
+    parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    parser.add_argument("--config", required=True, help="JSON: kernels settings, root_dir, store_class")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
+    Host(json.loads(args.config), args.parent_pid).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

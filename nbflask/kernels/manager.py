@@ -1,0 +1,412 @@
+"""The kernel registry inside the kernel host: processes, restarts, activity and culling.
+
+Runs only in the host process, under gevent (the host patches before importing this), so
+waiting on a process or a socket is one greenlet each and never stalls the others. A kernel
+keeps its connection file, and so its ports, across restarts: the workers' relays stay
+connected and ZeroMQ reconnects them to the new process by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.lock
+import zmq
+
+from .. import runtime
+from . import kernelspecs, wire, zmqlib
+from .kernelspecs import KernelSpec
+
+log = logging.getLogger("nbflask.kernels")
+
+STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+HOST_SESSION = "nbflask-kernel-host"
+
+
+class HostError(Exception):
+    """A request the host refuses; carries the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def describe_exit(returncode: int) -> str:
+    """Why a process ended, in words: the exit code, or the signal (and what it usually means)."""
+    if returncode >= 0:
+        return f"the kernel process exited with code {returncode}"
+    number = -returncode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    hint = " (out of memory, or killed by someone)" if number == signal.SIGKILL else ""
+    return f"the kernel process was killed by {name} (signal {number}){hint}"
+
+
+def free_ports(count: int, ip: str) -> list[int]:
+    """Ports free right now on `ip`: bound together so they differ, then released."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((ip, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class Kernel:
+    kernel_id: str
+    spec: KernelSpec
+    cwd: str
+    connection: dict[str, Any]
+    connection_file: Path
+    process: subprocess.Popen | None = None
+    execution_state: str = "starting"
+    last_activity: datetime = field(default_factory=utcnow)
+    connections: dict[str, str] = field(default_factory=dict)  # connection id -> session id
+    reason: str | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    watcher: Any = None
+    monitor: Any = None
+    lock: Any = field(default_factory=gevent.lock.RLock)
+
+    def url(self, channel: str) -> str:
+        return f"tcp://{self.connection['ip']}:{self.connection[channel + '_port']}"
+
+    @property
+    def signer(self) -> wire.Signer:
+        return wire.Signer(self.connection["key"])
+
+    def model(self) -> dict[str, Any]:
+        return {
+            "id": self.kernel_id,
+            "name": self.spec.name,
+            "last_activity": isoformat(self.last_activity),
+            "execution_state": self.execution_state,
+            "connections": len(self.connections),
+            "reason": self.reason,
+        }
+
+    def touch(self) -> None:
+        self.last_activity = utcnow()
+
+
+class KernelManager:
+    """Starts, watches, restarts, interrupts, culls and stops this deployment's kernels."""
+
+    def __init__(self, config: dict[str, Any], publish: Callable[[str, dict[str, Any]], None]) -> None:
+        self.settings: dict[str, Any] = config["kernels"]
+        self.root_dir = config["root_dir"]
+        self.file_store = config["store_class"] == "file"
+        self.publish = publish
+        self.kernels: dict[str, Kernel] = {}
+        self.on_shutdown: list[Callable[[str], None]] = []
+
+    # Lookup ------------------------------------------------------------------------------
+
+    def get(self, kernel_id: str) -> Kernel:
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None:
+            raise HostError(404, f"Kernel does not exist: {kernel_id}")
+        return kernel
+
+    def models(self) -> list[dict[str, Any]]:
+        return [kernel.model() for kernel in list(self.kernels.values())]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "kernels": len(self.kernels),
+            "connections": sum(len(k.connections) for k in self.kernels.values()),
+        }
+
+    def connection_info(self, kernel_id: str) -> dict[str, Any]:
+        return dict(self.get(kernel_id).connection)
+
+    def working_dir(self, path: str | None) -> str:
+        """Where a kernel for notebook `path` runs: its folder in a file store, else the root."""
+        root = Path(self.root_dir)
+        if not root.is_dir():
+            return os.getcwd()
+        if self.file_store and path:
+            folder = (root / os.path.dirname(path.strip("/"))).resolve()
+            if folder.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
+                return str(folder)
+        return str(root.resolve())
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def start(self, name: str | None = None, path: str | None = None) -> Kernel:
+        name = name or self.settings["default"]
+        try:
+            spec = kernelspecs.get(name)
+        except kernelspecs.NoSuchKernelSpec:
+            raise HostError(404, f"No such kernel: there is no kernelspec named '{name}'",
+                            "NoSuchKernel") from None
+        kernel_id = str(uuid.uuid4())
+        ip = "127.0.0.1"
+        connection: dict[str, Any] = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES), ip), strict=True))
+        connection.update(ip=ip, transport="tcp", key=secrets.token_hex(32),
+                          signature_scheme="hmac-sha256", kernel_name=spec.name)
+        connection_file = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
+        runtime.write_private(connection_file, wire.dumps(connection))
+        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file)
+        try:
+            self._spawn(kernel)
+        except HostError:
+            connection_file.unlink(missing_ok=True)
+            raise
+        self.kernels[kernel_id] = kernel
+        kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
+        log.info("kernel %s (%s) started in %s", kernel_id, spec.name, kernel.cwd)
+        return kernel
+
+    def _spawn(self, kernel: Kernel) -> None:
+        """Start the kernel's process and wait until it answers; on failure leave nothing running."""
+        # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
+        env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
+        env.pop("NBFLASK_AUTH_TOKEN", None)
+        command = kernel.spec.command(str(kernel.connection_file))
+        kernel.execution_state = "starting"
+        try:
+            process = subprocess.Popen(command, env=env, cwd=kernel.cwd, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        except OSError as exc:
+            kernel.execution_state, kernel.reason = "dead", f"cannot run {command[0]}: {exc.strerror}"
+            raise HostError(500, f"Kernel '{kernel.spec.name}' could not start: {kernel.reason}",
+                            "KernelStartFailed") from None
+        kernel.process = process
+        kernel.started_at = time.monotonic()
+        try:
+            self._wait_ready(kernel, float(self.settings["startup_timeout"]))
+        except HostError as exc:
+            self._kill(process)
+            kernel.execution_state, kernel.reason = "dead", exc.message
+            raise
+        kernel.execution_state = "idle"
+        kernel.touch()
+        kernel.watcher = gevent.spawn(self._watch, kernel, process)
+
+    def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
+        """Until the kernel answers kernel_info on shell; its process exiting ends the wait."""
+        process = kernel.process
+        assert process is not None
+        shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
+        try:
+            request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
+            shell.send_multipart(kernel.signer.serialize(request))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise HostError(500, f"Kernel '{kernel.spec.name}' died while starting: "
+                                         f"{describe_exit(process.returncode)}", "KernelStartFailed")
+                if shell.poll(200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
+                    return
+            raise HostError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
+                                 " starting; it was stopped", "KernelStartTimeout")
+        finally:
+            shell.close()
+
+    @staticmethod
+    def _is_reply(kernel: Kernel, frames: list[bytes], msg_id: str) -> bool:
+        try:
+            _, signature, parts = wire.split(frames)
+            kernel.signer.verify(signature, parts)
+            return wire.loads_object(parts[1], "parent_header").get("msg_id") == msg_id
+        except wire.WireError as exc:
+            log.warning("kernel %s: dropped a reply: %s", kernel.kernel_id, exc)
+            return False
+
+    def _watch(self, kernel: Kernel, process: subprocess.Popen) -> None:
+        """Waits for the process to end on its own; then restarts it or declares it dead."""
+        returncode = process.wait()
+        with kernel.lock:
+            if kernel.process is not process or self.kernels.get(kernel.kernel_id) is not kernel:
+                return
+            self._kill(process)
+            reason = describe_exit(returncode)
+            log.warning("kernel %s: %s", kernel.kernel_id, reason)
+            kernel.reason = reason
+            if time.monotonic() - kernel.started_at > STABLE_SECONDS:
+                kernel.restarts = 0
+            while self.settings["autorestart"] and kernel.restarts < self.settings["restart_limit"]:
+                kernel.restarts += 1
+                kernel.execution_state = "restarting"
+                self.publish(kernel.kernel_id, {"event": "restarting", "reason": reason})
+                try:
+                    self._spawn(kernel)
+                    log.info("kernel %s restarted (restart %d)", kernel.kernel_id, kernel.restarts)
+                    return
+                except HostError as exc:
+                    reason = exc.message
+            kernel.execution_state, kernel.reason = "dead", reason
+            self.publish(kernel.kernel_id, {"event": "dead", "reason": reason})
+
+    def _stop(self, kernel: Kernel, *, restart: bool, grace: float = 2.0) -> None:
+        """Ask the kernel to shut down on its control channel, then kill what remains."""
+        if kernel.watcher is not None:
+            kernel.watcher.kill(block=False)
+            kernel.watcher = None
+        process = kernel.process
+        if process is None:
+            return
+        if process.poll() is None:
+            control = zmqlib.socket(zmq.DEALER, connect=kernel.url("control"))
+            try:
+                request = wire.new_message("shutdown_request", {"restart": restart}, session=HOST_SESSION)
+                control.send_multipart(kernel.signer.serialize(request))
+                try:
+                    process.wait(grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            finally:
+                control.close()
+        self._kill(process)
+
+    @staticmethod
+    def _kill(process: subprocess.Popen) -> None:
+        """SIGKILL the kernel's whole process group (its own children too) and reap it."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            log.error("kernel process %d did not die after SIGKILL", process.pid)
+
+    def restart(self, kernel_id: str) -> Kernel:
+        kernel = self.get(kernel_id)
+        with kernel.lock:
+            kernel.execution_state = "restarting"
+            self._stop(kernel, restart=True)
+            kernel.restarts, kernel.reason = 0, None
+            self._spawn(kernel)
+        return kernel
+
+    def interrupt(self, kernel_id: str) -> None:
+        kernel = self.get(kernel_id)
+        process = kernel.process
+        if kernel.execution_state == "dead" or process is None or process.poll() is not None:
+            raise HostError(409, f"Kernel {kernel_id} is not running: {kernel.reason}", "KernelDead")
+        if kernel.spec.interrupt_mode == "message":
+            control = zmqlib.socket(zmq.DEALER, connect=kernel.url("control"))
+            try:
+                request = wire.new_message("interrupt_request", {}, session=HOST_SESSION)
+                control.send_multipart(kernel.signer.serialize(request))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    if control.poll(200) and self._is_reply(kernel, control.recv_multipart(), request.msg_id):
+                        return
+                raise HostError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
+            finally:
+                control.close()
+        try:
+            os.killpg(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def shutdown(self, kernel_id: str) -> None:
+        kernel = self.get(kernel_id)
+        with kernel.lock:
+            self.kernels.pop(kernel_id, None)
+            self._stop(kernel, restart=False)
+            if kernel.monitor is not None:
+                kernel.monitor.kill(block=False)
+            kernel.connection_file.unlink(missing_ok=True)
+        self.publish(kernel_id, {"event": "shutdown"})
+        for callback in self.on_shutdown:
+            callback(kernel_id)
+        log.info("kernel %s shut down", kernel_id)
+
+    def shutdown_all(self) -> None:
+        gevent.joinall([gevent.spawn(self.shutdown, kernel_id) for kernel_id in list(self.kernels)],
+                       timeout=10)
+
+    # Connections, activity, culling --------------------------------------------------------
+
+    def attach(self, kernel_id: str, connection_id: str, session_id: str) -> None:
+        """Register a websocket; an older one of the same session is told to go."""
+        kernel = self.get(kernel_id)
+        for old_id, old_session in list(kernel.connections.items()):
+            if session_id and old_session == session_id:
+                del kernel.connections[old_id]
+                self.publish(kernel_id, {"event": "replaced", "connection_id": old_id})
+        kernel.connections[connection_id] = session_id
+        kernel.touch()
+
+    def detach(self, kernel_id: str, connection_id: str) -> None:
+        kernel = self.kernels.get(kernel_id)
+        if kernel is not None and kernel.connections.pop(connection_id, None) is not None:
+            kernel.touch()
+
+    def _monitor_iopub(self, kernel: Kernel) -> None:
+        """Follows the kernel's status messages (topic `kernel.`) for state and activity."""
+        sub = zmqlib.socket(zmq.SUB, connect=kernel.url("iopub"), RCVHWM=0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"kernel.")
+        try:
+            while True:
+                frames = sub.recv_multipart()
+                try:
+                    _, signature, parts = wire.split(frames)
+                    kernel.signer.verify(signature, parts)
+                    head = wire.loads_object(parts[0], "header")
+                    kernel.touch()
+                    if head.get("msg_type") == "status":
+                        state = wire.loads_object(parts[3], "content").get("execution_state")
+                        if isinstance(state, str):
+                            kernel.execution_state = state
+                except wire.WireError as exc:
+                    log.warning("kernel %s: dropped an iopub message: %s", kernel.kernel_id, exc)
+        finally:
+            sub.close()
+
+    def cull_idle(self) -> None:
+        """Shut down kernels idle longer than cull_idle_timeout (connected/busy ones if allowed)."""
+        timeout = self.settings["cull_idle_timeout"]
+        if timeout <= 0:
+            return
+        now = utcnow()
+        for kernel in list(self.kernels.values()):
+            if kernel.connections and not self.settings["cull_connected"]:
+                continue
+            if kernel.execution_state == "busy" and not self.settings["cull_busy"]:
+                continue
+            idle = (now - kernel.last_activity).total_seconds()
+            if idle > timeout:
+                log.info("culling kernel %s (%s), idle for %.0f s", kernel.kernel_id, kernel.spec.name, idle)
+                gevent.spawn(self.shutdown, kernel.kernel_id)
+
+    def cull_forever(self) -> None:
+        while True:
+            gevent.sleep(self.settings["cull_interval"])
+            self.cull_idle()

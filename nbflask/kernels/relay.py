@@ -1,0 +1,195 @@
+"""The websocket relay: one browser or Jupyter client connection <-> one kernel's ZeroMQ sockets.
+
+Two workers per connection. The *reader* (the request's greenlet or thread) receives
+websocket frames, decodes and signs them, and hands them through an inproc pipe to the
+*pump*, which owns every ZeroMQ socket of the connection (shell, control, stdin with one
+shared DEALER identity; iopub SUB with no high-water mark; the host's event feed) and
+writes to the websocket. So each ZeroMQ socket has one owner, under gevent and under real
+threads alike.
+
+The pump first confirms the iopub subscription (kernel_info "nudges" until iopub speaks)
+before relaying the client's first request, so no early output is lost. Kernel messages are
+verified (HMAC) and passed on as the kernel serialised them: spliced into the v1 binary frame,
+or into the legacy JSON text. The kernel's key never leaves the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from . import wire, zmqlib
+
+log = logging.getLogger("nbflask.kernels.relay")
+
+NUDGE_INTERVAL = 0.5
+NUDGE_TIMEOUT = 10.0
+STOP = b""
+
+
+class Relay:
+    def __init__(self, ws: Any, *, kernel_id: str, session_id: str, connection: dict[str, Any],
+                 events_url: str) -> None:
+        self.ws = ws
+        self.kernel_id = kernel_id
+        self.client_session = session_id
+        self.session_id = session_id or uuid.uuid4().hex
+        self.connection_id = uuid.uuid4().hex
+        self.connection = connection
+        self.events_url = events_url
+        self.signer = wire.Signer(connection["key"])
+        self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
+        self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
+        self.pump_ready = threading.Event()
+
+    def url(self, channel: str) -> str:
+        info = self.connection
+        return f"{info['transport']}://{info['ip']}:{info[channel + '_port']}"
+
+    # Reader: websocket -> pipe -------------------------------------------------------------
+
+    def run(self) -> None:
+        """Relay until either side closes; returns when the pump has let go of its sockets."""
+        pipe = zmqlib.socket(zmq.PAIR, bind=self.pipe_url)
+        pump = threading.Thread(target=self.pump, name=f"relay-{self.connection_id[:8]}", daemon=True)
+        pump.start()
+        try:
+            while True:
+                data = self.ws.receive(timeout=5)
+                if data is None:
+                    if not self.ws.connected:
+                        break
+                    continue
+                frames = self.decode(data)
+                if frames is not None:
+                    pipe.send_multipart(frames)
+        finally:
+            pipe.send(STOP)
+            pump.join(10)
+            pipe.close()
+
+    def decode(self, data: str | bytes) -> list[bytes] | None:
+        """`[channel, *signed frames]` for a client frame, or None (logged) if it is unusable."""
+        try:
+            if self.v1:
+                if isinstance(data, str):
+                    raise wire.WireError("text frame on the v1 protocol")
+                channel, parts = wire.v1_unpack(data)
+                wire.message_from_parts(parts[:4])
+            else:
+                channel, message = wire.legacy_unpack(data)
+                parts = message.parts()
+            if channel not in ("shell", "control", "stdin"):
+                raise wire.WireError(f"clients cannot send on channel {channel!r}")
+        except wire.WireError as exc:
+            log.warning("kernel %s: dropped a client message: %s", self.kernel_id, exc)
+            return None
+        return [channel.encode(), *self.signer.frames(parts)]
+
+    # Pump: ZeroMQ sockets -> websocket, pipe -> ZeroMQ sockets ------------------------------
+
+    def pump(self) -> None:
+        identity = f"{self.session_id}-{self.connection_id}".encode()
+        sockets = {
+            name: zmqlib.socket(zmq.DEALER, connect=self.url(name), IDENTITY=identity)
+            for name in ("shell", "control", "stdin")
+        }
+        sockets["iopub"] = zmqlib.socket(zmq.SUB, connect=self.url("iopub"), RCVHWM=0)
+        sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
+        events = zmqlib.socket(zmq.SUB, connect=self.events_url)
+        events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
+        pipe = zmqlib.socket(zmq.PAIR, connect=self.pipe_url)
+        channel_of = {sock: name for name, sock in sockets.items()}
+        poller = zmqlib.module().Poller()
+        for sock in (*sockets.values(), events):
+            poller.register(sock, zmq.POLLIN)
+        nudges: set[str] = set()
+        try:
+            self.confirm_iopub(poller, sockets, events, nudges)
+            poller.register(pipe, zmq.POLLIN)
+            while True:
+                for sock, _ in poller.poll():
+                    if sock is pipe:
+                        frames = pipe.recv_multipart()
+                        if frames == [STOP]:
+                            return
+                        sockets[frames[0].decode()].send_multipart(frames[1:])
+                    elif sock is events:
+                        if not self.on_event(events.recv_multipart()):
+                            return
+                    else:
+                        self.to_client(channel_of[sock], sock.recv_multipart(), nudges)
+        except Exception as exc:
+            if self.ws.connected:
+                log.exception("kernel %s: relay stopped", self.kernel_id)
+            log.debug("relay %s ended: %r", self.connection_id, exc)
+        finally:
+            for sock in (*sockets.values(), events, pipe):
+                sock.close()
+            self.wake_reader()
+
+    def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
+        """Send kernel_info requests until iopub delivers something: then we are subscribed."""
+        deadline = time.monotonic() + NUDGE_TIMEOUT
+        next_nudge = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_nudge:
+                nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
+                nudges.add(nudge.msg_id)
+                sockets["shell"].send_multipart(self.signer.serialize(nudge))
+                next_nudge = time.monotonic() + NUDGE_INTERVAL
+            for sock, _ in poller.poll(100):
+                if sock is events:
+                    if not self.on_event(events.recv_multipart()):
+                        raise ConnectionAbortedError("closed while connecting")
+                    continue
+                channel = "iopub" if sock is sockets["iopub"] else "shell"
+                self.to_client(channel, sock.recv_multipart(), nudges)
+                if channel == "iopub":
+                    return
+        log.warning("kernel %s: no iopub message within %g s; relaying anyway", self.kernel_id, NUDGE_TIMEOUT)
+
+    def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
+        try:
+            _, signature, parts = wire.split(frames)
+            self.signer.verify(signature, parts)
+            if nudges and channel == "shell":
+                parent = wire.loads_object(parts[1], "parent_header").get("msg_id")
+                if parent in nudges:
+                    nudges.discard(parent)
+                    return
+        except wire.WireError as exc:
+            log.warning("kernel %s: dropped a %s message: %s", self.kernel_id, channel, exc)
+            return
+        self.send(channel, parts)
+
+    def send(self, channel: str, parts: list[bytes]) -> None:
+        self.ws.send(wire.v1_pack(channel, parts) if self.v1 else wire.legacy_text(channel, parts))
+
+    def on_event(self, frames: list[bytes]) -> bool:
+        """Act on news from the host; False when this connection must end."""
+        try:
+            event = wire.loads_object(frames[-1], "event")
+        except wire.WireError:
+            return True
+        kind = event.get("event")
+        if kind in ("restarting", "dead"):
+            status = wire.new_message("status", {"execution_state": kind, "reason": event.get("reason")},
+                                      session=self.session_id)
+            self.send("iopub", status.parts())
+        elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
+            why = "kernel shut down" if kind == "shutdown" else "replaced by a newer connection"
+            self.ws.close(1000, why)
+            return False
+        return True
+
+    def wake_reader(self) -> None:
+        """The reader may be waiting for a frame that will never come: wake it up."""
+        event = getattr(self.ws, "event", None)
+        if event is not None:
+            event.set()

@@ -1,0 +1,93 @@
+"""Accepting a websocket from any of our servers, with the fixes measured in DESIGN section 7.
+
+simple-websocket (under flask-sock) is used as is, with three changes made at the socket it is
+handed: `send` becomes `sendall` under a lock (simple-websocket 1.1.0 ignores partial writes,
+which corrupts big frames under gevent on plain TCP), TCP_NODELAY is set (no Nagle stall on
+each round trip), and permessage-deflate is only negotiated when the deployment enables it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response
+from simple_websocket import ConnectionClosed, Server
+
+PING_INTERVAL = 30.0
+
+
+class SendAllSocket:
+    """A socket whose `send` writes everything, one writer at a time."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not TCP (a unix socket behind a proxy): nothing to tune
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class Websocket(Server):
+    """A server-side websocket; `compression` says whether to accept permessage-deflate."""
+
+    def __init__(self, environ: dict[str, Any], *, subprotocols: list[str], compression: bool,
+                 max_message_size: int | None = None) -> None:
+        self.compression = compression
+        super().__init__(environ, subprotocols=subprotocols, ping_interval=PING_INTERVAL,
+                         max_message_size=max_message_size, receive_bytes=65536)
+
+    def handshake(self) -> None:
+        self.sock = SendAllSocket(self.sock)
+        if not self.compression:
+            self.environ = {key: value for key, value in self.environ.items()
+                            if key != "HTTP_SEC_WEBSOCKET_EXTENSIONS"}
+        super().handshake()
+
+
+def is_upgrade(environ: dict[str, Any]) -> bool:
+    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
+def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], *, subprotocols: list[str],
+          compression: bool, max_message_size: int | None = None) -> Response:
+    """Accept the websocket, run `handler` until it returns, and end the HTTP exchange the way
+    the server in use expects after an upgrade."""
+    ws = Websocket(environ, subprotocols=subprotocols, compression=compression,
+                   max_message_size=max_message_size)
+    try:
+        handler(ws)
+    except ConnectionClosed:
+        pass
+    finally:
+        try:
+            ws.close()
+        except ConnectionClosed:
+            pass
+    return _AfterUpgrade(ws.mode)
+
+
+class _AfterUpgrade(Response):
+    """The response once the connection has been upgraded: nothing more may be written."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        if self.mode == "gunicorn":
+            raise StopIteration()
+        if self.mode == "werkzeug":
+            return super().__call__(environ, start_response)
+        return []
