@@ -62,8 +62,9 @@ class KernelSpec:
         argv = list(self.argv)
         if argv[0] in ("python", f"python{major}", f"python{major}.{minor}"):
             argv[0] = sys.executable
+        resource_dir = str(self.resource_dir)
         return [
-            part.replace("{connection_file}", connection_file).replace("{resource_dir}", str(self.resource_dir))
+            part.replace("{connection_file}", connection_file).replace("{resource_dir}", resource_dir)
             for part in argv
         ]
 

@@ -1,0 +1,87 @@
+"""The Jupyter wire protocol: signing, framing, and both websocket encodings."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from nbflask.kernels import wire
+
+
+def test_signed_frames_verify_and_decode():
+    signer = wire.Signer(b"secret-key")
+    message = wire.new_message("execute_request", {"code": "1+1"}, session="s1")
+    message.buffers = [b"\x00\x01raw"]
+    frames = signer.serialize(message, identities=[b"client-a"])
+    identities, signature, parts = wire.split(frames)
+    assert identities == [b"client-a"]
+    signer.verify(signature, parts)
+    decoded = wire.message_from_parts(parts)
+    assert decoded.msg_type == "execute_request"
+    assert decoded.content == {"code": "1+1"}
+    assert decoded.buffers == [b"\x00\x01raw"]
+    assert decoded.header["version"].startswith("5.")
+
+
+@pytest.mark.parametrize("tamper", ["content", "signature", "unsigned", "other-key"])
+def test_forged_or_unsigned_messages_are_refused(tamper):
+    signer = wire.Signer(b"secret-key")
+    frames = signer.serialize(wire.new_message("status", {"execution_state": "idle"}, session="s"))
+    _, signature, parts = wire.split(frames)
+    if tamper == "content":
+        parts[3] = b'{"execution_state":"busy"}'
+    elif tamper == "signature":
+        signature = signature[:-1] + (b"0" if signature[-1:] != b"0" else b"1")
+    elif tamper == "unsigned":
+        signature = b""
+    else:
+        signature = wire.Signer(b"other").sign(parts)
+    with pytest.raises(wire.WireError):
+        signer.verify(signature, parts)
+
+
+def test_split_refuses_frames_without_delimiter_or_parts():
+    with pytest.raises(wire.WireError, match="delimiter"):
+        wire.split([b"a", b"b"])
+    with pytest.raises(wire.WireError, match="4 JSON parts"):
+        wire.split([wire.DELIMITER, b"sig", b"{}"])
+
+
+def test_v1_frames_round_trip_and_match_the_published_layout():
+    parts = [b'{"msg_type":"x"}', b"{}", b"{}", b'{"a":1}', b"buffer"]
+    data = wire.v1_pack("iopub", parts)
+    (count,) = struct.unpack_from("<Q", data)
+    assert count == len(parts) + 2
+    offsets = struct.unpack_from(f"<{count}Q", data, 8)
+    assert offsets[0] == 8 * (count + 1) and offsets[-1] == len(data)
+    assert data[offsets[0]:offsets[1]] == b"iopub"
+    assert wire.v1_unpack(data) == ("iopub", parts)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x05\x00\x00\x00\x00\x00\x00\x00", b"\xff" * 40, "text"])
+def test_malformed_v1_frames_raise_wire_errors(data):
+    with pytest.raises(wire.WireError):
+        wire.v1_unpack(data)
+
+
+def test_legacy_text_splices_kernel_json_and_keeps_buffers_binary():
+    message = wire.new_message("display_data", {"data": {"text/plain": "é"}}, session="s")
+    text = wire.legacy_text("iopub", message.parts())
+    decoded = json.loads(text)
+    assert decoded["channel"] == "iopub" and decoded["msg_type"] == "display_data"
+    assert decoded["content"]["data"]["text/plain"] == "é"
+    binary = wire.legacy_text("iopub", message.parts() + [b"\x00buf", b"two"])
+    channel, again = wire.legacy_unpack(binary.replace(b'"iopub"', b'"shell"'))
+    assert channel == "shell" and again.buffers == [b"\x00buf", b"two"]
+
+
+@pytest.mark.parametrize("data", [
+    "not json", "[1, 2]", '{"channel": "nowhere", "header": {"msg_type": "x"}}',
+    '{"channel": "shell"}', '{"channel": "shell", "header": {"msg_type": "x"}, "content": [1]}',
+    b"\x00\x00", b"\x00\x00\x00\x09\x00",
+])
+def test_malformed_legacy_frames_raise_wire_errors(data):
+    with pytest.raises(wire.WireError):
+        wire.legacy_unpack(data)

@@ -1,0 +1,121 @@
+"""`/api/kernels` with real ipykernel processes behind a real kernel host."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kernelapp import PYTHON, close_app, install_spec, wait_gone
+
+
+@pytest.fixture
+def kclient(make_app):
+    app = make_app()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    yield client
+    close_app(app)
+
+
+def test_start_list_get_interrupt_restart_delete(kclient, root_dir):
+    started = kclient.post("/api/kernels", json={"name": "python3"})
+    assert started.status_code == 201
+    model = started.get_json()
+    assert set(model) >= {"id", "name", "last_activity", "execution_state", "connections"}
+    assert model["name"] == "python3" and model["execution_state"] == "idle" and model["connections"] == 0
+    assert started.headers["Location"] == f"/api/kernels/{model['id']}"
+    assert [k["id"] for k in kclient.get("/api/kernels").get_json()] == [model["id"]]
+    assert kclient.get(f"/api/kernels/{model['id']}").get_json()["id"] == model["id"]
+    assert kclient.post(f"/api/kernels/{model['id']}/interrupt").status_code == 204
+    restarted = kclient.post(f"/api/kernels/{model['id']}/restart")
+    assert restarted.status_code == 200 and restarted.get_json()["id"] == model["id"]
+    assert kclient.get("/api/status").get_json()["kernels"] == 1
+    assert kclient.delete(f"/api/kernels/{model['id']}").status_code == 204
+    assert kclient.get("/api/kernels").get_json() == []
+    assert kclient.get(f"/api/kernels/{model['id']}").status_code == 404
+
+
+def test_default_kernel_when_no_name(kclient):
+    assert kclient.post("/api/kernels").get_json()["name"] == "python3"
+
+
+def test_unknown_ids_are_404_json(kclient):
+    for method, path in [("get", "/api/kernels/nope"), ("delete", "/api/kernels/nope"),
+                         ("post", "/api/kernels/nope/interrupt"), ("post", "/api/kernels/nope/restart")]:
+        response = getattr(kclient, method)(path)
+        assert response.status_code == 404, path
+        assert "nope" in response.get_json()["message"]
+
+
+def test_unknown_kernelspec_is_404_and_bad_bodies_400(kclient):
+    response = kclient.post("/api/kernels", json={"name": "no-such-kernel"})
+    assert response.status_code == 404 and "no-such-kernel" in response.get_json()["message"]
+    assert kclient.post("/api/kernels", data="[", content_type="application/json").status_code == 400
+    assert kclient.post("/api/kernels", json={"name": 3}).status_code == 400
+
+
+def test_status_does_not_start_the_kernel_host(make_app, tmp_path):
+    app = make_app()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    assert client.get("/api/status").get_json()["kernels"] == 0
+    assert app.extensions["nbflask"].kernels.process is None
+
+
+def test_kernel_that_never_answers_fails_within_the_timeout_and_is_killed(make_app, tmp_path, monkeypatch):
+    pid_file = tmp_path / "pid"
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(600)"
+    install_spec(tmp_path / "jp", "sleeper", [PYTHON, "-c", code, str(pid_file)])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    app = make_app({"kernels": {"startup_timeout": 2}})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    try:
+        started = time.monotonic()
+        response = client.post("/api/kernels", json={"name": "sleeper"})
+        assert response.status_code == 504
+        assert "did not answer within 2 s" in response.get_json()["message"]
+        assert time.monotonic() - started < 30
+        assert wait_gone(int(pid_file.read_text()), timeout=5)
+        assert client.get("/api/kernels").get_json() == []
+    finally:
+        close_app(app)
+
+
+def test_kernel_that_exits_at_start_reports_its_exit_code(make_app, tmp_path, monkeypatch):
+    install_spec(tmp_path / "jp", "broken", [PYTHON, "-c", "raise SystemExit(3)"])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    app = make_app()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    try:
+        response = client.post("/api/kernels", json={"name": "broken"})
+        assert response.status_code == 500
+        assert "exited with code 3" in response.get_json()["message"]
+    finally:
+        close_app(app)
+
+
+def test_idle_kernels_are_culled(make_app):
+    app = make_app({"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    try:
+        kernel_id = client.post("/api/kernels").get_json()["id"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and client.get(f"/api/kernels/{kernel_id}").status_code == 200:
+            time.sleep(0.2)
+        assert client.get(f"/api/kernels/{kernel_id}").status_code == 404
+    finally:
+        close_app(app)
+
+
+def test_closing_the_app_stops_the_host_and_its_kernels(make_app):
+    app = make_app()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.post("/api/kernels")
+    host = app.extensions["nbflask"].kernels.process
+    assert host is not None and host.poll() is None
+    close_app(app)
+    assert host.poll() is not None
