@@ -78,6 +78,7 @@ class KernelSettings:
     autorestart: bool = True
     restart_limit: int = 5
     startup_timeout: int = 60
+    ping_interval: int = 30
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ HELP: dict[str, str] = {
     "kernels.autorestart": "restart a kernel that dies",
     "kernels.restart_limit": "automatic restarts in a row before a dying kernel is declared dead",
     "kernels.startup_timeout": "seconds a kernel may take to answer after it starts, else it is stopped",
+    "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
 }
 
 

@@ -99,7 +99,11 @@ class KernelSocket:
         if self.pending:
             return self.pending.pop(0)
         self.ws.settimeout(timeout)
-        data = self.ws.recv()
+        opcode, data = self.ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionError(f"websocket closed by the server: {data[2:].decode(errors='replace')}")
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            data = data.decode()
         return v1_unpack(data) if self.v1 else legacy_unpack(data)
 
     def wait_for(self, predicate, timeout: float = 30) -> dict[str, Any]:

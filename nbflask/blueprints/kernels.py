@@ -91,5 +91,6 @@ def channels(kernel_id: str) -> Response:
     return websocket.serve(
         request.environ, relay, subprotocols=[wire.V1_SUBPROTOCOL],
         compression=server.settings.server.websocket_compression,
+        ping_interval=server.settings.kernels.ping_interval,
         max_message_size=server.settings.server.max_body_size,
     )

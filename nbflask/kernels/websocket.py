@@ -16,8 +16,6 @@ from typing import Any
 from flask import Response
 from simple_websocket import ConnectionClosed, Server
 
-PING_INTERVAL = 30.0
-
 
 class SendAllSocket:
     """A socket whose `send` writes everything, one writer at a time."""
@@ -43,9 +41,9 @@ class Websocket(Server):
     """A server-side websocket; `compression` says whether to accept permessage-deflate."""
 
     def __init__(self, environ: dict[str, Any], *, subprotocols: list[str], compression: bool,
-                 max_message_size: int | None = None) -> None:
+                 ping_interval: float | None, max_message_size: int | None = None) -> None:
         self.compression = compression
-        super().__init__(environ, subprotocols=subprotocols, ping_interval=PING_INTERVAL,
+        super().__init__(environ, subprotocols=subprotocols, ping_interval=ping_interval or None,
                          max_message_size=max_message_size, receive_bytes=65536)
 
     def handshake(self) -> None:
@@ -60,12 +58,10 @@ def is_upgrade(environ: dict[str, Any]) -> bool:
     return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
 
 
-def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], *, subprotocols: list[str],
-          compression: bool, max_message_size: int | None = None) -> Response:
-    """Accept the websocket, run `handler` until it returns, and end the HTTP exchange the way
-    the server in use expects after an upgrade."""
-    ws = Websocket(environ, subprotocols=subprotocols, compression=compression,
-                   max_message_size=max_message_size)
+def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **options: Any) -> Response:
+    """Accept the websocket (`options` as for Websocket), run `handler` until it returns, and
+    end the HTTP exchange the way the server in use expects after an upgrade."""
+    ws = Websocket(environ, **options)
     try:
         handler(ws)
     except ConnectionClosed:
@@ -73,7 +69,7 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], *, subp
     finally:
         try:
             ws.close()
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             pass
     return _AfterUpgrade(ws.mode)
 
