@@ -21,8 +21,9 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("relay")
     runtime = tmp / "runtime"
     runtime.mkdir(mode=0o700)
-    install_spec(tmp / "jupyter", "messaging", [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                 interrupt_mode="message", env={"NBFLASK_SPEC_VAR": "from-spec"})
+    argv = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    install_spec(tmp / "jupyter", "messaging", argv, interrupt_mode="message",
+                 env={"NBFLASK_SPEC_VAR": "from-spec"})
     (tmp / "notebooks" / "sub").mkdir(parents=True)
     live = start_nbflask(tmp, {"kernels": {"restart_limit": 1}},
                          env={"NBFLASK_RUNTIME_DIR": str(runtime), "JUPYTER_PATH": str(tmp / "jupyter")})
@@ -40,6 +41,10 @@ def kernel(server, api):
     model = api.post(server.url + "api/kernels", json={"name": "python3"}).json()
     yield model["id"]
     api.delete(server.url + f"api/kernels/{model['id']}")
+
+
+def replies_to(msg_id: str):
+    return lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id
 
 
 def connect(server, kernel_id, **kwargs) -> KernelSocket:
@@ -75,7 +80,8 @@ def test_binary_buffers_pass_both_ways(server, kernel, v1):
     with connect(server, kernel, v1=v1) as ks:
         ks.execute("from ipykernel.comm import Comm\n"
                    "def opened(comm, msg):\n"
-                   "    comm.on_msg(lambda m: comm.send({'n': len(m['buffers'][0])}, buffers=[b'\\x00\\xffback']))\n"
+                   "    comm.on_msg(lambda m: comm.send({'n': len(m['buffers'][0])},\n"
+                   "                                    buffers=[b'\\x00\\xffback']))\n"
                    "get_ipython().kernel.comm_manager.register_target('echo', opened)")
         ks.send("shell", "comm_open", {"comm_id": "c1", "target_name": "echo", "data": {}})
         if v1:
@@ -99,8 +105,7 @@ def test_interrupt_stops_a_sleeping_cell(server, api, kernel):
         msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False})
         ks.wait_for(lambda m: m["header"]["msg_type"] == "execute_input")
         assert api.post(server.url + f"api/kernels/{kernel}/interrupt").status_code == 204
-        reply = ks.wait_for(lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id,
-                            timeout=20)
+        reply = ks.wait_for(replies_to(msg_id), timeout=20)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
 
 
@@ -108,12 +113,12 @@ def test_message_interrupt_mode_env_and_working_directory_from_the_spec(server, 
     model = api.post(server.url + "api/kernels", json={"name": "messaging", "path": "sub/nb.ipynb"}).json()
     try:
         with connect(server, model["id"]) as ks:
-            run = ks.execute("import os; print(os.environ['NBFLASK_SPEC_VAR'], os.path.basename(os.getcwd()))")
+            run = ks.execute("import os\nprint(os.environ['NBFLASK_SPEC_VAR'], os.getcwd().split('/')[-1])")
             assert run.stream("stdout") == "from-spec sub\n"
             msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)"})
             ks.wait_for(lambda m: m["header"]["msg_type"] == "execute_input")
             assert api.post(server.url + f"api/kernels/{model['id']}/interrupt").status_code == 204
-            reply = ks.wait_for(lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id)
+            reply = ks.wait_for(replies_to(msg_id))
             assert reply["content"]["ename"] == "KeyboardInterrupt"
     finally:
         api.delete(server.url + f"api/kernels/{model['id']}")
