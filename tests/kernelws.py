@@ -48,6 +48,15 @@ def legacy_unpack(data: str | bytes) -> dict[str, Any]:
     return message
 
 
+def started(msg_id: str):
+    """Matches the execute_input of request `msg_id`: its code is running now."""
+    return lambda m: m["header"]["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == msg_id
+
+
+def replies_to(msg_id: str):
+    return lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id
+
+
 @dataclass
 class Execution:
     reply: dict[str, Any]

@@ -9,7 +9,7 @@ import time
 import pytest
 import websocket
 from kernelapp import PYTHON, install_spec, pid_alive, wait_gone
-from kernelws import V1, KernelSocket
+from kernelws import V1, KernelSocket, replies_to, started
 from live import TOKEN, start_nbflask
 
 pytestmark = pytest.mark.slow
@@ -41,10 +41,6 @@ def kernel(server, api):
     model = api.post(server.url + "api/kernels", json={"name": "python3"}).json()
     yield model["id"]
     api.delete(server.url + f"api/kernels/{model['id']}")
-
-
-def replies_to(msg_id: str):
-    return lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id
 
 
 def connect(server, kernel_id, **kwargs) -> KernelSocket:
@@ -103,7 +99,7 @@ def test_binary_buffers_pass_both_ways(server, kernel, v1):
 def test_interrupt_stops_a_sleeping_cell(server, api, kernel):
     with connect(server, kernel) as ks:
         msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False})
-        ks.wait_for(lambda m: m["header"]["msg_type"] == "execute_input")
+        ks.wait_for(started(msg_id))
         assert api.post(server.url + f"api/kernels/{kernel}/interrupt").status_code == 204
         reply = ks.wait_for(replies_to(msg_id), timeout=20)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
@@ -116,7 +112,7 @@ def test_message_interrupt_mode_env_and_working_directory_from_the_spec(server, 
             run = ks.execute("import os\nprint(os.environ['NBFLASK_SPEC_VAR'], os.getcwd().split('/')[-1])")
             assert run.stream("stdout") == "from-spec sub\n"
             msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)"})
-            ks.wait_for(lambda m: m["header"]["msg_type"] == "execute_input")
+            ks.wait_for(started(msg_id))
             assert api.post(server.url + f"api/kernels/{model['id']}/interrupt").status_code == 204
             reply = ks.wait_for(replies_to(msg_id))
             assert reply["content"]["ename"] == "KeyboardInterrupt"

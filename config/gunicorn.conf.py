@@ -1,0 +1,36 @@
+"""gunicorn settings for nbflask: gevent workers sharing one kernel host.
+
+    gunicorn -c config/gunicorn.conf.py -k gevent -w 3 -b 127.0.0.1:8888 'nbflask:create_app()'
+
+The deployment's YAML file is named by NBFLASK_CONFIG. The master starts the kernel host
+before it forks the workers (so every worker finds the same kernels, and a recycled worker
+loses nothing) and stops it, with its kernels, when gunicorn exits. With `auth.token: auto`
+the master draws one token for all workers and logs it, since each worker would otherwise
+draw its own.
+"""
+
+import os
+import secrets
+
+worker_class = "gevent"
+# Kernel websockets stay open for hours: gunicorn's worker timeout is about the heartbeat of
+# a worker, which gevent workers keep while connections are open.
+timeout = 60
+
+
+def on_starting(server):
+    from nbflask.config import load_settings
+    from nbflask.kernels import client
+
+    settings = load_settings(None)
+    if settings.auth.token == "auto":
+        token = "nb" + secrets.token_hex(24)  # the prefix keeps YAML from reading it as a number
+        os.environ["NBFLASK_AUTH_TOKEN"] = token
+        server.log.info("nbflask: every worker accepts the token %s", token)
+    client.start_host(settings, parent_pid=os.getpid())
+
+
+def on_exit(server):
+    from nbflask.kernels import client
+
+    client.stop_host()

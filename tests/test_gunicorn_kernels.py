@@ -1,0 +1,95 @@
+"""Kernels shared by gunicorn's gevent workers through the one kernel host."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import psutil
+import pytest
+import requests
+from kernelapp import wait_gone
+from kernelws import KernelSocket, replies_to, started
+from live import TOKEN, start_gunicorn
+
+pytestmark = pytest.mark.slow
+WORKERS = 3
+
+
+def workers_serving(master_pid: int, port: int) -> set[int]:
+    """Pids of the gunicorn workers holding an open connection on the server's port."""
+    serving = set()
+    for child in psutil.Process(master_pid).children():
+        if "nbflask.kernels.host" in " ".join(child.cmdline()):
+            continue
+        if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+               for c in child.net_connections(kind="tcp")):
+            serving.add(child.pid)
+    return serving
+
+
+def fresh_request(method: str, url: str) -> requests.Response:
+    """A request on a new TCP connection, so the kernel may hand it to any worker."""
+    headers = {"Authorization": f"token {TOKEN}", "Connection": "close"}
+    return requests.request(method, url, headers=headers, timeout=60)
+
+
+def test_a_kernel_started_through_one_worker_is_used_through_all(tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    server = start_gunicorn(tmp_path, workers=WORKERS, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
+    sockets: list[KernelSocket] = []
+    try:
+        kernel_id = fresh_request("POST", server.url + "api/kernels").json()["id"]
+        for _ in range(40):
+            assert fresh_request("GET", server.url + f"api/kernels/{kernel_id}").status_code == 200
+        # Websockets stay open: keep opening until they sit on at least two workers.
+        deadline = time.monotonic() + 60
+        while len(workers_serving(server.proc.pid, server.port)) < 2 or len(sockets) < 3:
+            assert time.monotonic() < deadline, "connections never spread over two workers"
+            sockets.append(KernelSocket(server.url, kernel_id, TOKEN, v1=len(sockets) % 2 == 0))
+        assert len(workers_serving(server.proc.pid, server.port)) >= 2
+        for number, ks in enumerate(sockets):
+            assert ks.execute(f"value = {number}; print(value)").stream("stdout") == f"{number}\n"
+        listed = fresh_request("GET", server.url + "api/kernels").json()
+        assert listed[0]["connections"] == len(sockets)
+        pid = int(sockets[0].execute("import os; print(os.getpid())").stream("stdout"))
+
+        msg_id = sockets[-1].send("shell", "execute_request", {"code": "import time; time.sleep(60)"})
+        sockets[-1].wait_for(started(msg_id))
+        assert fresh_request("POST", server.url + f"api/kernels/{kernel_id}/interrupt").status_code == 204
+        reply = sockets[-1].wait_for(replies_to(msg_id))
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+
+        restarted = fresh_request("POST", server.url + f"api/kernels/{kernel_id}/restart")
+        assert restarted.status_code == 200
+        assert wait_gone(pid)
+        for ks in sockets:
+            out = ks.execute("print('value' in globals())").stream("stdout")
+            assert out == "False\n"  # one fresh kernel, seen through every worker
+        pid = int(sockets[0].execute("import os; print(os.getpid())").stream("stdout"))
+    finally:
+        for ks in sockets:
+            ks.close()
+        host_pid = json.loads((runtime / "kernel-host.json").read_text())["pid"]
+        server.stop()
+    assert wait_gone(host_pid) and wait_gone(pid)
+    assert [name for name in os.listdir(runtime) if name.startswith("kernel-")] == ["kernel-host.lock"]
+    assert "stopping its kernels" not in server.log()  # stopped by on_exit, not by accident
+
+
+def test_gunicorn_shares_one_token_across_workers(tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    server = start_gunicorn(tmp_path, {"auth": {"token": "auto"}}, workers=2,
+                            env={"NBFLASK_RUNTIME_DIR": str(runtime)})
+    try:
+        log = server.log()
+        token = log.split("every worker accepts the token ", 1)[1].split()[0]
+        for _ in range(10):
+            response = requests.get(server.url + "api/status", headers={
+                "Authorization": f"token {token}", "Connection": "close"}, timeout=30)
+            assert response.status_code == 200
+    finally:
+        server.stop()
