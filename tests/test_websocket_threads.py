@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import requests
 import websocket
@@ -50,3 +52,33 @@ def test_server_pings_keep_an_idle_connection_alive(served):
             if opcode == websocket.ABNF.OPCODE_PING:
                 pings += 1  # websocket-client answers each with a pong
         assert ks.execute("print('awake')").stream("stdout") == "awake\n"
+
+
+def handshake_extensions(url: str, kernel_id: str) -> str:
+    """The Sec-WebSocket-Extensions a browser-like handshake offering permessage-deflate gets."""
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall((
+            f"GET /api/kernels/{kernel_id}/channels?token={TOKEN} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        ).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    lines = head.decode().lower().split("\r\n")
+    return " ".join(line for line in lines if line.startswith("sec-websocket-extensions"))
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["default-off", "enabled"])
+def test_permessage_deflate_only_when_enabled(make_app, enabled):
+    app = make_app({"server": {"websocket_compression": enabled}})
+    server = ThreadedServer(app)
+    try:
+        extensions = handshake_extensions(server.url, start_kernel(server.url))
+        assert ("permessage-deflate" in extensions) is enabled
+    finally:
+        server.stop()
+        close_app(app)
