@@ -78,7 +78,7 @@ class KernelSocket:
         url = base_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
         url += f"?session_id={self.session_id}&token={token}"
         self.ws = websocket.create_connection(url, timeout=timeout, subprotocols=[V1] if v1 else None,
-                                              enable_multithread=True)
+                                              enable_multithread=True, skip_utf8_validation=True)
         self.pending: list[dict[str, Any]] = []
 
     @property

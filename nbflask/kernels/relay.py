@@ -32,6 +32,15 @@ NUDGE_TIMEOUT = 10.0
 STOP = b""
 
 
+ZERO_COPY = 64 * 1024  # frames this big are passed on as views of ZeroMQ's buffer, not copied
+
+
+def receive(sock: Any) -> list[Any]:
+    """A multipart message: small frames as bytes, big ones (outputs) as memoryviews."""
+    frames = sock.recv_multipart(copy=False)
+    return [frame.bytes if len(frame) < ZERO_COPY else frame.buffer for frame in frames]
+
+
 class Relay:
     def __init__(self, ws: Any, *, kernel_id: str, session_id: str, connection: dict[str, Any],
                  events_url: str) -> None:
@@ -123,7 +132,7 @@ class Relay:
                         if not self.on_event(events.recv_multipart()):
                             return
                     else:
-                        self.to_client(channel_of[sock], sock.recv_multipart(), nudges)
+                        self.to_client(channel_of[sock], receive(sock), nudges)
         except Exception as exc:
             if self.ws.connected:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
@@ -149,7 +158,7 @@ class Relay:
                         raise ConnectionAbortedError("closed while connecting")
                     continue
                 channel = "iopub" if sock is sockets["iopub"] else "shell"
-                self.to_client(channel, sock.recv_multipart(), nudges)
+                self.to_client(channel, receive(sock), nudges)
                 if channel == "iopub":
                     return
         log.warning("kernel %s: no iopub message within %g s; relaying anyway", self.kernel_id, NUDGE_TIMEOUT)
@@ -169,7 +178,10 @@ class Relay:
         self.send(channel, parts)
 
     def send(self, channel: str, parts: list[bytes]) -> None:
-        self.ws.send(wire.v1_pack(channel, parts) if self.v1 else wire.legacy_text(channel, parts))
+        if self.v1:
+            self.ws.send_message(wire.v1_pieces(channel, parts))
+        else:
+            self.ws.send(wire.legacy_text(channel, parts))
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""

@@ -160,18 +160,22 @@ def split(frames: Sequence[bytes]) -> tuple[list[bytes], bytes, list[bytes]]:
 
 # Websocket encodings -------------------------------------------------------------------
 
-def v1_pack(channel: str, parts: Sequence[bytes]) -> bytes:
-    """The v1.kernel.websocket.jupyter.org binary frame: offsets, channel, parts.
+def v1_pieces(channel: str, parts: Sequence[bytes]) -> list[bytes]:
+    """The v1.kernel.websocket.jupyter.org binary message, as pieces to send back to back.
 
     The offsets (little-endian uint64, preceded by their count) mark where the channel name
-    and each part start; the last one is the end of the frame.
+    and each part start; the last one is the end of the message.
     """
     name = channel.encode()
     count = len(parts) + 2
     offsets = [8 * (count + 1), 8 * (count + 1) + len(name)]
     for part in parts:
         offsets.append(offsets[-1] + len(part))
-    return b"".join([struct.pack(f"<{count + 1}Q", count, *offsets), name, *parts])
+    return [struct.pack(f"<{count + 1}Q", count, *offsets), name, *parts]
+
+
+def v1_pack(channel: str, parts: Sequence[bytes]) -> bytes:
+    return b"".join(v1_pieces(channel, parts))
 
 
 def v1_unpack(data: bytes) -> tuple[str, list[bytes]]:

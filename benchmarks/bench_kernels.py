@@ -1,0 +1,288 @@
+"""Kernel round trips and streaming through nbflask, side by side with the physical limit.
+
+    .venv/bin/python benchmarks/bench_kernels.py [--executions 300] [--megabytes 50]
+
+Starts `nbflask run` (gevent) on a free loopback port, starts one real ipykernel through the
+REST API, then measures on that same kernel, in one run:
+  * the round-trip time of sequential `1+1` executions (request sent -> reply and idle seen),
+  * the MB/s of a stream of N MB printed by the kernel,
+both through nbflask's websocket (v1 and legacy protocols) and straight to the kernel's
+ZeroMQ sockets with a direct client (the physical limit). Ratios are nbflask / direct.
+Targets: latency within 1.5x of direct, throughput at least 0.8x of direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import yaml
+import zmq
+
+from nbflask.kernels import wire
+
+TOKEN = "bench-token-0123456789"
+V1 = wire.V1_SUBPROTOCOL
+
+
+class Direct:
+    """A client on the kernel's own sockets: what no relay can beat."""
+
+    name = "direct ZeroMQ"
+
+    def __init__(self, connection: dict) -> None:
+        self.context = zmq.Context()
+        url = f"tcp://{connection['ip']}:"
+        self.shell = self.context.socket(zmq.DEALER)
+        self.shell.connect(url + str(connection["shell_port"]))
+        self.iopub = self.context.socket(zmq.SUB)
+        self.iopub.setsockopt(zmq.RCVHWM, 0)
+        self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.iopub.connect(url + str(connection["iopub_port"]))
+        self.signer = wire.Signer(connection["key"])
+        self.poller = zmq.Poller()
+        self.poller.register(self.shell, zmq.POLLIN)
+        self.poller.register(self.iopub, zmq.POLLIN)
+        self.session = uuid.uuid4().hex
+
+    def send(self, code: str) -> str:
+        message = wire.new_message("execute_request", {"code": code, "silent": False}, session=self.session)
+        self.shell.send_multipart(self.signer.serialize(message))
+        return message.msg_id
+
+    def receive(self) -> list[tuple[str, list[bytes]]]:
+        received = []
+        for sock, _ in self.poller.poll(60_000):
+            frames = sock.recv_multipart()
+            _, signature, parts = wire.split(frames)
+            self.signer.verify(signature, parts)
+            received.append(("shell" if sock is self.shell else "iopub", parts))
+        if not received:
+            raise TimeoutError("kernel silent for 60 s")
+        return received
+
+    def close(self) -> None:
+        self.context.destroy(linger=0)
+
+
+class RawWebsocket:
+    """A lean websocket client (RFC 6455 on a plain socket, large reads), standing in for a
+    browser's native one: websocket-client's pure-Python reader would measure itself."""
+
+    def __init__(self, url: str, subprotocol: str | None) -> None:
+        host, _, rest = url.split("://", 1)[1].partition("/")
+        hostname, port = host.rsplit(":", 1)
+        self.sock = socket.create_connection((hostname, int(port)), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16)).decode()
+        offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+        self.sock.sendall((f"GET /{rest} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n"
+                           f"{offer}\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(4096)
+        head, _, self.pending = head.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise SystemExit(f"websocket refused: {head.splitlines()[0]!r}")
+
+    def _read(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        taken = min(size, len(self.pending))
+        view[:taken] = self.pending[:taken]
+        self.pending = self.pending[taken:]
+        while taken < size:
+            got = self.sock.recv_into(view[taken:], size - taken)
+            if not got:
+                raise ConnectionError("websocket closed")
+            taken += got
+        return bytes(buffer)
+
+    def recv(self) -> bytes:
+        """One data message (unfragmented, as nbflask sends them); control frames skipped."""
+        while True:
+            first, second = self._read(2)
+            length = second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", self._read(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", self._read(8))
+            payload = self._read(length)
+            if first & 0x0F in (0x1, 0x2):
+                return payload
+
+    def send(self, payload: bytes, text: bool) -> None:
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        length = len(payload)
+        header = bytes([0x80 | (0x1 if text else 0x2)])
+        if length < 126:
+            header += bytes([0x80 | length])
+        elif length < 1 << 16:
+            header += bytes([0x80 | 126]) + struct.pack("!H", length)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack("!Q", length)
+        self.sock.sendall(header + mask + masked)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Through:
+    """A Jupyter client on nbflask's kernel websocket."""
+
+    def __init__(self, base_url: str, kernel_id: str, v1: bool) -> None:
+        self.v1 = v1
+        self.name = "nbflask websocket " + ("v1" if v1 else "legacy JSON")
+        url = base_url + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
+        self.ws = RawWebsocket(url, V1 if v1 else None)
+        self.session = uuid.uuid4().hex
+
+    def send(self, code: str) -> str:
+        message = wire.new_message("execute_request", {"code": code, "silent": False}, session=self.session)
+        if self.v1:
+            self.ws.send(wire.v1_pack("shell", message.parts()), text=False)
+        else:
+            self.ws.send(json.dumps({**message.to_dict("shell"), "buffers": []}).encode(), text=True)
+        return message.msg_id
+
+    def receive(self) -> list[tuple[str, list[bytes]]]:
+        data = self.ws.recv()
+        if self.v1:
+            channel, parts = wire.v1_unpack(data)
+            return [(channel, parts)]
+        decoded = json.loads(data)
+        return [(decoded["channel"], [json.dumps(decoded[key]).encode() for key in
+                                      ("header", "parent_header", "metadata", "content")])]
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def run(client, code: str) -> int:
+    """Execute `code`; returns the stdout bytes seen once the reply and idle status are in."""
+    msg_id = client.send(code)
+    replied = idle = False
+    stdout = 0
+    while not (replied and idle):
+        for channel, parts in client.receive():
+            parent = json.loads(parts[1]).get("msg_id")
+            if parent != msg_id:
+                continue
+            if channel == "shell":
+                replied = True
+                continue
+            msg_type = json.loads(parts[0])["msg_type"]
+            if msg_type == "stream":
+                stdout += len(json.loads(parts[3])["text"])
+            elif msg_type == "status" and json.loads(parts[3])["execution_state"] == "idle":
+                idle = True
+    return stdout
+
+
+def latency(client, executions: int) -> float:
+    for _ in range(20):
+        run(client, "1+1")
+    samples = []
+    for _ in range(executions):
+        started = time.perf_counter()
+        run(client, "1+1")
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def throughput(client, megabytes: int) -> float:
+    code = f"import sys\nfor i in range({megabytes}): sys.stdout.write('x' * 1048576)"
+    started = time.perf_counter()
+    received = run(client, code)
+    elapsed = time.perf_counter() - started
+    assert received == megabytes * 1048576, f"{client.name}: got {received} bytes"
+    return megabytes / elapsed
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen, str, Path]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = folder / "runtime"
+    runtime.mkdir(mode=0o700)
+    config = folder / "nbflask.yaml"
+    config.write_text(yaml.safe_dump({
+        "server": {"port": port, "open_browser": False},
+        "auth": {"token": TOKEN},
+        "store": {"root_dir": str(folder)},
+    }))
+    env = {**os.environ, "NBFLASK_RUNTIME_DIR": str(runtime)}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "nbflask"), "run", "--config", str(config)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "api", timeout=1).ok:
+                return process, url, runtime
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("nbflask did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--executions", type=int, default=300)
+    parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="stream runs per path (median reported)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        process, url, runtime = start_server(Path(tmp))
+        try:
+            headers = {"Authorization": f"token {TOKEN}"}
+            kernel_id = requests.post(url + "api/kernels", headers=headers, timeout=60).json()["id"]
+            connection = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
+            makers = {
+                Direct.name: lambda: Direct(connection),
+                "nbflask websocket v1": lambda: Through(url, kernel_id, v1=True),
+                "nbflask websocket legacy JSON": lambda: Through(url, kernel_id, v1=False),
+            }
+            latencies, rates = {}, {name: [] for name in makers}
+            for name, make in makers.items():
+                client = make()
+                latencies[name] = latency(client, args.executions)
+                client.close()
+            for _ in range(args.rounds):  # interleaved, so a busy moment hits every path alike
+                for name, make in makers.items():
+                    client = make()
+                    run(client, "1+1")
+                    rates[name].append(throughput(client, args.megabytes))
+                    client.close()
+        finally:
+            process.terminate()
+            process.wait(30)
+    results = {name: (latencies[name], statistics.median(rates[name])) for name in latencies}
+    direct_latency, direct_rate = results[Direct.name]
+    print(f"{args.executions} sequential `1+1` executions (median round trip) and a {args.megabytes} MB "
+          f"stdout stream (median of {args.rounds}), one ipykernel:")
+    print(f"{'path':32} {'round trip':>12} {'ratio':>7} {'stream':>11} {'ratio':>7}")
+    for name, (seconds, rate) in results.items():
+        print(f"{name:32} {seconds * 1000:9.2f} ms {seconds / direct_latency:6.2f}x "
+              f"{rate:7.1f} MB/s {rate / direct_rate:6.2f}x")
+    print("targets: round trip <= 1.50x direct, stream >= 0.80x direct")
+
+
+if __name__ == "__main__":
+    main()
