@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
@@ -23,16 +26,44 @@ def served(make_app):
     close_app(app)
 
 
+AUTH = {"Authorization": f"token {TOKEN}"}
+
+
 def start_kernel(url: str) -> str:
-    response = requests.post(url + "api/kernels", headers={"Authorization": f"token {TOKEN}"}, timeout=60)
+    response = requests.post(url + "api/kernels", headers=AUTH, timeout=60)
     assert response.status_code == 201
     return response.json()["id"]
 
 
-def test_threads_use_plain_zmq():
+def test_threads_use_plain_zmq_and_gevent_green_zmq():
     import zmq
 
     assert zmqlib.module() is zmq
+    patched = subprocess.run([sys.executable, "-c", (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import zmq.green\nfrom nbflask.kernels import zmqlib\nassert zmqlib.module() is zmq.green\n"
+        "assert isinstance(zmqlib.context(), zmq.green.Context)")], capture_output=True, text=True)
+    assert patched.returncode == 0, patched.stderr
+
+
+def test_activity_and_culling_spare_connected_kernels(make_app):
+    app = make_app({"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}})
+    server = ThreadedServer(app)
+    try:
+        connected, lonely = start_kernel(server.url), start_kernel(server.url)
+        with KernelSocket(server.url, connected, TOKEN) as ks:
+            before = requests.get(server.url + f"api/kernels/{connected}", headers=AUTH, timeout=30).json()
+            ks.execute("import time; time.sleep(0.1)")
+            after = requests.get(server.url + f"api/kernels/{connected}", headers=AUTH, timeout=30).json()
+            assert after["last_activity"] > before["last_activity"]
+            deadline = time.monotonic() + 20
+            while requests.get(server.url + f"api/kernels/{lonely}", headers=AUTH, timeout=30).ok:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert ks.execute("print('spared')").stream("stdout") == "spared\n"
+    finally:
+        server.stop()
+        close_app(app)
 
 
 @pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])
@@ -54,8 +85,9 @@ def test_server_pings_keep_an_idle_connection_alive(served):
         assert ks.execute("print('awake')").stream("stdout") == "awake\n"
 
 
-def handshake_extensions(url: str, kernel_id: str) -> str:
-    """The Sec-WebSocket-Extensions a browser-like handshake offering permessage-deflate gets."""
+def handshake_extensions(url: str, kernel_id: str) -> tuple[str, bool]:
+    """What a browser-like handshake offering permessage-deflate gets: the extensions header,
+    and whether the first message relayed from the kernel came compressed (RSV1)."""
     host, port = url.split("//")[1].rstrip("/").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall((
@@ -67,9 +99,13 @@ def handshake_extensions(url: str, kernel_id: str) -> str:
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(4096)
+        head, _, frame = head.partition(b"\r\n\r\n")
+        while not frame:
+            frame = sock.recv(4096)
     assert head.startswith(b"HTTP/1.1 101")
     lines = head.decode().lower().split("\r\n")
-    return " ".join(line for line in lines if line.startswith("sec-websocket-extensions"))
+    extensions = " ".join(line for line in lines if line.startswith("sec-websocket-extensions"))
+    return extensions, bool(frame[0] & 0x40)
 
 
 @pytest.mark.parametrize("enabled", [False, True], ids=["default-off", "enabled"])
@@ -77,8 +113,9 @@ def test_permessage_deflate_only_when_enabled(make_app, enabled):
     app = make_app({"server": {"websocket_compression": enabled}})
     server = ThreadedServer(app)
     try:
-        extensions = handshake_extensions(server.url, start_kernel(server.url))
+        extensions, compressed = handshake_extensions(server.url, start_kernel(server.url))
         assert ("permessage-deflate" in extensions) is enabled
+        assert compressed is enabled
     finally:
         server.stop()
         close_app(app)
