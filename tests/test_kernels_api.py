@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import time
 
 import pytest
+import zmq
 from kernelapp import PYTHON, close_app, install_spec, wait_gone
+
+from nbflask import runtime
 
 
 @pytest.fixture
@@ -119,3 +125,33 @@ def test_closing_the_app_stops_the_host_and_its_kernels(make_app):
     assert host is not None and host.poll() is None
     close_app(app)
     assert host.poll() is not None
+
+
+def test_connection_files_and_sockets_are_private_and_the_key_stays_inside(kclient):
+    model = kclient.post("/api/kernels").get_json()
+    folder = runtime.runtime_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    connection_file = folder / f"kernel-{model['id']}.json"
+    assert stat.S_IMODE(connection_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(folder / "kernel-host.ipc").st_mode) & 0o077 == 0
+    key = json.loads(connection_file.read_text())["key"]
+    assert len(key) >= 32
+    for path in ("/api/kernels", f"/api/kernels/{model['id']}", "/api/sessions", "/api/kernelspecs"):
+        assert key not in kclient.get(path).get_data(as_text=True)
+
+
+def test_the_kernel_host_refuses_malformed_requests(kclient):
+    kclient.get("/api/kernels")  # starts the host
+    context = zmq.Context.instance()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"ipc://{runtime.runtime_dir() / 'kernel-host.ipc'}")
+    try:
+        for body in (b"not json", b'{"op": "no-such-op"}', b'{"op": "get_kernel", "args": 3}'):
+            sock.send(body)
+            assert sock.poll(10_000)
+            reply = json.loads(sock.recv())
+            assert reply["ok"] is False and reply["status"] == 400
+        assert kclient.get("/api/kernels").status_code == 200
+    finally:
+        sock.close()

@@ -78,8 +78,12 @@ def channels(kernel_id: str) -> Response:
     def relay(ws: websocket.Websocket) -> None:
         link = Relay(ws, kernel_id=kernel_id, session_id=session_id, connection=connection,
                      events_url=hosts.events_url())
-        hosts.request("attach", kernel_id=kernel_id, connection_id=link.connection_id,
-                      session_id=link.client_session)
+        try:
+            hosts.request("attach", kernel_id=kernel_id, connection_id=link.connection_id,
+                          session_id=link.client_session)
+        except APIError as exc:  # the kernel went away during the upgrade
+            ws.close(1011, exc.message[:120])
+            return
         try:
             link.run()
         finally:

@@ -74,17 +74,19 @@ class Host:
         try:
             request = json.loads(body)
             operation = self.operations()[request["op"]]
-            reply = {"ok": True, "result": operation(**request.get("args", {}))}
-        except HostError as exc:
-            reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
+            args = dict(request.get("args", {}))
         except (ValueError, KeyError, TypeError) as exc:
-            log.exception("bad request to the kernel host")
-            reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc}",
-                     "reason": type(exc).__name__}
-        except Exception as exc:
-            log.exception("kernel host request failed")
-            reply = {"ok": False, "status": 500, "message": f"kernel host error: {exc}",
-                     "reason": type(exc).__name__}
+            reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc!r}",
+                     "reason": "BadHostRequest"}
+        else:
+            try:
+                reply = {"ok": True, "result": operation(**args)}
+            except HostError as exc:
+                reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
+            except Exception as exc:
+                log.exception("kernel host request %s failed", request["op"])
+                reply = {"ok": False, "status": 500, "message": f"kernel host error: {exc}",
+                         "reason": type(exc).__name__}
         with self.send_lock:
             router.send_multipart([identity, wire.dumps(reply)])
 

@@ -89,7 +89,7 @@ class Relay:
                 if isinstance(data, str):
                     raise wire.WireError("text frame on the v1 protocol")
                 channel, parts = wire.v1_unpack(data)
-                wire.message_from_parts(parts[:4])
+                wire.check_parts(parts)
             else:
                 channel, message = wire.legacy_unpack(data)
                 parts = message.parts()

@@ -100,15 +100,23 @@ def new_message(msg_type: str, content: dict[str, Any], *, session: str,
     return Message(header=header(msg_type, session), parent_header=parent or {}, content=content)
 
 
-def message_from_parts(parts: Sequence[bytes]) -> Message:
-    """Decode `[header, parent, metadata, content, *buffers]`."""
+def check_parts(parts: Sequence[bytes]) -> dict[str, Any]:
+    """The header of `[header, parent, metadata, content, *buffers]`, if it looks like a message.
+
+    Only the header is decoded: the kernel validates the rest, and big contents stay untouched.
+    """
     if len(parts) < 4:
         raise WireError(f"a message needs 4 JSON parts, found {len(parts)}")
     head = loads_object(parts[0], "header")
     if not isinstance(head.get("msg_type"), str):
         raise WireError("header has no msg_type")
+    return head
+
+
+def message_from_parts(parts: Sequence[bytes]) -> Message:
+    """Decode `[header, parent, metadata, content, *buffers]`."""
     return Message(
-        header=head,
+        header=check_parts(parts),
         parent_header=loads_object(parts[1], "parent_header"),
         metadata=loads_object(parts[2], "metadata"),
         content=loads_object(parts[3], "content"),
