@@ -48,9 +48,14 @@ def legacy_unpack(data: str | bytes) -> dict[str, Any]:
     return message
 
 
-def started(msg_id: str):
-    """Matches the execute_input of request `msg_id`: its code is running now."""
-    return lambda m: m["header"]["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == msg_id
+SLEEP = "print('sleeping', flush=True)\nimport time\ntime.sleep(60)"
+
+
+def sleeping(msg_id: str):
+    """Matches the output of SLEEP run by request `msg_id`: the user's code is running now
+    (execute_input comes a moment earlier, when a SIGINT would still hit the kernel itself)."""
+    return lambda m: (m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id
+                      and "sleeping" in m["content"]["text"])
 
 
 def replies_to(msg_id: str):

@@ -10,7 +10,7 @@ import psutil
 import pytest
 import requests
 from kernelapp import wait_gone
-from kernelws import KernelSocket, replies_to, started
+from kernelws import SLEEP, KernelSocket, replies_to, sleeping
 from live import TOKEN, start_gunicorn
 
 pytestmark = pytest.mark.slow
@@ -51,13 +51,14 @@ def test_a_kernel_started_through_one_worker_is_used_through_all(tmp_path):
             sockets.append(KernelSocket(server.url, kernel_id, TOKEN, v1=len(sockets) % 2 == 0))
         assert len(workers_serving(server.proc.pid, server.port)) >= 2
         for number, ks in enumerate(sockets):
+            ks.pending.append(ks.recv())  # relaying, so attached to the kernel
             assert ks.execute(f"value = {number}; print(value)").stream("stdout") == f"{number}\n"
         listed = fresh_request("GET", server.url + "api/kernels").json()
         assert listed[0]["connections"] == len(sockets)
         pid = int(sockets[0].execute("import os; print(os.getpid())").stream("stdout"))
 
-        msg_id = sockets[-1].send("shell", "execute_request", {"code": "import time; time.sleep(60)"})
-        sockets[-1].wait_for(started(msg_id))
+        msg_id = sockets[-1].send("shell", "execute_request", {"code": SLEEP})
+        sockets[-1].wait_for(sleeping(msg_id))
         assert fresh_request("POST", server.url + f"api/kernels/{kernel_id}/interrupt").status_code == 204
         reply = sockets[-1].wait_for(replies_to(msg_id))
         assert reply["content"]["ename"] == "KeyboardInterrupt"

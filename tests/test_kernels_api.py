@@ -10,6 +10,7 @@ import time
 import pytest
 import zmq
 from kernelapp import PYTHON, close_app, install_spec, wait_gone
+from live import TOKEN
 
 from nbflask import runtime
 
@@ -18,7 +19,7 @@ from nbflask import runtime
 def kclient(make_app):
     app = make_app()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     yield client
     close_app(app)
 
@@ -63,7 +64,7 @@ def test_unknown_kernelspec_is_404_and_bad_bodies_400(kclient):
 def test_status_does_not_start_the_kernel_host(make_app, tmp_path):
     app = make_app()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     assert client.get("/api/status").get_json()["kernels"] == 0
     assert app.extensions["nbflask"].kernels.process is None
 
@@ -75,7 +76,7 @@ def test_kernel_that_never_answers_fails_within_the_timeout_and_is_killed(make_a
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
     app = make_app({"kernels": {"startup_timeout": 2}})
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     try:
         started = time.monotonic()
         response = client.post("/api/kernels", json={"name": "sleeper"})
@@ -93,7 +94,7 @@ def test_kernel_that_exits_at_start_reports_its_exit_code(make_app, tmp_path, mo
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
     app = make_app()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     try:
         response = client.post("/api/kernels", json={"name": "broken"})
         assert response.status_code == 500
@@ -105,7 +106,7 @@ def test_kernel_that_exits_at_start_reports_its_exit_code(make_app, tmp_path, mo
 def test_idle_kernels_are_culled(make_app):
     app = make_app({"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}})
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     try:
         kernel_id = client.post("/api/kernels").get_json()["id"]
         deadline = time.monotonic() + 20
@@ -119,7 +120,7 @@ def test_idle_kernels_are_culled(make_app):
 def test_closing_the_app_stops_the_host_and_its_kernels(make_app):
     app = make_app()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     client.post("/api/kernels")
     host = app.extensions["nbflask"].kernels.process
     assert host is not None and host.poll() is None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from kernelapp import close_app
+from live import TOKEN
 
 
 @pytest.fixture
 def kclient(make_app):
     app = make_app()
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "token test-token-0123456789"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     yield client
     close_app(app)
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import websocket
 from kernelapp import PYTHON, install_spec, pid_alive, wait_gone
-from kernelws import V1, KernelSocket, replies_to, started
+from kernelws import SLEEP, V1, KernelSocket, replies_to, sleeping
 from live import TOKEN, start_nbflask
 
 pytestmark = pytest.mark.slow
@@ -98,8 +98,8 @@ def test_binary_buffers_pass_both_ways(server, kernel, v1):
 
 def test_interrupt_stops_a_sleeping_cell(server, api, kernel):
     with connect(server, kernel) as ks:
-        msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)", "silent": False})
-        ks.wait_for(started(msg_id))
+        msg_id = ks.send("shell", "execute_request", {"code": SLEEP})
+        ks.wait_for(sleeping(msg_id))
         assert api.post(server.url + f"api/kernels/{kernel}/interrupt").status_code == 204
         reply = ks.wait_for(replies_to(msg_id), timeout=20)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
@@ -111,8 +111,8 @@ def test_message_interrupt_mode_env_and_working_directory_from_the_spec(server, 
         with connect(server, model["id"]) as ks:
             run = ks.execute("import os\nprint(os.environ['NBFLASK_SPEC_VAR'], os.getcwd().split('/')[-1])")
             assert run.stream("stdout") == "from-spec sub\n"
-            msg_id = ks.send("shell", "execute_request", {"code": "import time; time.sleep(60)"})
-            ks.wait_for(started(msg_id))
+            msg_id = ks.send("shell", "execute_request", {"code": SLEEP})
+            ks.wait_for(sleeping(msg_id))
             assert api.post(server.url + f"api/kernels/{model['id']}/interrupt").status_code == 204
             reply = ks.wait_for(replies_to(msg_id))
             assert reply["content"]["ename"] == "KeyboardInterrupt"
@@ -122,6 +122,8 @@ def test_message_interrupt_mode_env_and_working_directory_from_the_spec(server, 
 
 def test_two_websockets_both_see_iopub_and_are_counted(server, api, kernel):
     with connect(server, kernel) as first, connect(server, kernel, v1=True) as second:
+        first.pending.append(first.recv())  # each relays once attached to the kernel
+        second.pending.append(second.recv())
         assert api.get(server.url + f"api/kernels/{kernel}").json()["connections"] == 2
         first.execute("print('shared output')")
         seen = second.wait_for(lambda m: m["header"]["msg_type"] == "stream")
@@ -134,6 +136,7 @@ def test_two_websockets_both_see_iopub_and_are_counted(server, api, kernel):
 
 def test_a_second_connection_of_the_same_session_replaces_the_first(server, kernel):
     stale = connect(server, kernel, session_id="same-session")
+    stale.recv()  # relaying: it is attached to the kernel
     fresh = connect(server, kernel, session_id="same-session")
     try:
         with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):

@@ -73,24 +73,11 @@ def channels(kernel_id: str) -> Response:
         raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
     connection = server.kernels.request("connection_info", kernel_id=kernel_id)
     session_id = request.args.get("session_id", "")
-    hosts = server.kernels
 
     def relay(ws: websocket.Websocket) -> None:
-        link = Relay(ws, kernel_id=kernel_id, session_id=session_id, connection=connection,
-                     events_url=hosts.events_url())
-        try:
-            hosts.request("attach", kernel_id=kernel_id, connection_id=link.connection_id,
-                          session_id=link.client_session)
-        except APIError as exc:  # the kernel went away during the upgrade
-            ws.close(1011, exc.message[:120])
-            return
-        try:
-            link.run()
-        finally:
-            try:
-                hosts.request("detach", kernel_id=kernel_id, connection_id=link.connection_id)
-            except APIError:
-                pass
+        link = Relay(ws, host=server.kernels, kernel_id=kernel_id, session_id=session_id,
+                     connection=connection)
+        link.run()
 
     return websocket.serve(
         request.environ, relay, subprotocols=[wire.V1_SUBPROTOCOL],

@@ -57,6 +57,8 @@ class Host:
             "restart_kernel": lambda kernel_id: kernels.restart(kernel_id).model(),
             "connection_info": kernels.connection_info,
             "attach": kernels.attach,
+            "hello": lambda kernel_id, connection_id: self.publish(
+                kernel_id, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,
             "list_sessions": sessions.list,
             "get_session": lambda session_id: sessions.model(sessions.get(session_id)),

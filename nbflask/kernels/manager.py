@@ -358,7 +358,7 @@ class KernelManager:
         """Register a websocket; an older one of the same session is told to go."""
         kernel = self.get(kernel_id)
         for old_id, old_session in list(kernel.connections.items()):
-            if session_id and old_session == session_id:
+            if session_id and old_session == session_id and old_id != connection_id:
                 del kernel.connections[old_id]
                 self.publish(kernel_id, {"event": "replaced", "connection_id": old_id})
         kernel.connections[connection_id] = session_id

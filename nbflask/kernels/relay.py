@@ -22,7 +22,9 @@ import uuid
 from typing import Any
 
 import zmq
+from simple_websocket import ConnectionClosed
 
+from ..errors import APIError
 from . import wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
@@ -42,15 +44,15 @@ def receive(sock: Any) -> list[Any]:
 
 
 class Relay:
-    def __init__(self, ws: Any, *, kernel_id: str, session_id: str, connection: dict[str, Any],
-                 events_url: str) -> None:
+    def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
+                 connection: dict[str, Any]) -> None:
         self.ws = ws
         self.kernel_id = kernel_id
         self.client_session = session_id
         self.session_id = session_id or uuid.uuid4().hex
         self.connection_id = uuid.uuid4().hex
         self.connection = connection
-        self.events_url = events_url
+        self.host = host
         self.signer = wire.Signer(connection["key"])
         self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
         self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
@@ -110,7 +112,7 @@ class Relay:
         }
         sockets["iopub"] = zmqlib.socket(zmq.SUB, connect=self.url("iopub"), RCVHWM=0)
         sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
-        events = zmqlib.socket(zmq.SUB, connect=self.events_url)
+        events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
         pipe = zmqlib.socket(zmq.PAIR, connect=self.pipe_url)
         channel_of = {sock: name for name, sock in sockets.items()}
@@ -118,7 +120,12 @@ class Relay:
         for sock in (*sockets.values(), events):
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
+        attached = False
         try:
+            self.confirm_events(events)
+            self.host.request("attach", kernel_id=self.kernel_id, connection_id=self.connection_id,
+                              session_id=self.client_session)
+            attached = True
             self.confirm_iopub(poller, sockets, events, nudges)
             poller.register(pipe, zmq.POLLIN)
             while True:
@@ -133,6 +140,8 @@ class Relay:
                             return
                     else:
                         self.to_client(channel_of[sock], receive(sock), nudges)
+        except APIError as exc:  # the kernel went away while connecting
+            self.close(1011, exc.message)
         except Exception as exc:
             if self.ws.connected:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
@@ -140,7 +149,29 @@ class Relay:
         finally:
             for sock in (*sockets.values(), events, pipe):
                 sock.close()
+            if attached:
+                try:
+                    self.host.request("detach", kernel_id=self.kernel_id, connection_id=self.connection_id)
+                except APIError as exc:
+                    log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             self.wake_reader()
+
+    def confirm_events(self, events: Any) -> None:
+        """Ask the host for a hello until one arrives: then no news for us can be missed."""
+        deadline = time.monotonic() + NUDGE_TIMEOUT
+        while time.monotonic() < deadline:
+            self.host.request("hello", kernel_id=self.kernel_id, connection_id=self.connection_id)
+            if events.poll(100):
+                event = wire.loads_object(events.recv_multipart()[-1], "event")
+                if event.get("event") == "hello" and event.get("connection_id") == self.connection_id:
+                    return
+        log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
+
+    def close(self, code: int, message: str) -> None:
+        try:
+            self.ws.close(code, message[:120])
+        except ConnectionClosed:
+            pass
 
     def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
         """Send kernel_info requests until iopub delivers something: then we are subscribed."""
@@ -195,8 +226,7 @@ class Relay:
                                       session=self.session_id)
             self.send("iopub", status.parts())
         elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
-            why = "kernel shut down" if kind == "shutdown" else "replaced by a newer connection"
-            self.ws.close(1000, why)
+            self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True
 
