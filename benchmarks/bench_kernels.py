@@ -4,8 +4,10 @@
 
 Starts `nbflask run` (gevent) on a free loopback port, starts one real ipykernel through the
 REST API, then measures on that same kernel, in one run:
-  * the round-trip time of sequential `1+1` executions (request sent -> reply and idle seen),
-  * the MB/s of a stream of N MB printed by the kernel,
+  * the round-trip time of sequential `1+1` executions (request sent -> reply and idle seen;
+    the paths take turns, execution by execution),
+  * the MB/s of N MB printed by the kernel, flushed per MiB (a stream of 1 MiB messages), and
+    unflushed (one N MB message: what each store-and-forward hop costs),
 both through nbflask's websocket (v1 and legacy protocols) and straight to the kernel's
 ZeroMQ sockets with a direct client (the physical limit). Ratios are nbflask / direct.
 Targets: latency within 1.5x of direct, throughput at least 0.8x of direct.
@@ -62,13 +64,13 @@ class Direct:
         self.shell.send_multipart(self.signer.serialize(message))
         return message.msg_id
 
-    def receive(self) -> list[tuple[str, list[bytes]]]:
+    def receive(self) -> list[tuple[str, dict, dict, dict]]:
         received = []
         for sock, _ in self.poller.poll(60_000):
             frames = sock.recv_multipart()
             _, signature, parts = wire.split(frames)
             self.signer.verify(signature, parts)
-            received.append(("shell" if sock is self.shell else "iopub", parts))
+            received.append(("shell" if sock is self.shell else "iopub", *decode(parts)))
         if not received:
             raise TimeoutError("kernel silent for 60 s")
         return received
@@ -98,7 +100,7 @@ class RawWebsocket:
         if not head.startswith(b"HTTP/1.1 101"):
             raise SystemExit(f"websocket refused: {head.splitlines()[0]!r}")
 
-    def _read(self, size: int) -> bytes:
+    def _read(self, size: int) -> bytearray:
         buffer = bytearray(size)
         view = memoryview(buffer)
         taken = min(size, len(self.pending))
@@ -109,9 +111,9 @@ class RawWebsocket:
             if not got:
                 raise ConnectionError("websocket closed")
             taken += got
-        return bytes(buffer)
+        return buffer
 
-    def recv(self) -> bytes:
+    def recv(self) -> bytearray:
         """One data message (unfragmented, as nbflask sends them); control frames skipped."""
         while True:
             first, second = self._read(2)
@@ -159,17 +161,21 @@ class Through:
             self.ws.send(json.dumps({**message.to_dict("shell"), "buffers": []}).encode(), text=True)
         return message.msg_id
 
-    def receive(self) -> list[tuple[str, list[bytes]]]:
+    def receive(self) -> list[tuple[str, dict, dict, dict]]:
         data = self.ws.recv()
         if self.v1:
             channel, parts = wire.v1_unpack(data)
-            return [(channel, parts)]
-        decoded = json.loads(data)
-        return [(decoded["channel"], [json.dumps(decoded[key]).encode() for key in
-                                      ("header", "parent_header", "metadata", "content")])]
+            return [(channel, *decode(parts))]
+        message = json.loads(data)
+        return [(message["channel"], message["header"], message["parent_header"], message["content"])]
 
     def close(self) -> None:
         self.ws.close()
+
+
+def decode(parts: list[bytes]) -> tuple[dict, dict, dict]:
+    """Header, parent header and content, decoded as any client must."""
+    return json.loads(parts[0]), json.loads(parts[1]), json.loads(parts[3])
 
 
 def run(client, code: str) -> int:
@@ -178,34 +184,36 @@ def run(client, code: str) -> int:
     replied = idle = False
     stdout = 0
     while not (replied and idle):
-        for channel, parts in client.receive():
-            parent = json.loads(parts[1]).get("msg_id")
-            if parent != msg_id:
+        for channel, header, parent, content in client.receive():
+            if parent.get("msg_id") != msg_id:
                 continue
             if channel == "shell":
                 replied = True
-                continue
-            msg_type = json.loads(parts[0])["msg_type"]
-            if msg_type == "stream":
-                stdout += len(json.loads(parts[3])["text"])
-            elif msg_type == "status" and json.loads(parts[3])["execution_state"] == "idle":
+            elif header["msg_type"] == "stream":
+                stdout += len(content["text"])
+            elif header["msg_type"] == "status" and content["execution_state"] == "idle":
                 idle = True
     return stdout
 
 
-def latency(client, executions: int) -> float:
-    for _ in range(20):
-        run(client, "1+1")
-    samples = []
-    for _ in range(executions):
-        started = time.perf_counter()
-        run(client, "1+1")
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def latencies(clients: dict[str, object], executions: int) -> dict[str, float]:
+    """Median round trip per client; executions interleaved, so load changes hit all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    for number in range(20 + executions):
+        for name, client in clients.items():
+            started = time.perf_counter()
+            run(client, "1+1")
+            if number >= 20:  # the first ones warm up
+                samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def throughput(client, megabytes: int) -> float:
-    code = f"import sys\nfor i in range({megabytes}): sys.stdout.write('x' * 1048576)"
+def throughput(client, megabytes: int, flush: bool) -> float:
+    """MB/s of `megabytes` MiB printed by the kernel: flushed per MiB, a stream of 1 MiB
+    messages as a cell printing as it goes makes; unflushed, ipykernel sends it all as one
+    message at the end, which shows the cost of each store-and-forward hop."""
+    code = (f"import sys\nfor i in range({megabytes}):\n"
+            f"    sys.stdout.write('x' * 1048576){'; sys.stdout.flush()' if flush else ''}")
     started = time.perf_counter()
     received = run(client, code)
     elapsed = time.perf_counter() - started
@@ -259,30 +267,34 @@ def main() -> None:
                 "nbflask websocket v1": lambda: Through(url, kernel_id, v1=True),
                 "nbflask websocket legacy JSON": lambda: Through(url, kernel_id, v1=False),
             }
-            latencies, rates = {}, {name: [] for name in makers}
-            for name, make in makers.items():
-                client = make()
-                latencies[name] = latency(client, args.executions)
+            clients = {name: make() for name, make in makers.items()}
+            round_trips = latencies(clients, args.executions)
+            for client in clients.values():
                 client.close()
+            rates: dict[str, list[float]] = {name: [] for name in makers}
+            single: dict[str, list[float]] = {name: [] for name in makers}
             for _ in range(args.rounds):  # interleaved, so a busy moment hits every path alike
                 for name, make in makers.items():
                     client = make()
                     run(client, "1+1")
-                    rates[name].append(throughput(client, args.megabytes))
+                    rates[name].append(throughput(client, args.megabytes, flush=True))
+                    single[name].append(throughput(client, args.megabytes, flush=False))
                     client.close()
         finally:
             process.terminate()
             process.wait(30)
-    results = {name: (latencies[name], statistics.median(rates[name])) for name in latencies}
-    direct_latency, direct_rate = results[Direct.name]
-    print(f"{args.executions} sequential `1+1` executions (median round trip) and a {args.megabytes} MB "
-          f"stdout stream (median of {args.rounds}), one ipykernel:")
-    print(f"{'path':32} {'round trip':>12} {'ratio':>7} {'stream':>11} {'ratio':>7}")
-    for name, (seconds, rate) in results.items():
-        print(f"{name:32} {seconds * 1000:9.2f} ms {seconds / direct_latency:6.2f}x "
-              f"{rate:7.1f} MB/s {rate / direct_rate:6.2f}x")
+    results = {name: (round_trips[name], statistics.median(rates[name]), statistics.median(single[name]))
+               for name in round_trips}
+    direct_latency, direct_rate, direct_single = results[Direct.name]
+    print(f"One ipykernel; round trip: median of {args.executions} sequential `1+1` executions;"
+          f" {args.megabytes} MB of stdout (median of {args.rounds}) as a stream of 1 MiB messages,"
+          " and as one message:")
+    print(f"{'path':30} {'round trip':>12} {'ratio':>6} {'stream':>11} {'ratio':>6}"
+          f" {'one message':>12} {'ratio':>6}")
+    for name, (seconds, rate, one) in results.items():
+        print(f"{name:30} {seconds * 1000:9.2f} ms {seconds / direct_latency:5.2f}x "
+              f"{rate:6.1f} MB/s {rate / direct_rate:5.2f}x {one:7.1f} MB/s {one / direct_single:5.2f}x")
     print("targets: round trip <= 1.50x direct, stream >= 0.80x direct")
-
 
 if __name__ == "__main__":
     main()

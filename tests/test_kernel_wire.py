@@ -85,3 +85,9 @@ def test_legacy_text_splices_kernel_json_and_keeps_buffers_binary():
 def test_malformed_legacy_frames_raise_wire_errors(data):
     with pytest.raises(wire.WireError):
         wire.legacy_unpack(data)
+
+
+def test_legacy_text_frames_are_always_valid_utf8():
+    parts = [b'{"msg_type":"stream","msg_id":"m"}', b"{}", b"{}", b'{"text":"bad \xff byte"}']
+    text = wire.legacy_text("iopub", parts)
+    assert json.loads(text)["content"]["text"] == "bad \ufffd byte"

@@ -212,7 +212,8 @@ class Relay:
         if self.v1:
             self.ws.send_message(wire.v1_pieces(channel, parts))
         else:
-            self.ws.send(wire.legacy_text(channel, parts))
+            text, pieces = wire.legacy_pieces(channel, parts)
+            self.ws.send_message(pieces, text=text)
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""

@@ -203,27 +203,44 @@ def v1_unpack(data: bytes) -> tuple[str, list[bytes]]:
     return channel, [bytes(data[offsets[i]:offsets[i + 1]]) for i in range(1, count - 1)]
 
 
-def legacy_text(channel: str, parts: Sequence[bytes]) -> str | bytes:
-    """The legacy JSON encoding of kernel parts: text, or a binary frame when there are buffers.
+def _utf8(part: bytes) -> bytes:
+    """`part` if it is valid UTF-8 (a text frame must be), else with bad bytes replaced."""
+    try:
+        str(part, "utf-8")
+        return part
+    except UnicodeDecodeError:
+        return str(part, "utf-8", errors="replace").encode()
+
+
+def legacy_pieces(channel: str, parts: Sequence[bytes]) -> tuple[bool, list[bytes]]:
+    """The legacy JSON encoding of kernel parts, as `(is_text, pieces)` to send back to back:
+    a text frame, or a binary frame (offsets, JSON, buffers) when there are buffers.
 
     The JSON parts are spliced as the kernel serialised them; only the header is decoded,
     for the top-level msg_id and msg_type that clients of the legacy protocol read.
     """
     head = loads_object(parts[0], "header")
-    body = b"".join([
-        b'{"header":', parts[0], b',"parent_header":', parts[1], b',"metadata":', parts[2],
-        b',"content":', parts[3], b',"msg_id":', dumps(head.get("msg_id", "")),
+    body = [
+        b'{"header":', _utf8(parts[0]), b',"parent_header":', _utf8(parts[1]), b',"metadata":',
+        _utf8(parts[2]), b',"content":', _utf8(parts[3]), b',"msg_id":', dumps(head.get("msg_id", "")),
         b',"msg_type":', dumps(head.get("msg_type", "")), b',"channel":', dumps(channel),
         b',"buffers":[]}',
-    ])
+    ]
     buffers = list(parts[4:])
     if not buffers:
-        return body.decode("utf-8", errors="replace")
-    pieces = [body, *buffers]
-    offsets = [4 * (len(pieces) + 1)]
-    for piece in pieces[:-1]:
-        offsets.append(offsets[-1] + len(piece))
-    return struct.pack(f"!{len(pieces) + 1}I", len(pieces), *offsets) + b"".join(pieces)
+        return True, body
+    sizes = [sum(len(piece) for piece in body), *(len(buffer) for buffer in buffers)]
+    offsets = [4 * (len(sizes) + 1)]
+    for size in sizes[:-1]:
+        offsets.append(offsets[-1] + size)
+    return False, [struct.pack(f"!{len(sizes) + 1}I", len(sizes), *offsets), *body, *buffers]
+
+
+def legacy_text(channel: str, parts: Sequence[bytes]) -> str | bytes:
+    """`legacy_pieces` joined: a str for a text frame, bytes for a binary one."""
+    text, pieces = legacy_pieces(channel, parts)
+    joined = b"".join(pieces)
+    return joined.decode() if text else joined
 
 
 def legacy_unpack(data: str | bytes) -> tuple[str, Message]:
