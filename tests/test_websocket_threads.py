@@ -119,3 +119,13 @@ def test_permessage_deflate_only_when_enabled(make_app, enabled):
     finally:
         server.stop()
         close_app(app)
+
+
+def test_cross_origin_websockets_to_a_kernel_are_refused(served):
+    kernel_id = start_kernel(served.url)
+    url = served.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=30, origin="http://evil.example")
+    assert refused.value.status_code == 403
+    same_origin = websocket.create_connection(url, timeout=30, origin=served.url.rstrip("/"))
+    same_origin.close()

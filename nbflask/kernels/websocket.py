@@ -10,6 +10,7 @@ then the message's pieces as they are, where wsproto would copy a 1 MiB payload 
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -18,6 +19,8 @@ from typing import Any
 
 from flask import Response
 from simple_websocket import ConnectionClosed, Server
+
+log = logging.getLogger("nbflask.kernels.websocket")
 
 COALESCE = 64 * 1024  # pieces smaller than this are joined into one write
 TEXT, BINARY = 0x1, 0x2
@@ -115,6 +118,8 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **optio
         handler(ws)
     except ConnectionClosed:
         pass
+    except Exception:  # the HTTP exchange is over: log it, never write a response into the stream
+        log.exception("websocket handler on %s failed", environ.get("PATH_INFO"))
     finally:
         try:
             ws.close()
