@@ -8,14 +8,30 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flask.testing import FlaskClient
+from live import TOKEN
 from werkzeug.serving import make_server
 
 
 def close_app(app) -> None:
     app.extensions["nbflask"].close()
+
+
+@contextmanager
+def kernel_client(make_app, config: dict[str, Any] | None = None) -> Iterator[FlaskClient]:
+    """A token-authenticated test client of a new app; its kernel host is stopped at the end."""
+    app = make_app(config)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    try:
+        yield client
+    finally:
+        close_app(app)
 
 
 class ThreadedServer:

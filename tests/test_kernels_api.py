@@ -9,19 +9,15 @@ import time
 
 import pytest
 import zmq
-from kernelapp import PYTHON, close_app, install_spec, wait_gone
-from live import TOKEN
+from kernelapp import PYTHON, install_spec, kernel_client, wait_gone
 
 from nbflask import runtime
 
 
 @pytest.fixture
 def kclient(make_app):
-    app = make_app()
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    yield client
-    close_app(app)
+    with kernel_client(make_app) as client:
+        yield client
 
 
 def test_start_list_get_interrupt_restart_delete(kclient, root_dir):
@@ -61,12 +57,9 @@ def test_unknown_kernelspec_is_404_and_bad_bodies_400(kclient):
     assert kclient.post("/api/kernels", json={"name": 3}).status_code == 400
 
 
-def test_status_does_not_start_the_kernel_host(make_app, tmp_path):
-    app = make_app()
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    assert client.get("/api/status").get_json()["kernels"] == 0
-    assert app.extensions["nbflask"].kernels.process is None
+def test_status_does_not_start_the_kernel_host(kclient):
+    assert kclient.get("/api/status").get_json()["kernels"] == 0
+    assert kclient.application.extensions["nbflask"].kernels.process is None
 
 
 def test_kernel_that_never_answers_fails_within_the_timeout_and_is_killed(make_app, tmp_path, monkeypatch):
@@ -74,10 +67,7 @@ def test_kernel_that_never_answers_fails_within_the_timeout_and_is_killed(make_a
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(600)"
     install_spec(tmp_path / "jp", "sleeper", [PYTHON, "-c", code, str(pid_file)])
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
-    app = make_app({"kernels": {"startup_timeout": 2}})
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    try:
+    with kernel_client(make_app, {"kernels": {"startup_timeout": 2}}) as client:
         started = time.monotonic()
         response = client.post("/api/kernels", json={"name": "sleeper"})
         assert response.status_code == 504
@@ -85,46 +75,31 @@ def test_kernel_that_never_answers_fails_within_the_timeout_and_is_killed(make_a
         assert time.monotonic() - started < 30
         assert wait_gone(int(pid_file.read_text()), timeout=5)
         assert client.get("/api/kernels").get_json() == []
-    finally:
-        close_app(app)
 
 
 def test_kernel_that_exits_at_start_reports_its_exit_code(make_app, tmp_path, monkeypatch):
     install_spec(tmp_path / "jp", "broken", [PYTHON, "-c", "raise SystemExit(3)"])
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
-    app = make_app()
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    try:
+    with kernel_client(make_app) as client:
         response = client.post("/api/kernels", json={"name": "broken"})
         assert response.status_code == 500
         assert "exited with code 3" in response.get_json()["message"]
-    finally:
-        close_app(app)
 
 
 def test_idle_kernels_are_culled(make_app):
-    app = make_app({"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}})
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    try:
+    with kernel_client(make_app, {"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}}) as client:
         kernel_id = client.post("/api/kernels").get_json()["id"]
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and client.get(f"/api/kernels/{kernel_id}").status_code == 200:
             time.sleep(0.2)
         assert client.get(f"/api/kernels/{kernel_id}").status_code == 404
-    finally:
-        close_app(app)
 
 
 def test_closing_the_app_stops_the_host_and_its_kernels(make_app):
-    app = make_app()
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    client.post("/api/kernels")
-    host = app.extensions["nbflask"].kernels.process
-    assert host is not None and host.poll() is None
-    close_app(app)
+    with kernel_client(make_app) as client:
+        client.post("/api/kernels")
+        host = client.application.extensions["nbflask"].kernels.process
+        assert host is not None and host.poll() is None
     assert host.poll() is not None
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from kernelapp import close_app
-from live import TOKEN
+from kernelapp import kernel_client
 
 
 @pytest.fixture
 def kclient(make_app):
-    app = make_app()
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
-    yield client
-    close_app(app)
+    with kernel_client(make_app) as client:
+        yield client
 
 
 def create(client, path="work/a.ipynb", **extra):

@@ -43,6 +43,13 @@ def kernel(server, api):
     api.delete(server.url + f"api/kernels/{model['id']}")
 
 
+def wait_idle(server, api, kernel_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while api.get(server.url + f"api/kernels/{kernel_id}").json()["execution_state"] != "idle":
+        assert time.monotonic() < deadline, "the kernel did not come back"
+        time.sleep(0.1)
+
+
 def connect(server, kernel_id, **kwargs) -> KernelSocket:
     return KernelSocket(server.url, kernel_id, TOKEN, **kwargs)
 
@@ -189,10 +196,7 @@ def test_a_crashed_kernel_is_restarted_and_says_why(server, api, kernel):
         status = ks.wait_for(lambda m: m["header"]["msg_type"] == "status"
                              and m["content"]["execution_state"] == "restarting")
         assert "exited with code 1" in status["content"]["reason"]
-        deadline = time.monotonic() + 30
-        while api.get(server.url + f"api/kernels/{kernel}").json()["execution_state"] != "idle":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_idle(server, api, kernel)
         second_pid = int(ks.execute("import os; print(os.getpid())").stream("stdout"))
         assert second_pid != first_pid and not pid_alive(first_pid)
         assert "exited with code 1" in api.get(server.url + f"api/kernels/{kernel}").json()["reason"]
@@ -205,10 +209,7 @@ def test_sigkill_then_restart_limit_leaves_the_kernel_dead_with_a_reason(server,
         restarting = ks.wait_for(lambda m: m["header"]["msg_type"] == "status"
                                  and m["content"]["execution_state"] == "restarting")
         assert "SIGKILL" in restarting["content"]["reason"]
-        deadline = time.monotonic() + 30
-        while api.get(server.url + f"api/kernels/{kernel}").json()["execution_state"] != "idle":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_idle(server, api, kernel)
         ks.send("shell", "execute_request", {"code": "import os; os._exit(7)"})
         dead = ks.wait_for(lambda m: m["header"]["msg_type"] == "status"
                            and m["content"]["execution_state"] == "dead")
