@@ -91,3 +91,18 @@ def test_legacy_text_frames_are_always_valid_utf8():
     parts = [b'{"msg_type":"stream","msg_id":"m"}', b"{}", b"{}", b'{"text":"bad \xff byte"}']
     text = wire.legacy_text("iopub", parts)
     assert json.loads(text)["content"]["text"] == "bad \ufffd byte"
+
+
+def test_interoperates_with_jupyter_clients_session():
+    """Messages signed by jupyter_client (what ipykernel uses) verify here, and the reverse."""
+    from jupyter_client.session import Session
+
+    theirs = Session(key=b"shared-key", signature_scheme="hmac-sha256")
+    ours = wire.Signer(b"shared-key")
+    frames = theirs.serialize(theirs.msg("execute_request", {"code": "x"}), ident=[b"who"])
+    identities, signature, parts = wire.split(frames)
+    ours.verify(signature, parts)
+    assert identities == [b"who"] and wire.message_from_parts(parts).content == {"code": "x"}
+    mine = ours.serialize(wire.new_message("kernel_info_request", {}, session="s"))
+    _, their_frames = theirs.feed_identities(mine)
+    assert theirs.deserialize(their_frames)["header"]["msg_type"] == "kernel_info_request"
