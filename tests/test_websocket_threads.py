@@ -47,11 +47,12 @@ def test_threads_use_plain_zmq_and_gevent_green_zmq():
 
 
 def test_activity_and_culling_spare_connected_kernels(make_app):
-    app = make_app({"kernels": {"cull_idle_timeout": 1, "cull_interval": 1}})
+    app = make_app({"kernels": {"cull_idle_timeout": 2, "cull_interval": 1}})
     server = ThreadedServer(app)
     try:
-        connected, lonely = start_kernel(server.url), start_kernel(server.url)
+        lonely, connected = start_kernel(server.url), start_kernel(server.url)
         with KernelSocket(server.url, connected, TOKEN) as ks:
+            ks.pending.append(ks.recv())  # attached well within the idle timeout
             before = requests.get(server.url + f"api/kernels/{connected}", headers=AUTH, timeout=30).json()
             ks.execute("import time; time.sleep(0.1)")
             after = requests.get(server.url + f"api/kernels/{connected}", headers=AUTH, timeout=30).json()
