@@ -219,6 +219,15 @@ def test_sigkill_then_restart_limit_leaves_the_kernel_dead_with_a_reason(server,
     assert api.post(server.url + f"api/kernels/{kernel}/restart").json()["execution_state"] == "idle"
 
 
+@PROTOCOLS
+def test_output_right_after_a_restart_is_not_lost(server, api, kernel, v1):
+    with connect(server, kernel, v1=v1) as ks:
+        for attempt in range(3):
+            assert api.post(server.url + f"api/kernels/{kernel}/restart").status_code == 200
+            run = ks.execute(f"print('after restart {attempt}')")
+            assert run.stream("stdout") == f"after restart {attempt}\n"
+
+
 def test_shutting_the_kernel_down_closes_its_websockets(server, api):
     kernel_id = api.post(server.url + "api/kernels").json()["id"]
     with connect(server, kernel_id) as ks:

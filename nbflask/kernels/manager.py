@@ -265,6 +265,7 @@ class KernelManager:
                 try:
                     self._spawn(kernel)
                     log.info("kernel %s restarted (restart %d)", kernel.kernel_id, kernel.restarts)
+                    self.publish(kernel.kernel_id, {"event": "restarted"})
                     return
                 except HostError as exc:
                     reason = exc.message
@@ -311,6 +312,7 @@ class KernelManager:
             self._stop(kernel, restart=True)
             kernel.restarts, kernel.reason = 0, None
             self._spawn(kernel)
+        self.publish(kernel_id, {"event": "restarted"})
         return kernel
 
     def interrupt(self, kernel_id: str) -> None:

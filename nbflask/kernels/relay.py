@@ -56,7 +56,7 @@ class Relay:
         self.signer = wire.Signer(connection["key"])
         self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
         self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
-        self.pump_ready = threading.Event()
+        self.restarted = False
 
     def url(self, channel: str) -> str:
         info = self.connection
@@ -116,8 +116,11 @@ class Relay:
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
         pipe = zmqlib.socket(zmq.PAIR, connect=self.pipe_url)
         channel_of = {sock: name for name, sock in sockets.items()}
+        nudging = zmqlib.module().Poller()  # while confirming iopub: client requests wait
+        for sock in (sockets["shell"], sockets["iopub"], events):
+            nudging.register(sock, zmq.POLLIN)
         poller = zmqlib.module().Poller()
-        for sock in (*sockets.values(), events):
+        for sock in (*sockets.values(), events, pipe):
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
         attached = False
@@ -126,18 +129,22 @@ class Relay:
             self.host.request("attach", kernel_id=self.kernel_id, connection_id=self.connection_id,
                               session_id=self.client_session)
             attached = True
-            self.confirm_iopub(poller, sockets, events, nudges)
-            poller.register(pipe, zmq.POLLIN)
+            self.confirm_iopub(nudging, sockets, events, nudges)
             while True:
-                for sock, _ in poller.poll():
+                ready = dict(poller.poll())
+                if events in ready:  # first, and alone: a restart makes client requests wait
+                    if not self.on_event(events.recv_multipart()):
+                        return
+                    if self.restarted:
+                        self.restarted = False
+                        self.confirm_iopub(nudging, sockets, events, nudges)
+                    continue
+                for sock in ready:
                     if sock is pipe:
                         frames = pipe.recv_multipart()
                         if frames == [STOP]:
                             return
                         sockets[frames[0].decode()].send_multipart(frames[1:])
-                    elif sock is events:
-                        if not self.on_event(events.recv_multipart()):
-                            return
                     else:
                         self.to_client(channel_of[sock], receive(sock), nudges)
         except APIError as exc:  # the kernel went away while connecting
@@ -174,7 +181,11 @@ class Relay:
             pass
 
     def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
-        """Send kernel_info requests until iopub delivers something: then we are subscribed."""
+        """Send kernel_info requests until iopub delivers something: then we are subscribed.
+
+        Done at connection and after each kernel restart (ZeroMQ then reconnects the SUB
+        socket on its own time), so the output of the next request cannot be lost.
+        """
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge = 0.0
         while time.monotonic() < deadline:
@@ -226,6 +237,8 @@ class Relay:
             status = wire.new_message("status", {"execution_state": kind, "reason": event.get("reason")},
                                       session=self.session_id)
             self.send("iopub", status.parts())
+        elif kind == "restarted":
+            self.restarted = True  # a new process: its iopub must be confirmed again
         elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
