@@ -66,8 +66,12 @@ class Relay:
 
     def run(self) -> None:
         """Relay until either side closes; returns when the pump has let go of its sockets."""
-        pipe = zmqlib.socket(zmq.PAIR, bind=self.pipe_url)
-        pump = threading.Thread(target=self.pump, name=f"relay-{self.connection_id[:8]}", daemon=True)
+        pipe = zmqlib.socket(zmq.PAIR, bind=self.pipe_url, SNDHWM=0)
+        # The pump's end is connected here, so no early frame finds it missing, then handed
+        # over: from the thread's start on, the pump is its only user.
+        pump_end = zmqlib.socket(zmq.PAIR, connect=self.pipe_url, RCVHWM=0)
+        pump = threading.Thread(target=self.pump, args=(pump_end,), daemon=True,
+                                name=f"relay-{self.connection_id[:8]}")
         pump.start()
         try:
             while True:
@@ -78,9 +82,14 @@ class Relay:
                     continue
                 frames = self.decode(data)
                 if frames is not None:
-                    pipe.send_multipart(frames)
+                    pipe.send_multipart(frames, zmq.NOBLOCK)  # never blocks while the pump lives
+        except zmq.Again:
+            log.debug("relay %s: the pump is gone", self.connection_id)
         finally:
-            pipe.send(STOP)
+            try:
+                pipe.send(STOP, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
             pump.join(10)
             pipe.close()
 
@@ -104,7 +113,7 @@ class Relay:
 
     # Pump: ZeroMQ sockets -> websocket, pipe -> ZeroMQ sockets ------------------------------
 
-    def pump(self) -> None:
+    def pump(self, pipe: Any) -> None:
         identity = f"{self.session_id}-{self.connection_id}".encode()
         sockets = {
             name: zmqlib.socket(zmq.DEALER, connect=self.url(name), IDENTITY=identity)
@@ -114,7 +123,6 @@ class Relay:
         sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
         events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
-        pipe = zmqlib.socket(zmq.PAIR, connect=self.pipe_url)
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.module().Poller()  # while confirming iopub: client requests wait
         for sock in (sockets["shell"], sockets["iopub"], events):
@@ -154,6 +162,8 @@ class Relay:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
             log.debug("relay %s ended: %r", self.connection_id, exc)
         finally:
+            if self.ws.connected:  # the pump stops first: the client must not wait for it
+                self.close(1011, "relay stopped")
             for sock in (*sockets.values(), events, pipe):
                 sock.close()
             if attached:
@@ -177,7 +187,7 @@ class Relay:
     def close(self, code: int, message: str) -> None:
         try:
             self.ws.close(code, message[:120])
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             pass
 
     def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
