@@ -27,7 +27,8 @@ def on_starting(server):
         token = "nb" + secrets.token_hex(24)  # the prefix keeps YAML from reading it as a number
         os.environ["NBFLASK_AUTH_TOKEN"] = token
         server.log.info("nbflask: every worker accepts the token %s", token)
-    client.start_host(settings, parent_pid=os.getpid())
+    os.environ[client.ENV_OWNER] = str(os.getpid())  # the workers use the master's host
+    client.start_host(settings)
 
 
 def on_exit(server):

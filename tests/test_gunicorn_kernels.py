@@ -73,10 +73,11 @@ def test_a_kernel_started_through_one_worker_is_used_through_all(tmp_path):
     finally:
         for ks in sockets:
             ks.close()
-        host_pid = json.loads((runtime / "kernel-host.json").read_text())["pid"]
+        host_pid = json.loads((runtime / f"kernel-host-{server.proc.pid}.json").read_text())["pid"]
         server.stop()
     assert wait_gone(host_pid) and wait_gone(pid)
-    assert [name for name in os.listdir(runtime) if name.startswith("kernel-")] == ["kernel-host.lock"]
+    left = [name for name in os.listdir(runtime) if name.startswith("kernel-")]
+    assert left == [f"kernel-host-{server.proc.pid}.lock"]
     assert "stopping its kernels" not in server.log()  # stopped by on_exit, not by accident
 
 

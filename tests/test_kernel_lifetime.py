@@ -20,8 +20,9 @@ def kernel_pid(server) -> int:
         return int(ks.execute("import os; print(os.getpid())").stream("stdout"))
 
 
-def host_pid(runtime) -> int:
-    return json.loads((runtime / "kernel-host.json").read_text())["pid"]
+def host_pid(runtime, server) -> int:
+    """The pid of the kernel host of `server` (files keyed by the server's pid)."""
+    return json.loads((runtime / f"kernel-host-{server.proc.pid}.json").read_text())["pid"]
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_stopping_nbflask_run_stops_its_kernels(tmp_path, runtime, sig):
     server = start_nbflask(tmp_path, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
     try:
         kernels = [kernel_pid(server), kernel_pid(server)]
-        host = host_pid(runtime)
+        host = host_pid(runtime, server)
         assert all(pid_alive(pid) for pid in [*kernels, host])
         os.kill(server.proc.pid, sig)
         server.proc.wait(30)
@@ -50,7 +51,7 @@ def test_kernels_die_with_a_server_killed_by_sigkill(tmp_path, runtime):
     server = start_nbflask(tmp_path, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
     try:
         kernel = kernel_pid(server)
-        host = host_pid(runtime)
+        host = host_pid(runtime, server)
         server.proc.kill()  # only the server: its host must notice by itself
         server.proc.wait(10)
         assert wait_gone(kernel) and wait_gone(host)
@@ -63,9 +64,26 @@ def test_flask_run_starts_the_host_and_its_kernels_end_with_it(tmp_path, runtime
     server = start_flask(tmp_path, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
     try:
         kernel = kernel_pid(server)
-        host = host_pid(runtime)
+        host = host_pid(runtime, server)
         os.kill(server.proc.pid, signal.SIGTERM)
         server.proc.wait(10)
         assert wait_gone(kernel) and wait_gone(host)
     finally:
         server.stop()
+
+
+def test_two_servers_of_one_user_have_their_own_hosts_and_kernels(tmp_path, runtime):
+    env = {"NBFLASK_RUNTIME_DIR": str(runtime)}
+    first = start_nbflask(tmp_path / "a", env=env)
+    second = start_nbflask(tmp_path / "b", env=env)
+    try:
+        kernel = kernel_pid(first)
+        assert second.session().get(second.url + "api/kernels").json() == []
+        other = kernel_pid(second)
+        assert host_pid(runtime, first) != host_pid(runtime, second)
+        first.stop()
+        assert wait_gone(kernel) and pid_alive(other)
+        assert len(second.session().get(second.url + "api/kernels").json()) == 1
+    finally:
+        first.stop()
+        second.stop()

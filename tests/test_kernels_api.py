@@ -109,7 +109,7 @@ def test_connection_files_and_sockets_are_private_and_the_key_stays_inside(kclie
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     connection_file = folder / f"kernel-{model['id']}.json"
     assert stat.S_IMODE(connection_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(folder / "kernel-host.ipc").st_mode) & 0o077 == 0
+    assert stat.S_IMODE(os.stat(folder / f"kernel-host-{os.getpid()}.ipc").st_mode) & 0o077 == 0
     key = json.loads(connection_file.read_text())["key"]
     assert len(key) >= 32
     for path in ("/api/kernels", f"/api/kernels/{model['id']}", "/api/sessions", "/api/kernelspecs"):
@@ -121,7 +121,7 @@ def test_the_kernel_host_refuses_malformed_requests(kclient):
     context = zmq.Context.instance()
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"ipc://{runtime.runtime_dir() / 'kernel-host.ipc'}")
+    sock.connect(f"ipc://{runtime.runtime_dir() / f'kernel-host-{os.getpid()}.ipc'}")
     try:
         for body in (b"not json", b'{"op": "no-such-op"}', b'{"op": "get_kernel", "args": 3}'):
             sock.send(body)

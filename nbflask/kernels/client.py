@@ -27,18 +27,30 @@ from ..errors import APIError
 from . import zmqlib
 
 START_TIMEOUT = 30.0
+ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
+
+
+def host_owner() -> int:
+    """The pid of the server process whose kernel host this process uses: itself, or the
+    gunicorn master that set NBFLASK_KERNEL_HOST_OWNER before forking its workers."""
+    return int(os.environ.get(ENV_OWNER) or os.getpid())
 
 
 class HostPaths:
-    """Where a deployment's kernel host listens and announces itself."""
+    """Where the kernel host of one server (its owner) listens and announces itself.
 
-    def __init__(self, directory: Path) -> None:
+    Keyed by the owner's pid, so two servers of one user (one runtime folder) each have
+    their own host and kernels.
+    """
+
+    def __init__(self, directory: Path, owner: int) -> None:
         self.directory = directory
-        self.control_file = directory / "kernel-host.ipc"
-        self.events_file = directory / "kernel-host-events.ipc"
-        self.info_file = directory / "kernel-host.json"
-        self.lock_file = directory / "kernel-host.lock"
-        if len(str(self.control_file)) > 100:
+        self.owner = owner
+        self.control_file = directory / f"kernel-host-{owner}.ipc"
+        self.events_file = directory / f"kernel-host-{owner}-events.ipc"
+        self.info_file = directory / f"kernel-host-{owner}.json"
+        self.lock_file = directory / f"kernel-host-{owner}.lock"
+        if len(str(self.events_file)) > 100:
             raise RuntimeError(f"runtime folder path too long for a ZeroMQ ipc socket: {directory}")
 
     @property
@@ -68,19 +80,17 @@ def running_pid(paths: HostPaths) -> int | None:
     return pid if runtime._alive(pid) else None
 
 
-def start_host(settings: Any, parent_pid: int | None = None) -> subprocess.Popen | None:
-    """Start the host unless one runs; returns the process when this call started it.
-
-    The host stops when `parent_pid` (default: this process) is gone.
-    """
-    paths = HostPaths(runtime.runtime_dir())
+def start_host(settings: Any) -> subprocess.Popen | None:
+    """Start this process's kernel host unless it runs; returns the process when this call
+    started it. The host stops when this process is gone."""
+    paths = HostPaths(runtime.runtime_dir(), os.getpid())
     with open(paths.lock_file, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if running_pid(paths) is not None:
             return None
         paths.info_file.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "nbflask.kernels.host", "--parent-pid", str(parent_pid or os.getpid()),
+            [sys.executable, "-m", "nbflask.kernels.host", "--parent-pid", str(os.getpid()),
              "--config", json.dumps(host_config(settings))],
             stdin=subprocess.DEVNULL,
         )
@@ -99,9 +109,8 @@ def start_host(settings: Any, parent_pid: int | None = None) -> subprocess.Popen
 
 
 def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) -> None:
-    """Stop the deployment's host (and so its kernels): SIGTERM, then SIGKILL after `timeout`."""
-    paths = HostPaths(runtime.runtime_dir())
-    pid = process.pid if process is not None else running_pid(paths)
+    """Stop this process's host (and so its kernels): SIGTERM, then SIGKILL after `timeout`."""
+    pid = process.pid if process is not None else running_pid(HostPaths(runtime.runtime_dir(), os.getpid()))
     if pid is None:
         return
     try:
@@ -128,15 +137,19 @@ class KernelHost:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.paths = HostPaths(runtime.runtime_dir())
+        self.paths = HostPaths(runtime.runtime_dir(), host_owner())
         self.process: subprocess.Popen | None = None
         self.startup_timeout = float(settings.kernels.startup_timeout)
 
     def ensure(self) -> None:
-        if running_pid(self.paths) is None:
-            process = start_host(self.settings)
-            if process is not None:
-                self.process = process
+        if running_pid(self.paths) is not None:
+            return
+        if self.paths.owner != os.getpid():
+            raise APIError(503, f"the kernel host of the server process {self.paths.owner} is not"
+                                " running; restart the server", "KernelHostGone")
+        process = start_host(self.settings)
+        if process is not None:
+            self.process = process
 
     def request(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
         """Send one request; APIError carries the host's refusal, or its silence, as HTTP."""

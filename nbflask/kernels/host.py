@@ -109,7 +109,7 @@ class Host:
         from . import client, zmqlib
 
         directory = runtime.runtime_dir()
-        paths = client.HostPaths(directory)
+        paths = client.HostPaths(directory, self.parent_pid or os.getppid())
         for stale in (paths.control_file, paths.events_file):
             stale.unlink(missing_ok=True)
         router = zmqlib.socket(zmq.ROUTER, bind=paths.control_url)

@@ -194,7 +194,8 @@ class KernelManager:
         """Start the kernel's process and wait until it answers; on failure leave nothing running."""
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
         env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
-        env.pop("NBFLASK_AUTH_TOKEN", None)
+        for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
+            env.pop(private, None)
         command = kernel.spec.command(str(kernel.connection_file))
         kernel.execution_state = "starting"
         try:
