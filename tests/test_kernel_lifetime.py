@@ -42,6 +42,7 @@ def test_stopping_nbflask_run_stops_its_kernels(tmp_path, runtime, sig):
         os.kill(server.proc.pid, sig)
         server.proc.wait(30)
         assert all(wait_gone(pid) for pid in [*kernels, host])
+        assert [name for name in os.listdir(runtime) if name.startswith("kernel-")] == []
     finally:
         server.stop()
     assert "stopping its kernels" not in server.log()  # stopped in order, not by the parent watch

@@ -135,7 +135,7 @@ class Host:
             gevent.killall(helpers, block=False)
             router.close()
             self.events.close()
-            for path in (paths.info_file, paths.control_file, paths.events_file):
+            for path in (paths.info_file, paths.control_file, paths.events_file, paths.lock_file):
                 path.unlink(missing_ok=True)
 
 
