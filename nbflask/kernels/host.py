@@ -4,8 +4,8 @@ It owns the kernel processes and the kernel and session registries, and answers 
 workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
 each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
 is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT, on a `shutdown`
-request, and when its parent process (the server) goes away, even by SIGKILL.
+topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT and when its parent
+process (the server) goes away, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ class Host:
     def operations(self) -> dict[str, Any]:
         kernels, sessions = self.kernels, self.sessions
         return {
-            "ping": lambda: {"pid": os.getpid()},
             "counts": kernels.counts,
             "list_kernels": kernels.models,
             "start_kernel": lambda name=None, path=None: kernels.start(name, path).model(),
@@ -65,7 +64,6 @@ class Host:
             "create_session": sessions.create,
             "update_session": sessions.update,
             "delete_session": sessions.delete,
-            "shutdown": lambda: self.stopping.set(),
         }
 
     def handle(self, router: Any, frames: list[bytes]) -> None:
