@@ -248,3 +248,15 @@ def test_websocket_errors_are_plain_http(server):
     with pytest.raises(websocket.WebSocketBadStatusException) as anonymous:
         websocket.create_connection(server.url.replace("http", "ws") + "api/kernels/x/channels", timeout=10)
     assert anonymous.value.status_code == 403
+
+
+def test_kernels_under_a_url_prefix(tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    with start_nbflask(tmp_path, {"server": {"base_url": "/ipython/"}},
+                       env={"NBFLASK_RUNTIME_DIR": str(runtime)}) as prefixed:
+        assert prefixed.url.endswith("/ipython/")
+        started = prefixed.session().post(prefixed.url + "api/kernels")
+        assert started.headers["Location"].startswith("/ipython/api/kernels/")
+        with connect(prefixed, started.json()["id"], v1=True) as ks:
+            assert ks.execute("print('prefixed')").stream("stdout") == "prefixed\n"
