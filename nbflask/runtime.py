@@ -62,7 +62,8 @@ def secret(name: str, nbytes: int = 32) -> bytes:
     return value
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not count: it has exited but waits to be reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ def running_servers() -> Iterator[dict[str, Any]]:
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
-        if _alive(pid):
+        if pid_alive(pid):
             yield info
         else:
             path.unlink(missing_ok=True)

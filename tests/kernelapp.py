@@ -4,7 +4,6 @@ optionally served over real HTTP by a threaded werkzeug server in this process."
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -16,6 +15,8 @@ from typing import Any
 from flask.testing import FlaskClient
 from live import TOKEN
 from werkzeug.serving import make_server
+
+from nbflask.runtime import pid_alive
 
 
 def close_app(app) -> None:
@@ -55,18 +56,6 @@ def install_spec(folder: Path, name: str, argv: list[str], **extra: Any) -> Path
     (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": name,
                                                       "language": "python", **extra}))
     return spec_dir
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_gone(pid: int, timeout: float = 15) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from kernelws import KernelSocket
 from live import TOKEN, free_port, make_cert, start_gunicorn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,3 +97,20 @@ def test_api_contents_and_secure_cookies_through_nginx(proxied):
     # nginx said https in X-Forwarded-Proto, and nbflask trusts it: the cookie is Secure.
     assert "Secure" in cookie and "Path=/ipython/" in cookie
     assert browser.get(url + "tree/").status_code == 200
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_kernel_websocket_through_nginx(proxied, v1):
+    url, cert = proxied
+    api = requests.Session()
+    api.trust_env = False
+    api.verify = str(cert)
+    api.headers["Authorization"] = f"token {TOKEN}"
+    kernel = api.post(url + "api/kernels", json={"name": "python3"}).json()
+    try:
+        with KernelSocket(url, kernel["id"], TOKEN, v1=v1, cert=str(cert)) as channels:
+            result = channels.execute("print('through nginx'); 6 * 7")
+            assert result.stream("stdout") == "through nginx\n"
+            assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    finally:
+        assert api.delete(url + f"api/kernels/{kernel['id']}").status_code == 204

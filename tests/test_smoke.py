@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 from conftest import TOKEN
+from kernelws import KernelSocket
 from live import start_nbflask
 
 PREFIXES = ["/", "/ipython/"]
@@ -69,3 +70,11 @@ def test_live_server_under_the_prefix(tmp_path, prefix):
         assert api.post(server.url + "api/contents", json={"type": "notebook"}).status_code == 201
         listing = api.get(server.url + "api/contents").json()
         assert [entry["name"] for entry in listing["content"]] == ["Untitled.ipynb"]
+        session = api.post(server.url + "api/sessions", json={
+            "path": "Untitled.ipynb", "type": "notebook", "kernel": {"name": "python3"}}).json()
+        kernel_id = session["kernel"]["id"]
+        with KernelSocket(server.url, kernel_id, TOKEN, v1=True) as channels:
+            assert channels.execute("import os; print(os.getcwd())").stream("stdout").strip() == str(
+                tmp_path / "notebooks"
+            )
+        assert api.delete(server.url + f"api/sessions/{session['id']}").status_code == 204

@@ -77,7 +77,7 @@ def running_pid(paths: HostPaths) -> int | None:
         pid = int(json.loads(paths.info_file.read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if runtime._alive(pid) else None
+    return pid if runtime.pid_alive(pid) else None
 
 
 def start_host(settings: Any) -> subprocess.Popen | None:
@@ -121,7 +121,7 @@ def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) ->
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return
-        if process is None and not runtime._alive(pid):
+        if process is None and not runtime.pid_alive(pid):
             return
         time.sleep(0.05)
     try:
