@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 
@@ -141,3 +143,12 @@ def test_default_yaml_round_trips_to_the_defaults():
     assert "# port to listen on" in text
     assert load_settings(yaml.safe_load(text), environ={}) == load_settings(environ={})
     assert isinstance(load_settings(Settings()), Settings)
+
+
+def test_swift_store_without_its_client_says_which_extra_to_install(monkeypatch):
+    from nbflask.stores import store_class
+
+    monkeypatch.setitem(sys.modules, "swiftclient.client", None)
+    monkeypatch.delitem(sys.modules, "nbflask.stores.swift", raising=False)
+    with pytest.raises(ConfigError, match=r"pip install 'nbflask\[swift\]'"):
+        store_class("swift")

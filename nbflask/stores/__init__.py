@@ -15,6 +15,9 @@ BUILTIN = {
     "swift": "nbflask.stores.swift:SwiftStore",
 }
 
+#: Built-in stores whose client library is an optional extra of the package.
+EXTRAS = {"swift"}
+
 
 def store_class(name: str) -> type[Store]:
     """Resolve `file`, `memory`, `swift` or `package.module:Class` to a Store subclass."""
@@ -27,7 +30,8 @@ def store_class(name: str) -> type[Store]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"store.class: cannot import '{module_name}' for {name!r}: {exc}") from None
+        hint = f" (install it with: pip install 'nbflask[{name}]')" if name in EXTRAS else ""
+        raise ConfigError(f"store.class: cannot import '{module_name}' for {name!r}: {exc}{hint}") from None
     cls = getattr(module, attr, None)
     if not isinstance(cls, type) or not issubclass(cls, Store):
         raise ConfigError(
