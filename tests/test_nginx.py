@@ -4,7 +4,6 @@ with config/behind-proxy.yaml's settings, under /ipython/."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,14 +13,12 @@ import requests
 import yaml
 from kernelws import KernelSocket
 from live import TOKEN, free_port, make_cert, start_gunicorn
+from tools import needs_package, program
 
 REPO = Path(__file__).resolve().parent.parent
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX = program("nginx", "/usr/sbin/nginx")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(NGINX), reason="needs nginx-light (CI installs it)"),
-]
+pytestmark = [pytest.mark.slow, needs_package(NGINX, "nginx-light")]
 
 
 def site_config(tmp_path: Path, port: int, upstream: int, cert: Path) -> str:
@@ -58,6 +55,7 @@ def proxied(tmp_path):
         f"error_log {tmp_path}/nginx.log;\nevents {{}}\nhttp {{\n  access_log off;\n{temp_paths}"
         f"  include {tmp_path}/site.conf;\n}}\n"
     )
+    assert NGINX, "nginx is not installed: apt-get install nginx-light"
     nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
     url = f"https://127.0.0.1:{port}/ipython/"
     try:
