@@ -9,8 +9,10 @@
     .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
     .then((model) => {
       list.textContent = "";
+      // Folders first, then notebooks and files together by name (three types, two groups).
+      const folder = (entry) => (entry.type === "directory" ? 0 : 1);
       const entries = (model.content || []).sort((a, b) =>
-        a.type === b.type ? a.name.localeCompare(b.name) : a.type === "directory" ? -1 : 1);
+        folder(a) - folder(b) || a.name.localeCompare(b.name));
       for (const entry of entries) {
         const item = document.createElement("li");
         const link = document.createElement("a");
