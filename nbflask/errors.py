@@ -7,6 +7,10 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .api_error import APIError
+
+__all__ = ["APIError", "init_app", "json_error"]
+
 log = logging.getLogger(__name__)
 
 
@@ -15,16 +19,6 @@ def json_error(status: int, message: str, reason: str | None = None) -> Response
     response = jsonify(message=message, reason=reason)
     response.status_code = status
     return response
-
-
-class APIError(Exception):
-    """Raised below the blueprints' surface to end a request with a JSON error."""
-
-    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason
 
 
 def _wants_json() -> bool:

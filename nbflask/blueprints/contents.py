@@ -18,6 +18,7 @@ from ..app import state
 from ..contents import Contents, IfMatch, Reply, Trust
 from ..errors import APIError, json_error
 from ..stores.base import StoreError
+from .bodies import json_object
 
 bp = Blueprint("contents", __name__, url_prefix="/api/contents")
 
@@ -58,20 +59,6 @@ def store_error(error: StoreError) -> Response:
 
 
 # -- request parsing -------------------------------------------------------------------
-def json_body() -> dict[str, Any] | None:
-    """The request's JSON object, None when the body is empty; 400 for anything else."""
-    data = request.get_data(cache=False)
-    if not data.strip():
-        return None
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise APIError(400, f"Invalid JSON in request body: {exc}", "bad json") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "Request body must be a JSON object", "bad json")
-    return body
-
-
 def if_match() -> IfMatch:
     """A predicate for the client's If-Match header (strong comparison), None without one."""
     if "If-Match" not in request.headers:
@@ -138,13 +125,13 @@ def get_model(path: str) -> Response:
 
 
 def put_model(path: str) -> Response:
-    reply, created = contents().save(path, json_body(), if_match())
+    reply, created = contents().save(path, json_object(), if_match())
     return model_response(reply, 201 if created else 200, location=True)
 
 
 def post_model(path: str) -> Response:
     service = contents()
-    body = json_body() or {}
+    body = json_object() or {}
     if body.get("copy_from"):
         reply = service.copy(str(body["copy_from"]), path)
     else:
@@ -153,7 +140,7 @@ def post_model(path: str) -> Response:
 
 
 def patch_model(path: str) -> Response:
-    body = json_body()
+    body = json_object()
     if body is None:
         raise APIError(400, "JSON body missing")
     return model_response(contents().rename(path, body.get("path"), if_match()), location=True)

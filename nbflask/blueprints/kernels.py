@@ -10,17 +10,14 @@ from ..app import state
 from ..errors import APIError
 from ..kernels import websocket, wire
 from ..kernels.relay import Relay
+from .bodies import json_object
 
 bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
 
 
 def json_body() -> dict[str, Any]:
-    if not request.get_data():
-        return {}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise APIError(400, "Request body must be a JSON object", "Bad Request")
-    return body
+    """The JSON object sent, `{}` for an empty body (Jupyter clients may send none)."""
+    return json_object() or {}
 
 
 def optional_string(body: dict[str, Any], key: str) -> str | None:

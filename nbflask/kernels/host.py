@@ -67,8 +67,8 @@ class Host:
         }
 
     def handle(self, router: Any, frames: list[bytes]) -> None:
+        from ..api_error import APIError
         from . import wire
-        from .manager import HostError
 
         identity, body = frames[0], frames[-1]
         try:
@@ -81,7 +81,7 @@ class Host:
         else:
             try:
                 reply = {"ok": True, "result": operation(**args)}
-            except HostError as exc:
+            except APIError as exc:
                 reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
             except Exception as exc:
                 log.exception("kernel host request %s failed", request["op"])

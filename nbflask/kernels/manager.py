@@ -27,6 +27,7 @@ import gevent.lock
 import zmq
 
 from .. import runtime
+from ..api_error import APIError
 from . import kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
 
@@ -35,16 +36,6 @@ log = logging.getLogger("nbflask.kernels")
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 HOST_SESSION = "nbflask-kernel-host"
-
-
-class HostError(Exception):
-    """A request the host refuses; carries the HTTP status the API answers with."""
-
-    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason
 
 
 def utcnow() -> datetime:
@@ -137,7 +128,7 @@ class KernelManager:
     def get(self, kernel_id: str) -> Kernel:
         kernel = self.kernels.get(kernel_id)
         if kernel is None:
-            raise HostError(404, f"Kernel does not exist: {kernel_id}")
+            raise APIError(404, f"Kernel does not exist: {kernel_id}")
         return kernel
 
     def models(self) -> list[dict[str, Any]]:
@@ -170,7 +161,7 @@ class KernelManager:
         try:
             spec = kernelspecs.get(name)
         except kernelspecs.NoSuchKernelSpec:
-            raise HostError(404, f"No such kernel: there is no kernelspec named '{name}'",
+            raise APIError(404, f"No such kernel: there is no kernelspec named '{name}'",
                             "NoSuchKernel") from None
         kernel_id = str(uuid.uuid4())
         ip = "127.0.0.1"
@@ -182,7 +173,7 @@ class KernelManager:
         kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file)
         try:
             self._spawn(kernel)
-        except HostError:
+        except APIError:
             connection_file.unlink(missing_ok=True)
             raise
         self.kernels[kernel_id] = kernel
@@ -203,13 +194,13 @@ class KernelManager:
                                        start_new_session=True)
         except OSError as exc:
             kernel.execution_state, kernel.reason = "dead", f"cannot run {command[0]}: {exc.strerror}"
-            raise HostError(500, f"Kernel '{kernel.spec.name}' could not start: {kernel.reason}",
+            raise APIError(500, f"Kernel '{kernel.spec.name}' could not start: {kernel.reason}",
                             "KernelStartFailed") from None
         kernel.process = process
         kernel.started_at = time.monotonic()
         try:
             self._wait_ready(kernel, float(self.settings["startup_timeout"]))
-        except HostError as exc:
+        except APIError as exc:
             self._kill(process)
             kernel.execution_state, kernel.reason = "dead", exc.message
             raise
@@ -228,11 +219,11 @@ class KernelManager:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if process.poll() is not None:
-                    raise HostError(500, f"Kernel '{kernel.spec.name}' died while starting: "
+                    raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
                 if shell.poll(200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
                     return
-            raise HostError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
+            raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
         finally:
             shell.close()
@@ -268,7 +259,7 @@ class KernelManager:
                     log.info("kernel %s restarted (restart %d)", kernel.kernel_id, kernel.restarts)
                     self.publish(kernel.kernel_id, {"event": "restarted"})
                     return
-                except HostError as exc:
+                except APIError as exc:
                     reason = exc.message
             kernel.execution_state, kernel.reason = "dead", reason
             self.publish(kernel.kernel_id, {"event": "dead", "reason": reason})
@@ -320,7 +311,7 @@ class KernelManager:
         kernel = self.get(kernel_id)
         process = kernel.process
         if kernel.execution_state == "dead" or process is None or process.poll() is not None:
-            raise HostError(409, f"Kernel {kernel_id} is not running: {kernel.reason}", "KernelDead")
+            raise APIError(409, f"Kernel {kernel_id} is not running: {kernel.reason}", "KernelDead")
         if kernel.spec.interrupt_mode == "message":
             control = zmqlib.socket(zmq.DEALER, connect=kernel.url("control"))
             try:
@@ -330,7 +321,7 @@ class KernelManager:
                 while time.monotonic() < deadline:
                     if control.poll(200) and self._is_reply(kernel, control.recv_multipart(), request.msg_id):
                         return
-                raise HostError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
+                raise APIError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
             finally:
                 control.close()
         try:

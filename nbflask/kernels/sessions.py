@@ -11,7 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .manager import HostError, KernelManager
+from ..api_error import APIError
+from .manager import KernelManager
 
 
 @dataclass
@@ -42,7 +43,7 @@ class SessionRegistry:
     def get(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            raise HostError(404, f"Session not found: {session_id}")
+            raise APIError(404, f"Session not found: {session_id}")
         return session
 
     def list(self) -> list[dict[str, Any]]:
@@ -54,9 +55,9 @@ class SessionRegistry:
             return self.kernels.get(str(kernel["id"])).kernel_id
         try:
             return self.kernels.start(kernel.get("name"), path).kernel_id
-        except HostError as exc:
+        except APIError as exc:
             if exc.reason == "NoSuchKernel":
-                raise HostError(501, f"The '{kernel.get('name')}' kernel is not available. Please pick"
+                raise APIError(501, f"The '{kernel.get('name')}' kernel is not available. Please pick"
                                      " another suitable kernel instead, or install that kernel.",
                                 "NoSuchKernel") from None
             raise

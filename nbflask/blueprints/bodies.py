@@ -1,0 +1,27 @@
+"""Request bodies: the JSON object an API call sends, or a 400 saying what is wrong with it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from ..errors import APIError
+
+
+def json_object() -> dict[str, Any] | None:
+    """The request's JSON object, None when the body is empty; 400 for anything else.
+
+    The raw body is not cached, so a large notebook is held once as bytes, then as objects.
+    """
+    data = request.get_data(cache=False)
+    if not data.strip():
+        return None
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise APIError(400, f"Invalid JSON in request body: {exc}", "bad json") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "Request body must be a JSON object", "bad json")
+    return body
