@@ -2,6 +2,8 @@
 
 from conftest import TOKEN
 
+from nbflask.clock import parse_isoformat
+
 
 def test_version_is_public(anonymous):
     response = anonymous.get("/api")
@@ -44,3 +46,17 @@ def test_unknown_api_path_is_json_404(client):
     response = client.get("/api/nope")
     assert response.status_code == 404
     assert response.get_json()["message"]
+
+
+def test_api_use_is_activity_but_status_polls_are_not(client):
+    first = client.get("/api/status").get_json()["last_activity"]
+    assert client.get("/api/status").get_json()["last_activity"] == first
+    assert client.get("/api/contents").status_code == 200
+    later = client.get("/api/status").get_json()["last_activity"]
+    assert parse_isoformat(later) > parse_isoformat(first)
+
+
+def test_anonymous_requests_are_not_activity(client, anonymous):
+    first = client.get("/api/status").get_json()["last_activity"]
+    assert anonymous.get("/api/contents").status_code == 403
+    assert client.get("/api/status").get_json()["last_activity"] == first

@@ -12,6 +12,7 @@ import zmq
 from kernelapp import PYTHON, install_spec, kernel_client, wait_gone
 
 from nbflask import runtime
+from nbflask.clock import parse_isoformat
 
 
 @pytest.fixture
@@ -32,7 +33,10 @@ def test_start_list_get_interrupt_restart_delete(kclient, root_dir):
     assert kclient.post(f"/api/kernels/{model['id']}/interrupt").status_code == 204
     restarted = kclient.post(f"/api/kernels/{model['id']}/restart")
     assert restarted.status_code == 200 and restarted.get_json()["id"] == model["id"]
-    assert kclient.get("/api/status").get_json()["kernels"] == 1
+    status = kclient.get("/api/status").get_json()
+    assert status["kernels"] == 1
+    kernel_activity = kclient.get(f"/api/kernels/{model['id']}").get_json()["last_activity"]
+    assert parse_isoformat(status["last_activity"]) >= parse_isoformat(kernel_activity)
     assert kclient.delete(f"/api/kernels/{model['id']}").status_code == 204
     assert kclient.get("/api/kernels").get_json() == []
     assert kclient.get(f"/api/kernels/{model['id']}").status_code == 404

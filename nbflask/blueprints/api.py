@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify, request
 
 from .. import __version__
 from ..app import state
+from ..clock import isoformat, parse_isoformat
 from .auth import public
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def isoformat(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @bp.get("", strict_slashes=False)
@@ -21,13 +18,24 @@ def version() -> Response:
     return jsonify(version=__version__)
 
 
+@bp.after_app_request
+def record_activity(response: Response) -> Response:
+    """API use by a logged-in client is activity; polling /api/status is not (as in Jupyter)."""
+    if g.get("user") and request.path.startswith("/api/") and request.endpoint != "api.status":
+        state().touch()
+    return response
+
+
 @bp.get("/status")
 def status() -> Response:
     server = state()
     kernels = server.kernels.counts() if server.kernels is not None else {"kernels": 0, "connections": 0}
+    last_activity = server.last_activity
+    if kernels.get("last_activity"):
+        last_activity = max(last_activity, parse_isoformat(kernels["last_activity"]))
     return jsonify(
         started=isoformat(server.started),
-        last_activity=isoformat(server.last_activity),
+        last_activity=isoformat(last_activity),
         kernels=kernels["kernels"],
         connections=kernels["connections"],
     )

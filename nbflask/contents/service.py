@@ -14,9 +14,10 @@ import hashlib
 import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from ..clock import isoformat
 from ..stores.base import (
     BadContent,
     Conflict,
@@ -34,10 +35,6 @@ IfMatch = Callable[[str], bool] | None
 
 HASH_ALGORITHM = "sha256"
 KINDS = ("directory", "file", "notebook")
-
-
-def isoformat(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def is_hidden(path: str) -> bool:

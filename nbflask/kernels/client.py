@@ -171,7 +171,7 @@ class KernelHost:
         """Requests that may start a kernel wait as long as a kernel may take to start."""
         return self.request(op, timeout=self.startup_timeout + 15, **args)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         """For /api/status; never starts the host (no host means no kernels)."""
         if running_pid(self.paths) is None:
             return {"kernels": 0, "connections": 0}

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import zmq
 
 from .. import runtime
 from ..api_error import APIError
+from ..clock import isoformat, utcnow
 from . import kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
 
@@ -36,14 +37,6 @@ log = logging.getLogger("nbflask.kernels")
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 HOST_SESSION = "nbflask-kernel-host"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def isoformat(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def describe_exit(returncode: int) -> str:
@@ -134,10 +127,13 @@ class KernelManager:
     def models(self) -> list[dict[str, Any]]:
         return [kernel.model() for kernel in list(self.kernels.values())]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
+        """For /api/status: how many kernels and connections, and the latest kernel activity."""
+        latest = max((k.last_activity for k in self.kernels.values()), default=None)
         return {
             "kernels": len(self.kernels),
             "connections": sum(len(k.connections) for k in self.kernels.values()),
+            "last_activity": isoformat(latest) if latest else None,
         }
 
     def connection_info(self, kernel_id: str) -> dict[str, Any]:

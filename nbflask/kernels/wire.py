@@ -15,8 +15,9 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
+
+from ..clock import isoformat, utcnow
 
 PROTOCOL_VERSION = "5.3"
 DELIMITER = b"<IDS|MSG>"
@@ -29,7 +30,7 @@ class WireError(ValueError):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return isoformat(utcnow())
 
 
 def dumps(value: Any) -> bytes:

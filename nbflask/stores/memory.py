@@ -13,9 +13,10 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from ..clock import utcnow
 from .base import (
     AlreadyExists,
     Checkpoint,
@@ -29,17 +30,13 @@ from .base import (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 @dataclass
 class _Node:
     """One file (`data` is bytes) or directory (`data` is None)."""
 
     data: bytes | None
-    created: datetime = field(default_factory=_now)
-    modified: datetime = field(default_factory=_now)
+    created: datetime = field(default_factory=utcnow)
+    modified: datetime = field(default_factory=utcnow)
     etag: str = field(default_factory=lambda: secrets.token_hex(8))
     checkpoints: dict[str, tuple[datetime, bytes]] = field(default_factory=dict)
 
@@ -176,7 +173,7 @@ class MemoryStore(Store):
             stamp = time.time_ns()
             while f"{stamp:020d}" in node.checkpoints:
                 stamp += 1
-            checkpoint_id, moment = f"{stamp:020d}", _now()
+            checkpoint_id, moment = f"{stamp:020d}", utcnow()
             node.checkpoints[checkpoint_id] = (moment, node.data)  # type: ignore[assignment]
             return Checkpoint(id=checkpoint_id, last_modified=moment)
 
