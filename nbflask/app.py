@@ -5,45 +5,19 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app, redirect
+from flask import Flask, redirect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
 from . import __version__, errors, runtime, security
-from .clock import utcnow
+from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
 from .config import Settings, load_settings
+from .kernels.client import KernelHost
+from .state import EXTENSION, ServerState
 from .stores import open_store
-
-
-@dataclass
-class ServerState:
-    """What the blueprints share for one app: settings, the effective token, the parts."""
-
-    settings: Settings
-    token: str
-    started: datetime = field(default_factory=utcnow)
-    last_activity: datetime = field(default_factory=utcnow)
-    store: Any = None
-    kernels: Any = None
-
-    def touch(self) -> None:
-        self.last_activity = utcnow()
-
-    def close(self) -> None:
-        """Stop what this app owns: its kernels first (they may be saving), then the store."""
-        for part in (self.kernels, self.store):
-            if part is not None:
-                part.close()
-
-
-def state() -> ServerState:
-    """The ServerState of the app handling the current request."""
-    return current_app.extensions["nbflask"]
 
 
 def _effective_token(settings: Settings) -> str:
@@ -80,14 +54,14 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         JSON_SORT_KEYS=False,
         NBFLASK_VERSION=__version__,
     )
-    app.extensions["nbflask"] = ServerState(settings=settings, token=_effective_token(settings))
-    app.extensions["nbflask"].store = open_store(settings.store, settings.source)
+    app.extensions[EXTENSION] = ServerState(
+        settings=settings,
+        token=_effective_token(settings),
+        store=open_store(settings.store, settings.source),
+        kernels=KernelHost(settings),
+    )
 
     errors.init_app(app)
-    from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
-    from .kernels.client import KernelHost
-
-    app.extensions["nbflask"].kernels = KernelHost(settings)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)

@@ -45,21 +45,33 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def secret(name: str, nbytes: int = 32) -> bytes:
-    """A persistent random secret shared by every worker of this deployment."""
-    path = runtime_dir() / name
+def create_once(path: Path, nbytes: int) -> bytes:
+    """Read a random secret at `path`, creating it 0600 from the first byte if it is missing.
+
+    The new secret is written whole to a private temp file and hard-linked into place, so
+    workers starting together agree on one secret and none ever reads a half-written one.
+    """
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    value = secrets.token_bytes(nbytes)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value)
-    return value
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(nbytes))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_bytes()
+
+
+def secret(name: str, nbytes: int = 32) -> bytes:
+    """A persistent random secret shared by every worker of this deployment."""
+    return create_once(runtime_dir() / name, nbytes)
 
 
 def pid_alive(pid: int) -> bool:

@@ -134,7 +134,7 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
         "url": urls[0].split("?")[0],
         "token": state.token,
         "password": bool(settings.auth.password),
-        "root_dir": state.store.describe() if state.store is not None else settings.store.root_dir,
+        "root_dir": state.store.describe(),
     }
     info_file = runtime.write_server_info(info)
     say(f"nbflask {__version__} is serving notebooks from {info['root_dir']}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 
 from .. import __version__
-from ..app import state
 from ..clock import isoformat, parse_isoformat
+from ..state import state
 from .auth import public
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -29,7 +29,7 @@ def record_activity(response: Response) -> Response:
 @bp.get("/status")
 def status() -> Response:
     server = state()
-    kernels = server.kernels.counts() if server.kernels is not None else {"kernels": 0, "connections": 0}
+    kernels = server.kernels.counts()
     last_activity = server.last_activity
     if kernels.get("last_activity"):
         last_activity = max(last_activity, parse_isoformat(kernels["last_activity"]))

@@ -32,9 +32,9 @@ from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import passwords, security
-from ..app import state
 from ..blocking import run_blocking
 from ..errors import json_error
+from ..state import state
 
 bp = Blueprint("auth", __name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..app import state
 from ..contents import Contents, IfMatch, Reply, Trust
 from ..errors import APIError, json_error
+from ..state import state
 from ..stores.base import StoreError
 from .bodies import json_object
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..app import state
 from ..errors import APIError
 from ..kernels import websocket, wire
 from ..kernels.relay import Relay
+from ..state import state
 from .bodies import json_object
 
 bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
@@ -29,38 +29,38 @@ def optional_string(body: dict[str, Any], key: str) -> str | None:
 
 @bp.get("", strict_slashes=False)
 def list_kernels() -> Response:
-    return jsonify(state().kernels.request("list_kernels"))
+    return jsonify(state().kernels.list_kernels())
 
 
 @bp.post("", strict_slashes=False)
 def start_kernel() -> tuple[Response, int, dict[str, str]]:
     body = json_body()
-    model = state().kernels.lifecycle(
-        "start_kernel", name=optional_string(body, "name"), path=optional_string(body, "path")
+    model = state().kernels.start_kernel(
+        name=optional_string(body, "name"), path=optional_string(body, "path")
     )
     return jsonify(model), 201, {"Location": url_for(".get_kernel", kernel_id=model["id"])}
 
 
 @bp.get("/<kernel_id>")
 def get_kernel(kernel_id: str) -> Response:
-    return jsonify(state().kernels.request("get_kernel", kernel_id=kernel_id))
+    return jsonify(state().kernels.get_kernel(kernel_id))
 
 
 @bp.delete("/<kernel_id>")
 def delete_kernel(kernel_id: str) -> tuple[str, int]:
-    state().kernels.lifecycle("shutdown_kernel", kernel_id=kernel_id)
+    state().kernels.shutdown_kernel(kernel_id)
     return "", 204
 
 
 @bp.post("/<kernel_id>/interrupt")
 def interrupt_kernel(kernel_id: str) -> tuple[str, int]:
-    state().kernels.request("interrupt_kernel", kernel_id=kernel_id)
+    state().kernels.interrupt_kernel(kernel_id)
     return "", 204
 
 
 @bp.post("/<kernel_id>/restart")
 def restart_kernel(kernel_id: str) -> Response:
-    return jsonify(state().kernels.lifecycle("restart_kernel", kernel_id=kernel_id))
+    return jsonify(state().kernels.restart_kernel(kernel_id))
 
 
 @bp.route("/<kernel_id>/channels", websocket=True)
@@ -68,7 +68,7 @@ def channels(kernel_id: str) -> Response:
     server = state()
     if not websocket.is_upgrade(request.environ):
         raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
-    connection = server.kernels.request("connection_info", kernel_id=kernel_id)
+    connection = server.kernels.connection_info(kernel_id)
     session_id = request.args.get("session_id", "")
 
     def relay(ws: websocket.Websocket) -> None:

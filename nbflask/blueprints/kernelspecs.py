@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, send_file, url_for
 
-from ..app import state
 from ..errors import APIError
 from ..kernels import kernelspecs
 from ..kernels.kernelspecs import KernelSpec
+from ..state import state
 
 bp = Blueprint("kernelspecs", __name__)
 

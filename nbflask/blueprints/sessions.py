@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, url_for
 
-from ..app import state
 from ..errors import APIError
+from ..state import state
 from .kernels import json_body, optional_string
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
@@ -28,7 +28,7 @@ def kernel_request(body: dict[str, Any], required: bool) -> dict[str, Any]:
 
 @bp.get("", strict_slashes=False)
 def list_sessions() -> Response:
-    return jsonify(state().kernels.request("list_sessions"))
+    return jsonify(state().kernels.list_sessions())
 
 
 @bp.post("", strict_slashes=False)
@@ -37,8 +37,7 @@ def create_session() -> tuple[Response, int, dict[str, str]]:
     path = optional_string(body, "path") or optional_string(body.get("notebook") or {}, "path")
     if not path:
         raise APIError(400, "Session needs a 'path'", "Bad Request")
-    model = state().kernels.lifecycle(
-        "create_session",
+    model = state().kernels.create_session(
         path=path,
         name=optional_string(body, "name") or "",
         type=optional_string(body, "type") or "notebook",
@@ -49,7 +48,7 @@ def create_session() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/<session_id>")
 def get_session(session_id: str) -> Response:
-    return jsonify(state().kernels.request("get_session", session_id=session_id))
+    return jsonify(state().kernels.get_session(session_id))
 
 
 @bp.patch("/<session_id>")
@@ -59,10 +58,10 @@ def update_session(session_id: str) -> Response:
         key: optional_string(body, key) for key in ("path", "name", "type") if key in body
     }
     changes["kernel"] = kernel_request(body, required=False)
-    return jsonify(state().kernels.lifecycle("update_session", session_id=session_id, changes=changes))
+    return jsonify(state().kernels.update_session(session_id, changes))
 
 
 @bp.delete("/<session_id>")
 def delete_session(session_id: str) -> tuple[str, int]:
-    state().kernels.lifecycle("delete_session", session_id=session_id)
+    state().kernels.delete_session(session_id)
     return "", 204

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from nbformat.sign import NotebookNotary
 
+from .. import runtime
 from ..stores.base import BadContent
 
 ENV_DATA_DIR = "NBFLASK_DATA_DIR"
@@ -38,30 +38,6 @@ def data_dir() -> Path:
     return path
 
 
-def load_secret(path: Path) -> bytes:
-    """Read the signing secret, creating it 0600 from the first byte if it is missing.
-
-    The new secret is written to a private temp file and hard-linked into place, so two
-    workers starting together agree on one secret and nobody ever reads half of it.
-    """
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(64))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path.read_bytes()
-
-
 class Trust:
     """Signs and checks notebooks; safe to share between threads and greenlets.
 
@@ -71,7 +47,7 @@ class Trust:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder or data_dir()
-        self.secret = load_secret(self.folder / SECRET_NAME)
+        self.secret = runtime.create_once(self.folder / SECRET_NAME, 64)
         self._notaries: dict[int, NotebookNotary] = {}
         self._lock = threading.Lock()
 

@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 
 from .. import runtime
-from ..errors import APIError
+from ..api_error import APIError
 from . import zmqlib
 
 START_TIMEOUT = 30.0
@@ -133,7 +133,7 @@ def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) ->
 
 
 class KernelHost:
-    """`state.kernels`: the worker's handle on the kernel host."""
+    """`state.kernels`: the worker's handle on the kernel host, one typed method per operation."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -151,7 +151,7 @@ class KernelHost:
         if process is not None:
             self.process = process
 
-    def request(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
         """Send one request; APIError carries the host's refusal, or its silence, as HTTP."""
         self.ensure()
         sock = zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
@@ -167,16 +167,69 @@ class KernelHost:
             raise APIError(reply["status"], reply["message"], reply.get("reason"))
         return reply["result"]
 
-    def lifecycle(self, op: str, **args: Any) -> Any:
+    def _lifecycle(self, op: str, **args: Any) -> Any:
         """Requests that may start a kernel wait as long as a kernel may take to start."""
-        return self.request(op, timeout=self.startup_timeout + 15, **args)
+        return self._call(op, timeout=self.startup_timeout + 15, **args)
+
+    # Kernels -------------------------------------------------------------------------------
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        return self._call("list_kernels")
+
+    def start_kernel(self, name: str | None = None, path: str | None = None) -> dict[str, Any]:
+        return self._lifecycle("start_kernel", name=name, path=path)
+
+    def get_kernel(self, kernel_id: str) -> dict[str, Any]:
+        return self._call("get_kernel", kernel_id=kernel_id)
+
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        self._lifecycle("shutdown_kernel", kernel_id=kernel_id)
+
+    def interrupt_kernel(self, kernel_id: str) -> None:
+        self._call("interrupt_kernel", kernel_id=kernel_id)
+
+    def restart_kernel(self, kernel_id: str) -> dict[str, Any]:
+        return self._lifecycle("restart_kernel", kernel_id=kernel_id)
+
+    def connection_info(self, kernel_id: str) -> dict[str, Any]:
+        return self._call("connection_info", kernel_id=kernel_id)
+
+    # Websocket connections -----------------------------------------------------------------
+
+    def attach(self, kernel_id: str, connection_id: str, session_id: str) -> None:
+        self._call("attach", kernel_id=kernel_id, connection_id=connection_id, session_id=session_id)
+
+    def hello(self, kernel_id: str, connection_id: str) -> None:
+        self._call("hello", kernel_id=kernel_id, connection_id=connection_id)
+
+    def detach(self, kernel_id: str, connection_id: str) -> None:
+        self._call("detach", kernel_id=kernel_id, connection_id=connection_id)
+
+    # Sessions ------------------------------------------------------------------------------
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        return self._call("list_sessions")
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        return self._call("get_session", session_id=session_id)
+
+    def create_session(self, path: str, name: str, type: str, kernel: dict[str, Any]) -> dict[str, Any]:
+        return self._lifecycle("create_session", path=path, name=name, type=type, kernel=kernel)
+
+    def update_session(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._lifecycle("update_session", session_id=session_id, changes=changes)
+
+    def delete_session(self, session_id: str) -> None:
+        self._lifecycle("delete_session", session_id=session_id)
+
+    # Server --------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
         """For /api/status; never starts the host (no host means no kernels)."""
         if running_pid(self.paths) is None:
             return {"kernels": 0, "connections": 0}
         try:
-            return self.request("counts", timeout=5)
+            return self._call("counts", timeout=5)
         except APIError:
             return {"kernels": 0, "connections": 0}
 

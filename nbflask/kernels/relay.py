@@ -24,7 +24,7 @@ from typing import Any
 import zmq
 from simple_websocket import ConnectionClosed
 
-from ..errors import APIError
+from ..api_error import APIError
 from . import wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
@@ -134,8 +134,7 @@ class Relay:
         attached = False
         try:
             self.confirm_events(events)
-            self.host.request("attach", kernel_id=self.kernel_id, connection_id=self.connection_id,
-                              session_id=self.client_session)
+            self.host.attach(self.kernel_id, self.connection_id, self.client_session)
             attached = True
             self.confirm_iopub(nudging, sockets, events, nudges)
             while True:
@@ -168,7 +167,7 @@ class Relay:
                 sock.close()
             if attached:
                 try:
-                    self.host.request("detach", kernel_id=self.kernel_id, connection_id=self.connection_id)
+                    self.host.detach(self.kernel_id, self.connection_id)
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             self.wake_reader()
@@ -177,7 +176,7 @@ class Relay:
         """Ask the host for a hello until one arrives: then no news for us can be missed."""
         deadline = time.monotonic() + NUDGE_TIMEOUT
         while time.monotonic() < deadline:
-            self.host.request("hello", kernel_id=self.kernel_id, connection_id=self.connection_id)
+            self.host.hello(self.kernel_id, self.connection_id)
             if events.poll(100):
                 event = wire.loads_object(events.recv_multipart()[-1], "event")
                 if event.get("event") == "hello" and event.get("connection_id") == self.connection_id:

@@ -1,0 +1,47 @@
+"""The state one app's blueprints share: its settings, token, and the services built for it.
+
+Its own module (not `app.py`) so blueprints import it without importing the factory that
+imports them; the factory builds every service and hands it over in one ServerState.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+from .clock import utcnow
+from .config import Settings
+
+if TYPE_CHECKING:
+    from .kernels.client import KernelHost
+    from .stores.base import Store
+
+EXTENSION = "nbflask"
+
+
+@dataclass
+class ServerState:
+    """What the blueprints share for one app: settings, the effective token, the services."""
+
+    settings: Settings
+    token: str
+    store: Store
+    kernels: KernelHost
+    started: datetime = field(default_factory=utcnow)
+    last_activity: datetime = field(default_factory=utcnow)
+
+    def touch(self) -> None:
+        self.last_activity = utcnow()
+
+    def close(self) -> None:
+        """Stop what this app owns: its kernels first (they may be saving), then the store."""
+        self.kernels.close()
+        self.store.close()
+
+
+def state() -> ServerState:
+    """The ServerState of the app handling the current request."""
+    return current_app.extensions[EXTENSION]

@@ -1,0 +1,67 @@
+"""The code's shape, where it matters at run time: what each process loads, who talks to whom."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+from nbflask import runtime
+from nbflask.kernels.client import KernelHost
+from nbflask.kernels.host import Host
+
+WEB_STACK = ("flask", "werkzeug", "jinja2", "flask_sock", "simple_websocket")
+
+
+def loaded_modules(code: str) -> set[str]:
+    """Top-level packages loaded by a fresh interpreter after running `code`."""
+    script = code + "\nimport sys, json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_the_kernel_host_process_loads_no_web_stack(tmp_path):
+    config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
+    loaded = loaded_modules(
+        "from gevent import monkey; monkey.patch_all()\n"
+        "from nbflask.kernels import host, client\n"
+        f"host.Host({config!r}, None)\n"
+    )
+    assert not loaded & set(WEB_STACK), loaded & set(WEB_STACK)
+
+
+def test_blueprints_do_not_import_the_app_factory():
+    loaded = loaded_modules(
+        "import sys\n"
+        "from nbflask.blueprints import api, auth, contents, files, kernels, kernelspecs, sessions\n"
+        "assert 'nbflask.app' not in sys.modules, 'a blueprint imported nbflask.app'\n"
+    )
+    assert "nbflask" in loaded
+
+
+def test_the_worker_client_has_a_typed_method_for_every_host_operation(tmp_path):
+    config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
+    operations = set(Host(config, None).operations())
+    for name in operations:
+        method = getattr(KernelHost, name, None)
+        assert callable(method), f"KernelHost has no method for the host operation {name!r}"
+        assert "return" in inspect.get_annotations(method, eval_str=False), name
+
+
+def test_a_worker_reading_a_secret_while_another_writes_it_gets_the_whole_secret(tmp_path, monkeypatch):
+    """A second worker arrives while the first is between creating and writing the file."""
+    seen_by_second: list[bytes] = []
+    real_fdopen = runtime.os.fdopen
+
+    def fdopen_with_a_second_worker(fd, *args, **kwargs):
+        if not seen_by_second:
+            seen_by_second.append(b"pending")
+            seen_by_second[0] = runtime.secret("cookie_secret")
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.os, "fdopen", fdopen_with_a_second_worker)
+    first = runtime.secret("cookie_secret")
+    assert len(first) == 32
+    assert seen_by_second == [first]
+    assert runtime.secret("cookie_secret") == first
