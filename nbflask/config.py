@@ -79,6 +79,8 @@ class KernelSettings:
     restart_limit: int = 5
     startup_timeout: int = 60
     ping_interval: int = 30
+    replay_buffer_bytes: int = 16 * 1024 * 1024
+    replay_buffer_age: int = 600
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ HELP: dict[str, str] = {
     "kernels.restart_limit": "automatic restarts in a row before a dying kernel is declared dead",
     "kernels.startup_timeout": "seconds a kernel may take to answer after it starts, else it is stopped",
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
+    "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
+    "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
 }
 
 
@@ -334,6 +338,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"
         )
+    for key in ("replay_buffer_bytes", "replay_buffer_age"):
+        if getattr(settings.kernels, key) < 0:
+            raise ConfigError(
+                f"{origin('kernels', key)}: kernels.{key}: expected 0 (no replay) or more,"
+                f" found {getattr(settings.kernels, key)}"
+            )
     return dataclasses.replace(
         settings, server=dataclasses.replace(server, base_url=base_url, **files)
     )

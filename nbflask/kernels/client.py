@@ -2,9 +2,11 @@
 
 Every web worker of a deployment talks to the same host over its control socket in the
 private runtime folder. The host is started lazily, on the first kernel operation, so apps
-that never touch kernels (and their tests) pay nothing; a lock file makes sure concurrent
-workers start only one. Requests use a fresh DEALER socket each, owned by the calling
-greenlet or thread for the duration of the call.
+that never touch kernels (and their tests) pay nothing, and started again by the next request
+after it died. One starter at a time: a lock of this process (which yields under gevent; a
+blocking `flock` would freeze every greenlet of the worker) and a lock file for the others.
+Requests use a fresh DEALER socket each, owned by the calling greenlet or thread for the
+duration of the call.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,21 +83,44 @@ def running_pid(paths: HostPaths) -> int | None:
     return pid if runtime.pid_alive(pid) else None
 
 
-def start_host(settings: Any) -> subprocess.Popen | None:
-    """Start this process's kernel host unless it runs; returns the process when this call
-    started it. The host stops when this process is gone."""
-    paths = HostPaths(runtime.runtime_dir(), os.getpid())
-    with open(paths.lock_file, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+_start_locks: dict[int, threading.Lock] = {}
+
+
+def _start_lock() -> threading.Lock:
+    """This process's lock for starting a host, made on first use: after gevent's patching
+    (gunicorn imports this module in the master, before its workers patch), so it yields."""
+    return _start_locks.setdefault(os.getpid(), threading.Lock())
+
+
+def _flock(lock: Any, deadline: float) -> None:
+    """Take the lock file without blocking the process: try, and sleep (green) in between."""
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise APIError(503, "another process held the kernel host's lock file for"
+                                    f" {START_TIMEOUT:g} s", "KernelHostFailed") from None
+            time.sleep(0.05)
+
+
+def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | None:
+    """Start the kernel host of server process `owner` (default: this process's) unless it
+    runs; returns the process when this call started it. The host stops when `owner` is gone."""
+    owner = owner or host_owner()
+    paths = HostPaths(runtime.runtime_dir(), owner)
+    deadline = time.monotonic() + START_TIMEOUT
+    with _start_lock(), open(paths.lock_file, "a") as lock:
+        _flock(lock, deadline)
         if running_pid(paths) is not None:
             return None
         paths.info_file.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "nbflask.kernels.host", "--parent-pid", str(os.getpid()),
+            [sys.executable, "-m", "nbflask.kernels.host", "--owner-pid", str(owner),
              "--config", json.dumps(host_config(settings))],
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + START_TIMEOUT
         while running_pid(paths) != process.pid:
             if process.poll() is not None:
                 raise APIError(503, f"the kernel host exited at start with code {process.returncode};"
@@ -141,31 +167,52 @@ class KernelHost:
         self.process: subprocess.Popen | None = None
         self.startup_timeout = float(settings.kernels.startup_timeout)
 
-    def ensure(self) -> None:
-        if running_pid(self.paths) is not None:
-            return
-        if self.paths.owner != os.getpid():
-            raise APIError(503, f"the kernel host of the server process {self.paths.owner} is not"
-                                " running; restart the server", "KernelHostGone")
-        process = start_host(self.settings)
-        if process is not None:
-            self.process = process
+    def ensure(self) -> int:
+        """The pid of the running host, started first if there is none (or it died)."""
+        pid = running_pid(self.paths)
+        if pid is not None:
+            return pid
+        if not runtime.pid_alive(self.paths.owner):
+            raise APIError(503, f"the server process {self.paths.owner} that owns the kernel host"
+                                " is gone; restart the server", "KernelHostGone")
+        process = start_host(self.settings, self.paths.owner)
+        if process is not None and self.paths.owner == os.getpid():
+            self.process = process  # ours to stop; a gunicorn worker leaves that to the master
+        pid = running_pid(self.paths)
+        if pid is None:
+            raise APIError(503, "the kernel host stopped right after it started; see the server log",
+                           "KernelHostGone")
+        return pid
 
-    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
-        """Send one request; APIError carries the host's refusal, or its silence, as HTTP."""
-        self.ensure()
+    def pid(self) -> int | None:
+        """The running host's pid, without starting one."""
+        return running_pid(self.paths)
+
+    def _exchange(self, op: str, timeout: float, args: dict[str, Any]) -> tuple[Any, list[bytes]]:
+        """One request: the result and any raw frames after it. APIError carries the host's
+        refusal, its silence, or its death while answering, as HTTP."""
+        pid = self.ensure()
         sock = zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
         try:
             sock.send(json.dumps({"op": op, "args": args}).encode())
-            if not sock.poll(int(timeout * 1000)):
-                raise APIError(503, f"the kernel host did not answer '{op}' within {timeout:g} s",
-                               "KernelHostTimeout")
-            reply = json.loads(sock.recv())
+            deadline = time.monotonic() + timeout
+            while not sock.poll(250):
+                if not runtime.pid_alive(pid):
+                    raise APIError(503, f"the kernel host (pid {pid}) died while answering '{op}'",
+                                   "KernelHostGone")
+                if time.monotonic() > deadline:
+                    raise APIError(503, f"the kernel host did not answer '{op}' within {timeout:g} s",
+                                   "KernelHostTimeout")
+            body, *frames = sock.recv_multipart()
         finally:
             sock.close()
+        reply = json.loads(body)
         if not reply["ok"]:
             raise APIError(reply["status"], reply["message"], reply.get("reason"))
-        return reply["result"]
+        return reply["result"], frames
+
+    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
+        return self._exchange(op, timeout, args)[0]
 
     def _lifecycle(self, op: str, **args: Any) -> Any:
         """Requests that may start a kernel wait as long as a kernel may take to start."""
@@ -202,8 +249,18 @@ class KernelHost:
     def hello(self, kernel_id: str, connection_id: str) -> None:
         self._call("hello", kernel_id=kernel_id, connection_id=connection_id)
 
-    def detach(self, kernel_id: str, connection_id: str) -> None:
-        self._call("detach", kernel_id=kernel_id, connection_id=connection_id)
+    def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
+        self._call("detach", kernel_id=kernel_id, connection_id=connection_id, last_msg_id=last_msg_id)
+
+    def replay(self, kernel_id: str, session_id: str) -> tuple[list[list[bytes]], int]:
+        """The iopub messages session `session_id` missed while it was away (each a list of
+        the kernel's frames), and how many older ones the buffer had to drop."""
+        result, frames = self._exchange("replay", 10.0, {"kernel_id": kernel_id, "session_id": session_id})
+        messages = []
+        for count in result["counts"]:
+            messages.append(frames[:count])
+            frames = frames[count:]
+        return messages, result["dropped"]
 
     # Sessions ------------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ It owns the kernel processes and the kernel and session registries, and answers 
 workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
 each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
 is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT and when its parent
-process (the server) goes away, even by SIGKILL.
+topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT and when the server
+process that owns it (its parent, or the gunicorn master a worker started it for) goes away,
+even by SIGKILL. A reply is one JSON frame, followed by raw frames for the operations that hand
+over kernel messages (replay).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ log = logging.getLogger("nbflask.kernels.host")
 
 
 class Host:
-    def __init__(self, config: dict[str, Any], parent_pid: int | None) -> None:
+    def __init__(self, config: dict[str, Any], owner_pid: int | None) -> None:
         import gevent.event
         import gevent.lock
 
@@ -30,7 +32,7 @@ class Host:
         from .sessions import SessionRegistry
 
         self.config = config
-        self.parent_pid = parent_pid
+        self.owner_pid = owner_pid
         self.kernels = KernelManager(config, self.publish)
         self.sessions = SessionRegistry(self.kernels)
         self.stopping = gevent.event.Event()
@@ -59,6 +61,7 @@ class Host:
             "hello": lambda kernel_id, connection_id: self.publish(
                 kernel_id, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,
+            "replay": kernels.replay,
             "list_sessions": sessions.list,
             "get_session": lambda session_id: sessions.model(sessions.get(session_id)),
             "create_session": sessions.create,
@@ -71,6 +74,7 @@ class Host:
         from . import wire
 
         identity, body = frames[0], frames[-1]
+        extra: list[bytes] = []
         try:
             request = json.loads(body)
             operation = self.operations()[request["op"]]
@@ -80,7 +84,10 @@ class Host:
                      "reason": "BadHostRequest"}
         else:
             try:
-                reply = {"ok": True, "result": operation(**args)}
+                result = operation(**args)
+                if isinstance(result, tuple):  # (result, raw frames)
+                    result, extra = result
+                reply = {"ok": True, "result": result}
             except APIError as exc:
                 reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
             except Exception as exc:
@@ -88,14 +95,16 @@ class Host:
                 reply = {"ok": False, "status": 500, "message": f"kernel host error: {exc}",
                          "reason": type(exc).__name__}
         with self.send_lock:
-            router.send_multipart([identity, wire.dumps(reply)])
+            router.send_multipart([identity, wire.dumps(reply), *extra])
 
-    def watch_parent(self) -> None:
+    def watch_owner(self) -> None:
         import gevent
 
-        while self.parent_pid and not self.stopping.is_set():
-            if os.getppid() != self.parent_pid:
-                log.warning("the server (pid %d) is gone: stopping its kernels", self.parent_pid)
+        from .. import runtime
+
+        while self.owner_pid and not self.stopping.is_set():
+            if not runtime.pid_alive(self.owner_pid):
+                log.warning("the server (pid %d) is gone: stopping its kernels", self.owner_pid)
                 self.stopping.set()
             gevent.sleep(0.5)
 
@@ -107,16 +116,17 @@ class Host:
         from . import client, zmqlib
 
         directory = runtime.runtime_dir()
-        paths = client.HostPaths(directory, self.parent_pid or os.getppid())
+        paths = client.HostPaths(directory, self.owner_pid or os.getppid())
         for stale in (paths.control_file, paths.events_file):
             stale.unlink(missing_ok=True)
+        self.kernels.forget_dead_hosts()
         router = zmqlib.socket(zmq.ROUTER, bind=paths.control_url)
         self.events = zmqlib.socket(zmq.PUB, bind=paths.events_url, SNDHWM=0)
         os.chmod(paths.control_file, 0o600)
         os.chmod(paths.events_file, 0o600)
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
-        helpers = [gevent.spawn(self.watch_parent), gevent.spawn(self.kernels.cull_forever)]
+        helpers = [gevent.spawn(self.watch_owner), gevent.spawn(self.kernels.cull_forever)]
 
         def receive() -> None:
             while True:
@@ -142,11 +152,12 @@ def main(argv: list[str] | None = None) -> None:
 
     monkey.patch_all()
     parser = argparse.ArgumentParser(prog="python -m nbflask.kernels.host", description=__doc__)
-    parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    parser.add_argument("--owner-pid", type=int, default=None,
+                        help="the server process this host serves: stop when it is gone")
     parser.add_argument("--config", required=True, help="JSON: kernels settings, root_dir, store_class")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
-    Host(json.loads(args.config), args.parent_pid).serve()
+    Host(json.loads(args.config), args.owner_pid).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

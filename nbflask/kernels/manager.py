@@ -8,6 +8,7 @@ connected and ZeroMQ reconnects them to the new process by itself.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 import gevent.lock
 import zmq
 
@@ -31,12 +33,15 @@ from ..api_error import APIError
 from ..clock import isoformat, utcnow
 from . import kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
+from .replay import ReplayBuffer
 
 log = logging.getLogger("nbflask.kernels")
 
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 HOST_SESSION = "nbflask-kernel-host"
+HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
+DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
 
 
 def describe_exit(returncode: int) -> str:
@@ -73,10 +78,14 @@ class Kernel:
     cwd: str
     connection: dict[str, Any]
     connection_file: Path
+    replay: ReplayBuffer
     process: subprocess.Popen | None = None
     execution_state: str = "starting"
     last_activity: datetime = field(default_factory=utcnow)
     connections: dict[str, str] = field(default_factory=dict)  # connection id -> session id
+    attached_at: dict[str, int] = field(default_factory=dict)  # connection id -> replay seq then
+    departing: dict[str, str] = field(default_factory=dict)  # replaced connection id -> session id
+    departed: dict[str, Any] = field(default_factory=dict)  # session id -> Event, set on detach
     reason: str | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -114,6 +123,7 @@ class KernelManager:
         self.file_store = config["store_class"] == "file"
         self.publish = publish
         self.kernels: dict[str, Kernel] = {}
+        self.lost: dict[str, str] = {}  # kernel id -> why it is gone (its host died)
         self.on_shutdown: list[Callable[[str], None]] = []
 
     # Lookup ------------------------------------------------------------------------------
@@ -121,8 +131,30 @@ class KernelManager:
     def get(self, kernel_id: str) -> Kernel:
         kernel = self.kernels.get(kernel_id)
         if kernel is None:
-            raise APIError(404, f"Kernel does not exist: {kernel_id}")
+            lost = f" ({self.lost[kernel_id]})" if kernel_id in self.lost else ""
+            raise APIError(404, f"Kernel does not exist: {kernel_id}{lost}")
         return kernel
+
+    def forget_dead_hosts(self) -> None:
+        """Remove the connection files a dead kernel host left behind, remembering why.
+
+        Its kernels exited with it (ipykernel follows its parent), so each file names a kernel
+        that is gone; REST answers for those ids say so instead of a bare 404.
+        """
+        for path in runtime.runtime_dir().glob("kernel-*.json"):
+            if path.name.startswith("kernel-host-"):
+                continue
+            try:
+                owner = int(json.loads(path.read_text()).get(HOST_KEY, 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                owner = 0
+            if owner and (owner == os.getpid() or runtime.pid_alive(owner)):
+                continue
+            kernel_id = path.stem.removeprefix("kernel-")
+            self.lost[kernel_id] = f"it was lost when its kernel host (pid {owner}) died"
+            path.unlink(missing_ok=True)
+            log.warning("kernel %s was lost with its kernel host (pid %d); removed %s",
+                        kernel_id, owner, path)
 
     def models(self) -> list[dict[str, Any]]:
         return [kernel.model() for kernel in list(self.kernels.values())]
@@ -165,8 +197,9 @@ class KernelManager:
         connection.update(ip=ip, transport="tcp", key=secrets.token_hex(32),
                           signature_scheme="hmac-sha256", kernel_name=spec.name)
         connection_file = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
-        runtime.write_private(connection_file, wire.dumps(connection))
-        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file)
+        runtime.write_private(connection_file, wire.dumps({**connection, HOST_KEY: os.getpid()}))
+        replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
+        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
         try:
             self._spawn(kernel)
         except APIError:
@@ -350,28 +383,72 @@ class KernelManager:
         for old_id, old_session in list(kernel.connections.items()):
             if session_id and old_session == session_id and old_id != connection_id:
                 del kernel.connections[old_id]
+                kernel.departing[old_id] = old_session
+                kernel.departed[session_id] = gevent.event.Event()
                 self.publish(kernel_id, {"event": "replaced", "connection_id": old_id})
         kernel.connections[connection_id] = session_id
+        kernel.attached_at[connection_id] = kernel.replay.latest
         kernel.touch()
 
-    def detach(self, kernel_id: str, connection_id: str) -> None:
+    def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
+        """A websocket went away; `last_msg_id` is the last iopub message it delivered, which
+        becomes its session's place in the replay buffer."""
         kernel = self.kernels.get(kernel_id)
-        if kernel is not None and kernel.connections.pop(connection_id, None) is not None:
-            kernel.touch()
+        if kernel is None:
+            return
+        session_id = kernel.connections.pop(connection_id, None) or kernel.departing.pop(connection_id, None)
+        attached_at = kernel.attached_at.pop(connection_id, kernel.replay.latest)
+        if session_id is None:
+            return
+        kernel.touch()
+        seq = self._position(kernel, last_msg_id) if last_msg_id else None
+        kernel.replay.remember(session_id, attached_at if seq is None else seq)
+        departed = kernel.departed.pop(session_id, None)
+        if departed is not None:
+            departed.set()
+
+    @staticmethod
+    def _position(kernel: Kernel, msg_id: str) -> int | None:
+        """Where `msg_id` is in the buffer; the host's own iopub socket may be a moment behind
+        the relay's, so a message not there yet is waited for, briefly."""
+        deadline = time.monotonic() + 0.5
+        while True:
+            seq = kernel.replay.position_of(msg_id)
+            if seq is not None or time.monotonic() > deadline:
+                return seq
+            gevent.sleep(0.02)
+
+    def replay(self, kernel_id: str, session_id: str) -> tuple[dict[str, Any], list[bytes]]:
+        """What session `session_id` missed while away: `{"counts": frames per message,
+        "dropped": messages lost to the buffer's bounds, "known": whether the session was
+        seen before}` and the messages' frames, all in one list."""
+        kernel = self.get(kernel_id)
+        departed = kernel.departed.get(session_id)
+        if departed is not None:
+            departed.wait(DEPARTURE_WAIT)
+        missed = kernel.replay.take(session_id)
+        if missed is None:
+            return {"counts": [], "dropped": 0, "known": False}, []
+        entries, dropped = missed
+        frames = [frame for entry in entries for frame in entry.frames]
+        return {"counts": [len(entry.frames) for entry in entries], "dropped": dropped, "known": True}, frames
 
     def _monitor_iopub(self, kernel: Kernel) -> None:
-        """Follows the kernel's status messages (topic `kernel.`) for state and activity."""
+        """Keeps every iopub message for replay, and follows status messages for state and
+        activity. Only those are verified here: replayed messages are verified by the relay
+        that passes them on, like live ones."""
         sub = zmqlib.socket(zmq.SUB, connect=kernel.url("iopub"), RCVHWM=0)
-        sub.setsockopt(zmq.SUBSCRIBE, b"kernel.")
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
         try:
             while True:
                 frames = sub.recv_multipart()
                 try:
                     _, signature, parts = wire.split(frames)
-                    kernel.signer.verify(signature, parts)
                     head = wire.loads_object(parts[0], "header")
                     kernel.touch()
+                    kernel.replay.append(str(head.get("msg_id")), frames)
                     if head.get("msg_type") == "status":
+                        kernel.signer.verify(signature, parts)
                         state = wire.loads_object(parts[3], "content").get("execution_state")
                         if isinstance(state, str):
                             kernel.execution_state = state

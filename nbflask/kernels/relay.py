@@ -8,9 +8,14 @@ writes to the websocket. So each ZeroMQ socket has one owner, under gevent and u
 threads alike.
 
 The pump first confirms the iopub subscription (kernel_info "nudges" until iopub speaks)
-before relaying the client's first request, so no early output is lost. Kernel messages are
-verified (HMAC) and passed on as the kernel serialised them: spliced into the v1 binary frame,
-or into the legacy JSON text. The kernel's key never leaves the server.
+before relaying the client's first request, so no early output is lost. A client that comes
+back with the `session_id` it had is then handed what its kernel said on iopub meanwhile
+(kept by the kernel host, see replay.py), before live messages; messages in both are sent once.
+Kernel messages are verified (HMAC) and passed on as the kernel serialised them: spliced into
+the v1 binary frame, or into the legacy JSON text. The kernel's key never leaves the server.
+
+The pump also watches the kernel host: if it dies, its kernels die with it, so each client is
+told `status: dead` with the reason and its websocket is closed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import zmq
 from simple_websocket import ConnectionClosed
 
+from .. import runtime
 from ..api_error import APIError
 from . import wire, zmqlib
 
@@ -31,7 +37,9 @@ log = logging.getLogger("nbflask.kernels.relay")
 
 NUDGE_INTERVAL = 0.5
 NUDGE_TIMEOUT = 10.0
+HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 STOP = b""
+REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
 
 
 ZERO_COPY = 64 * 1024  # frames this big are passed on as views of ZeroMQ's buffer, not copied
@@ -57,6 +65,9 @@ class Relay:
         self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
         self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
         self.restarted = False
+        self.last_iopub: bytes | None = None  # header of the last iopub message delivered
+        self.held: list[list[bytes]] | None = None  # live iopub held back while replaying
+        self.replayed: set[str] = set()  # msg_ids replayed that live iopub may bring again
 
     def url(self, channel: str) -> str:
         info = self.connection
@@ -136,9 +147,21 @@ class Relay:
             self.confirm_events(events)
             self.host.attach(self.kernel_id, self.connection_id, self.client_session)
             attached = True
+            host_pid = self.host.pid()
+            if self.client_session:
+                self.held = []
             self.confirm_iopub(nudging, sockets, events, nudges)
+            if self.client_session:
+                self.replay()
+            next_check = time.monotonic() + HOST_CHECK_INTERVAL
             while True:
-                ready = dict(poller.poll())
+                ready = dict(poller.poll(HOST_CHECK_INTERVAL * 1000))
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + HOST_CHECK_INTERVAL
+                    if host_pid is None or not runtime.pid_alive(host_pid):
+                        self.host_died(host_pid)
+                        attached = False
+                        return
                 if events in ready:  # first, and alone: a restart makes client requests wait
                     if not self.on_event(events.recv_multipart()):
                         return
@@ -167,10 +190,54 @@ class Relay:
                 sock.close()
             if attached:
                 try:
-                    self.host.detach(self.kernel_id, self.connection_id)
+                    self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             self.wake_reader()
+
+    def host_died(self, pid: int | None) -> None:
+        """The kernel host is gone, and the kernel with it: say so, then hang up."""
+        reason = f"the kernel host (pid {pid}) died, and its kernels with it"
+        log.warning("kernel %s: %s", self.kernel_id, reason)
+        status = wire.new_message("status", {"execution_state": "dead", "reason": reason},
+                                  session=self.session_id)
+        try:
+            self.send("iopub", status.parts())
+        except (ConnectionClosed, OSError):
+            return
+        self.close(1011, "kernel host died")
+
+    def replay(self) -> None:
+        """Hand the client what it missed while away, then the live messages held meanwhile."""
+        held, self.held = self.held or [], None
+        messages, dropped = self.host.replay(self.kernel_id, self.client_session)
+        if dropped:
+            notice = wire.new_message(REPLAY_GAP, {
+                "dropped": dropped,
+                "reason": f"{dropped} older iopub messages of this kernel were dropped from the replay"
+                          " buffer (kernels.replay_buffer_bytes / replay_buffer_age)",
+            }, session=self.session_id)
+            self.send("iopub", notice.parts())
+        for frames in messages:
+            self.replayed.add(self.msg_id(frames))
+            self.deliver("iopub", frames)
+        for frames in held:
+            self.to_client("iopub", frames, set())
+
+    @staticmethod
+    def msg_id(frames: list[Any]) -> str:
+        try:
+            return str(wire.loads_object(bytes(wire.split(frames)[2][0]), "header").get("msg_id"))
+        except wire.WireError:
+            return ""
+
+    def last_msg_id(self) -> str | None:
+        if self.last_iopub is None:
+            return None
+        try:
+            return str(wire.loads_object(self.last_iopub, "header").get("msg_id"))
+        except wire.WireError:
+            return None
 
     def confirm_events(self, events: Any) -> None:
         """Ask the host for a hello until one arrives: then no news for us can be missed."""
@@ -215,6 +282,18 @@ class Relay:
         log.warning("kernel %s: no iopub message within %g s; relaying anyway", self.kernel_id, NUDGE_TIMEOUT)
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
+        if channel == "iopub":
+            if self.held is not None:  # replay comes first
+                self.held.append(frames)
+                return
+            if self.replayed:  # live messages the replay already had come first, once
+                if self.msg_id(frames) in self.replayed:
+                    return
+                self.replayed.clear()
+        self.deliver(channel, frames, nudges)
+
+    def deliver(self, channel: str, frames: list[bytes], nudges: set[str] | None = None) -> None:
+        """Verify a kernel message and send it on, unless it answers one of our nudges."""
         try:
             _, signature, parts = wire.split(frames)
             self.signer.verify(signature, parts)
@@ -227,6 +306,8 @@ class Relay:
             log.warning("kernel %s: dropped a %s message: %s", self.kernel_id, channel, exc)
             return
         self.send(channel, parts)
+        if channel == "iopub":
+            self.last_iopub = bytes(parts[0])
 
     def send(self, channel: str, parts: list[bytes]) -> None:
         if self.v1:

@@ -1,0 +1,81 @@
+"""Replay on reconnect: a client back with its session_id gets what its kernel said meanwhile."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from kernelws import KernelSocket
+from live import start_gunicorn, start_nbflask
+
+pytestmark = pytest.mark.slow
+
+COUNT_SLOWLY = "import time\nfor i in range(8):\n    print(f'line {i}', flush=True)\n    time.sleep(0.4)"
+LINES = "".join(f"line {i}\n" for i in range(8))
+
+
+def stdout_of(messages, msg_id: str) -> str:
+    return "".join(m["content"]["text"] for m in messages
+                   if m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id)
+
+
+def is_idle_after(msg_id: str):
+    return lambda m: (m["header"]["msg_type"] == "status" and m["parent_header"].get("msg_id") == msg_id
+                      and m["content"]["execution_state"] == "idle")
+
+
+def run_away_and_back(server, kernel_id: str, *, session_id: str, v1: bool, back_as: str | None = None):
+    """Start COUNT_SLOWLY, leave after its first line, come back when it is done; returns the
+    messages seen before leaving and after coming back, and the request's id."""
+    with KernelSocket(server.url, kernel_id, server.token, session_id=session_id, v1=v1) as ws:
+        msg_id = ws.send("shell", "execute_request", {"code": COUNT_SLOWLY, "silent": False})
+        first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream")
+        before = [*[m for m in ws.pending if m["channel"] == "iopub"], first]
+    time.sleep(4)
+    with KernelSocket(server.url, kernel_id, server.token, session_id=back_as or session_id, v1=v1) as ws:
+        marker = ws.send("shell", "execute_request", {"code": "pass", "silent": False})
+        ws.wait_for(is_idle_after(marker))  # the kernel runs requests in order: all is said
+        after = [m for m in ws.pending if m["channel"] == "iopub"]
+    return before, after, msg_id
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])
+def test_a_client_back_with_its_session_gets_what_it_missed_once_and_in_order(tmp_path, v1):
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=v1)
+        assert stdout_of(before, msg_id) + stdout_of(after, msg_id) == LINES
+        assert stdout_of(before, msg_id) == "line 0\n"
+        ids = [m["header"]["msg_id"] for m in before + after]
+        assert len(ids) == len(set(ids))
+
+
+def test_a_new_session_gets_no_replay(tmp_path):
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex,
+                                                  v1=True, back_as=uuid.uuid4().hex)
+        assert stdout_of(after, msg_id) == ""
+
+
+def test_replay_across_gunicorn_workers(tmp_path):
+    """Reconnects land on whichever worker; the buffer lives in the kernel host."""
+    with start_gunicorn(tmp_path, workers=2) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        for _ in range(2):
+            before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex,
+                                                      v1=False)
+            assert stdout_of(before, msg_id) + stdout_of(after, msg_id) == LINES
+
+
+def test_a_bounded_buffer_keeps_the_newest_and_says_what_it_dropped(tmp_path):
+    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 4000}}) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=True)
+        gap = [m for m in after if m["header"]["msg_type"] == "nbflask_replay_gap"]
+        assert len(gap) == 1 and gap[0]["content"]["dropped"] > 0
+        assert after[0] is gap[0]
+        seen = stdout_of(before, msg_id) + stdout_of(after, msg_id)
+        assert seen.endswith("line 7\n") and seen != LINES
+        assert LINES.endswith(stdout_of(after, msg_id))
