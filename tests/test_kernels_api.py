@@ -135,3 +135,49 @@ def test_the_kernel_host_refuses_malformed_requests(kclient):
         assert kclient.get("/api/kernels").status_code == 200
     finally:
         sock.close()
+
+
+def test_a_client_chosen_kernel_id_starts_that_kernel_and_asking_again_returns_it(kclient):
+    kernel_id = "0c5c6ee2-7d3b-4d1e-9a57-1f0d9b2c8e41"
+    started = kclient.post("/api/kernels", json={"kernel_id": kernel_id, "name": "python3"})
+    assert started.status_code == 201 and started.get_json()["id"] == kernel_id
+    assert started.headers["Location"] == f"/api/kernels/{kernel_id}"
+    assert (runtime.runtime_dir() / f"kernel-{kernel_id}.json").is_file()
+    again = kclient.post("/api/kernels", json={"kernel_id": kernel_id, "name": "no-such-kernel"})
+    assert again.status_code == 201 and again.get_json()["id"] == kernel_id  # as Jupyter: the running one
+    assert [k["id"] for k in kclient.get("/api/kernels").get_json()] == [kernel_id]
+    assert kclient.post(f"/api/kernels/{kernel_id}/restart").get_json()["id"] == kernel_id
+    assert kclient.delete(f"/api/kernels/{kernel_id}").status_code == 204
+    assert not (runtime.runtime_dir() / f"kernel-{kernel_id}.json").exists()
+
+
+@pytest.mark.parametrize("kernel_id", ["abc", "", "a-b-c-d", "a-b-c-d-e-f", "../../../x-b-c-d-e",
+                                       "a-b-c-d-e/../../x", "a-b-c-d-e\n", "ä-b-c-d-e", 42, ["a-b-c-d-e"],
+                                       "a-b-c-d-" + "e" * 200])
+def test_a_kernel_id_that_could_not_be_addressed_or_would_name_another_file_is_400(kclient, kernel_id):
+    response = kclient.post("/api/kernels", json={"kernel_id": kernel_id})
+    assert response.status_code == 400
+    assert "kernel" in response.get_json()["message"].lower()
+    assert kclient.get("/api/kernels").get_json() == []
+    assert not any(name.startswith("kernel-") and name.endswith(".json") and "host" not in name
+                   for name in os.listdir(runtime.runtime_dir()))
+
+
+def test_an_id_in_use_by_another_server_is_409_and_its_file_is_left_alone(kclient):
+    kernel_id = "11111111-2222-3333-4444-555555555555"
+    theirs = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
+    theirs.write_text('{"key": "another server"}')
+    response = kclient.post("/api/kernels", json={"kernel_id": kernel_id})
+    assert response.status_code == 409 and kernel_id in response.get_json()["message"]
+    assert theirs.read_text() == '{"key": "another server"}'
+    assert kclient.get("/api/kernels").get_json() == []
+
+
+def test_a_broken_kernel_json_does_not_stop_kernel_starts(make_app, tmp_path, monkeypatch):
+    broken = tmp_path / "jp" / "kernels" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "kernel.json").write_text('["not", "an", "object"]')
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    with kernel_client(make_app) as client:
+        assert client.post("/api/kernels", json={"name": "python3"}).status_code == 201
+        assert client.post("/api/kernels", json={"name": "broken"}).status_code == 404

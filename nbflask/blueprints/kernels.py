@@ -36,7 +36,8 @@ def list_kernels() -> Response:
 def start_kernel() -> tuple[Response, int, dict[str, str]]:
     body = json_body()
     model = state().kernels.start_kernel(
-        name=optional_string(body, "name"), path=optional_string(body, "path")
+        name=optional_string(body, "name"), path=optional_string(body, "path"),
+        kernel_id=optional_string(body, "kernel_id"),
     )
     return jsonify(model), 201, {"Location": url_for(".get_kernel", kernel_id=model["id"])}
 

@@ -1,4 +1,9 @@
-"""`/api/kernelspecs` and `/kernelspecs/<name>/<resource>` (logos and the like)."""
+"""`/api/kernelspecs` and `/kernelspecs/<name>/<resource>` (logos, kernel.js, any other file).
+
+Names are case-insensitive, as in Jupyter; the models always carry the installed (lower-case)
+name. Resource files are served from the spec's folder under the same sandbox as `/files/`,
+since an HTML or SVG file there would otherwise run script with the server's origin.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from ..errors import APIError
 from ..kernels import kernelspecs
 from ..kernels.kernelspecs import KernelSpec
 from ..state import state
+from .files import SANDBOX
 
 bp = Blueprint("kernelspecs", __name__)
 
@@ -19,7 +25,7 @@ def spec_model(spec: KernelSpec) -> dict[str, Any]:
         "name": spec.name,
         "spec": spec.to_dict(),
         "resources": {
-            resource.rsplit(".", 1)[0] if resource.startswith("logo") else resource: url_for(
+            resource.rsplit(".", 1)[0] if resource.startswith("logo-") else resource: url_for(
                 ".resource", name=spec.name, resource=resource
             )
             for resource in spec.resources()
@@ -51,7 +57,9 @@ def get_spec(name: str) -> Response:
 
 @bp.get("/kernelspecs/<name>/<path:resource>")
 def resource(name: str, resource: str) -> Response:
-    path = kernelspecs.resource_path(find(name).name, resource)
+    path = kernelspecs.resource_path(find(name), resource)
     if path is None:
         raise APIError(404, f"Kernel spec {name} has no resource {resource}", "Not Found")
-    return send_file(path, max_age=3600)
+    response = send_file(path, max_age=3600)
+    response.headers["Content-Security-Policy"] = SANDBOX
+    return response

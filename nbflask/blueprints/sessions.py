@@ -1,4 +1,8 @@
-"""`/api/sessions`: which notebook uses which kernel, kept by the kernel host for every worker."""
+"""`/api/sessions`: which notebook uses which kernel, kept by the kernel host for every worker.
+
+Both POST and PATCH still accept the deprecated body `{"notebook": {"path": ...}}` of
+Jupyter's older sessions API: as in Jupyter Server, its path wins and the type is `notebook`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from flask import Blueprint, Response, jsonify, url_for
 
 from ..errors import APIError
 from ..state import state
+from .bodies import json_object
 from .kernels import json_body, optional_string
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
@@ -26,6 +31,16 @@ def kernel_request(body: dict[str, Any], required: bool) -> dict[str, Any]:
     return {key: kernel[key] for key in ("id", "name") if kernel.get(key)}
 
 
+def legacy_notebook_path(body: dict[str, Any]) -> str | None:
+    """The path of a deprecated `{"notebook": {"path": ...}}` body, if it has one."""
+    notebook = body.get("notebook")
+    if notebook is None:
+        return None
+    if not isinstance(notebook, dict):
+        raise APIError(400, "'notebook' must be an object with a string 'path'", "Bad Request")
+    return optional_string(notebook, "path")
+
+
 @bp.get("", strict_slashes=False)
 def list_sessions() -> Response:
     return jsonify(state().kernels.list_sessions())
@@ -34,13 +49,14 @@ def list_sessions() -> Response:
 @bp.post("", strict_slashes=False)
 def create_session() -> tuple[Response, int, dict[str, str]]:
     body = json_body()
-    path = optional_string(body, "path") or optional_string(body.get("notebook") or {}, "path")
+    legacy_path = legacy_notebook_path(body)
+    path = legacy_path or optional_string(body, "path")
     if not path:
         raise APIError(400, "Session needs a 'path'", "Bad Request")
     model = state().kernels.create_session(
         path=path,
         name=optional_string(body, "name") or "",
-        type=optional_string(body, "type") or "notebook",
+        type="notebook" if legacy_path else optional_string(body, "type") or "notebook",
         kernel=kernel_request(body, required=True),
     )
     return jsonify(model), 201, {"Location": url_for(".get_session", session_id=model["id"])}
@@ -53,10 +69,15 @@ def get_session(session_id: str) -> Response:
 
 @bp.patch("/<session_id>")
 def update_session(session_id: str) -> Response:
-    body = json_body()
+    body = json_object()
+    if body is None:
+        raise APIError(400, "No JSON data provided", "Bad Request")
     changes: dict[str, Any] = {
         key: optional_string(body, key) for key in ("path", "name", "type") if key in body
     }
+    legacy_path = legacy_notebook_path(body)
+    if legacy_path:
+        changes.update(path=legacy_path, type="notebook")
     changes["kernel"] = kernel_request(body, required=False)
     return jsonify(state().kernels.update_session(session_id, changes))
 

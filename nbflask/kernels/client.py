@@ -223,8 +223,9 @@ class KernelHost:
     def list_kernels(self) -> list[dict[str, Any]]:
         return self._call("list_kernels")
 
-    def start_kernel(self, name: str | None = None, path: str | None = None) -> dict[str, Any]:
-        return self._lifecycle("start_kernel", name=name, path=path)
+    def start_kernel(self, name: str | None = None, path: str | None = None,
+                     kernel_id: str | None = None) -> dict[str, Any]:
+        return self._lifecycle("start_kernel", name=name, path=path, kernel_id=kernel_id)
 
     def get_kernel(self, kernel_id: str) -> dict[str, Any]:
         return self._call("get_kernel", kernel_id=kernel_id)

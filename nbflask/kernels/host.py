@@ -51,7 +51,8 @@ class Host:
         return {
             "counts": kernels.counts,
             "list_kernels": kernels.models,
-            "start_kernel": lambda name=None, path=None: kernels.start(name, path).model(),
+            "start_kernel": lambda name=None, path=None, kernel_id=None: kernels.start(
+                name, path, kernel_id).model(),
             "get_kernel": lambda kernel_id: kernels.get(kernel_id).model(),
             "shutdown_kernel": kernels.shutdown,
             "interrupt_kernel": kernels.interrupt,

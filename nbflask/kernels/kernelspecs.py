@@ -3,20 +3,26 @@
 The folders are Jupyter's data paths (JUPYTER_PATH, the user's, sys.prefix's, the system's,
 in jupyter_core's order; the first folder holding a name wins). `python3` is always offered,
 from the ipykernel installed next to nbflask, even when no kernelspec is installed at all.
+A folder whose `kernel.json` cannot be used is skipped with a warning, so one broken install
+never takes the listing, or the other kernels, down with it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("nbflask.kernels")
+
 NATIVE = "python3"
 _NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)
-_RESOURCE_FILES = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg", "kernel.js", "kernel.css")
+_SCRIPTS = ("kernel.js", "kernel.css")
 
 
 class NoSuchKernelSpec(LookupError):
@@ -49,8 +55,15 @@ class KernelSpec:
         }
 
     def resources(self) -> list[str]:
-        """Files a client may fetch from `/kernelspecs/<name>/<file>`."""
-        return [name for name in _RESOURCE_FILES if (self.resource_dir / name).is_file()]
+        """The files the API model advertises: `kernel.js`, `kernel.css` and every `logo-*`.
+
+        Any other file of the resource folder can still be fetched (see `resource_path`).
+        """
+        try:
+            names = sorted(entry.name for entry in self.resource_dir.iterdir() if entry.is_file())
+        except OSError:
+            return []
+        return [name for name in names if name in _SCRIPTS or name.startswith("logo-")]
 
     def command(self, connection_file: str) -> list[str]:
         """argv with `{connection_file}` and `{resource_dir}` filled in.
@@ -88,20 +101,36 @@ def _native() -> KernelSpec:
     )
 
 
-def _load(name: str, folder: Path) -> KernelSpec | None:
-    """The spec in `folder`, or None (logged by the caller's silence) if unusable."""
-    try:
-        data = json.loads((folder / "kernel.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+class UnusableSpec(ValueError):
+    """A kernel.json that cannot describe a kernel; the message says why."""
+
+
+def _parse(data: Any) -> dict[str, Any]:
+    """The fields of a kernel.json document, checked the way a launcher will need them."""
+    if not isinstance(data, dict):
+        raise UnusableSpec(f"it holds a JSON {type(data).__name__}, not an object")
     argv = data.get("argv")
-    if not isinstance(data, dict) or not isinstance(argv, list) or not argv:
+    if not isinstance(argv, list) or not argv or not all(isinstance(part, str) for part in argv):
+        raise UnusableSpec("'argv' must be a non-empty list of strings")
+    for key in ("env", "metadata"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise UnusableSpec(f"'{key}' must be an object")
+    return data
+
+
+def _load(name: str, folder: Path) -> KernelSpec | None:
+    """The spec in `folder`, or None (with a warning saying why) if it cannot be used."""
+    kernel_json = folder / "kernel.json"
+    try:
+        data = _parse(json.loads(kernel_json.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError) as exc:
+        log.warning("skipping kernelspec '%s': %s: %s", name, kernel_json, exc)
         return None
     mode = data.get("interrupt_mode", "signal")
     return KernelSpec(
         name=name,
         resource_dir=folder,
-        argv=[str(part) for part in argv],
+        argv=data["argv"],
         display_name=str(data.get("display_name", name)),
         language=str(data.get("language", "")),
         interrupt_mode=mode if mode in ("signal", "message") else "signal",
@@ -134,9 +163,24 @@ def get(name: str) -> KernelSpec:
     return spec
 
 
-def resource_path(name: str, resource: str) -> Path | None:
-    """The file behind `/kernelspecs/<name>/<resource>`, only among the listed resources."""
-    spec = get(name)
-    if resource not in spec.resources():
+def resource_path(spec: KernelSpec, resource: str) -> Path | None:
+    """The file behind `/kernelspecs/<name>/<resource>`: any regular file inside the spec's
+    resource folder (subfolders included), or None.
+
+    Refused: hidden names anywhere in the path (and so `..`), empty segments, and anything
+    that resolves outside the folder or onto a hidden name in it (through a symlink).
+    """
+    if _hidden(resource.split("/")):
         return None
-    return spec.resource_dir / resource
+    try:
+        root = spec.resource_dir.resolve()
+        path = root.joinpath(resource).resolve()
+        if root not in path.parents or _hidden(path.relative_to(root).parts) or not path.is_file():
+            return None
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _hidden(parts: Sequence[str]) -> bool:
+    return any(not part or part.startswith(".") for part in parts)

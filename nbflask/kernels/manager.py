@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -184,19 +185,35 @@ class KernelManager:
 
     # Lifecycle ---------------------------------------------------------------------------
 
-    def start(self, name: str | None = None, path: str | None = None) -> Kernel:
+    def start(self, name: str | None = None, path: str | None = None, kernel_id: str | None = None) -> Kernel:
+        """A new kernel of kernelspec `name`, under a fresh id or the client's `kernel_id`.
+
+        As in Jupyter Server, asking for the id of a running kernel returns that kernel (its
+        spec is not changed). A client's id must look like the ids the API's URLs carry (five
+        dash-separated groups of ASCII word characters), since it also names the connection file;
+        an id whose connection file exists (starting or stopping now, or another server's) is a 409.
+        """
+        if kernel_id is not None:
+            if len(kernel_id) > 128 or not re.fullmatch(r"\w+(-\w+){4}", kernel_id, re.ASCII):
+                raise APIError(400, f"Invalid kernel id {kernel_id!r}: use five groups of letters, digits"
+                                    " or '_' joined by '-', like a UUID", "InvalidKernelId")
+            if kernel_id in self.kernels:
+                return self.kernels[kernel_id]
         name = name or self.settings["default"]
         try:
             spec = kernelspecs.get(name)
         except kernelspecs.NoSuchKernelSpec:
             raise APIError(404, f"No such kernel: there is no kernelspec named '{name}'",
                             "NoSuchKernel") from None
-        kernel_id = str(uuid.uuid4())
+        kernel_id = kernel_id or str(uuid.uuid4())
         ip = "127.0.0.1"
         connection: dict[str, Any] = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES), ip), strict=True))
         connection.update(ip=ip, transport="tcp", key=secrets.token_hex(32),
                           signature_scheme="hmac-sha256", kernel_name=spec.name)
         connection_file = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
+        if connection_file.exists():
+            raise APIError(409, f"Kernel id {kernel_id} is in use: a kernel with that id is starting"
+                                " or stopping, or another server of this user runs one", "KernelIdInUse")
         runtime.write_private(connection_file, wire.dumps({**connection, HOST_KEY: os.getpid()}))
         replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
         kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
@@ -206,6 +223,7 @@ class KernelManager:
             connection_file.unlink(missing_ok=True)
             raise
         self.kernels[kernel_id] = kernel
+        self.lost.pop(kernel_id, None)
         kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
         log.info("kernel %s (%s) started in %s", kernel_id, spec.name, kernel.cwd)
         return kernel

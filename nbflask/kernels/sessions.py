@@ -2,7 +2,8 @@
 
 Kept next to the kernels so every worker sees the same sessions. Follows Jupyter Server:
 creating a session for a path that has one returns it, changing a session's kernel shuts the
-old kernel down (when no other session uses it), and deleting a session stops its kernel.
+old kernel down, and deleting a session stops its kernel. Unlike Jupyter, a kernel that
+another session still uses is left running in both cases.
 """
 
 from __future__ import annotations
@@ -49,52 +50,70 @@ class SessionRegistry:
     def list(self) -> list[dict[str, Any]]:
         return [self.model(session) for session in list(self.sessions.values())]
 
-    def _kernel_for(self, kernel: dict[str, Any], path: str) -> str:
-        """The id of the kernel asked for: an existing one by id, or a new one by name."""
-        if kernel.get("id"):
-            return self.kernels.get(str(kernel["id"])).kernel_id
+    def _start_kernel(self, name: str | None, path: str, kernel_id: str | None = None) -> str:
+        """The id of a kernel of spec `name` (or the one running under `kernel_id`) for `path`.
+
+        An unknown kernelspec is a 501 here, as in Jupyter Server's sessions API.
+        """
         try:
-            return self.kernels.start(kernel.get("name"), path).kernel_id
+            return self.kernels.start(name, path, kernel_id).kernel_id
         except APIError as exc:
             if exc.reason == "NoSuchKernel":
-                raise APIError(501, f"The '{kernel.get('name')}' kernel is not available. Please pick"
-                                     " another suitable kernel instead, or install that kernel.",
-                                "NoSuchKernel") from None
+                raise APIError(501, f"The '{name}' kernel is not available. Please pick another"
+                                    " suitable kernel instead, or install that kernel.",
+                               "NoSuchKernel") from None
             raise
 
     def create(self, path: str, name: str, type: str, kernel: dict[str, Any]) -> dict[str, Any]:
+        """The session of `path` if it has one, else a new one on the kernel asked for: the
+        running kernel `kernel["id"]`, else a new kernel of spec `kernel["name"]` (under the id
+        `kernel["id"]` if the client chose one that no kernel has yet)."""
         for session in self.sessions.values():
             if session.path == path and session.kernel_id in self.kernels.kernels:
                 return self.model(session)
-        kernel_id = self._kernel_for(kernel, path)
+        kernel_id = self._start_kernel(kernel.get("name"), path, kernel.get("id"))
         session = Session(str(uuid.uuid4()), path, name, type, kernel_id)
         self.sessions[session.session_id] = session
         return self.model(session)
 
     def update(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Rename or retype a session, or move it to another kernel.
+
+        `kernel["id"]` moves it to that running kernel (400 if there is none, as in Jupyter);
+        else `kernel["name"]` starts a new kernel of that spec, even the current one's. The old
+        kernel is shut down unless another session uses it. Nothing changes if that fails.
+        """
         session = self.get(session_id)
+        kernel = changes.get("kernel") or {}
+        old_id = new_id = session.kernel_id
+        path = changes.get("path") or session.path
+        if kernel.get("id"):
+            if kernel["id"] not in self.kernels.kernels:
+                raise APIError(400, f"No such kernel: {kernel['id']}", "NoSuchKernel")
+            new_id = kernel["id"]
+        elif kernel.get("name"):
+            new_id = self._start_kernel(kernel["name"], path)
+            if self.sessions.get(session_id) is not session:  # deleted while the kernel started
+                self.kernels.shutdown(new_id)
+                raise APIError(404, f"Session not found: {session_id}")
         for key in ("path", "name", "type"):
             if isinstance(changes.get(key), str):
                 setattr(session, key, changes[key])
-        kernel = changes.get("kernel")
-        if isinstance(kernel, dict) and (kernel.get("id") or kernel.get("name")):
-            old_id = session.kernel_id
-            current = self.kernels.kernels.get(old_id)
-            same_name = current is not None and kernel.get("name") in (None, current.spec.name)
-            if kernel.get("id") != old_id and not (not kernel.get("id") and same_name):
-                session.kernel_id = self._kernel_for(kernel, session.path)
-                in_use = any(other.kernel_id == old_id for other in self.sessions.values())
-                if not in_use and old_id in self.kernels.kernels:
-                    self.kernels.shutdown(old_id)
+        session.kernel_id = new_id
+        if new_id != old_id:
+            self._release(old_id)
         return self.model(session)
 
     def delete(self, session_id: str) -> None:
         session = self.get(session_id)
         del self.sessions[session_id]
-        if session.kernel_id in self.kernels.kernels and not any(
-            other.kernel_id == session.kernel_id for other in self.sessions.values()
-        ):
-            self.kernels.shutdown(session.kernel_id)
+        self._release(session.kernel_id)
+
+    def _release(self, kernel_id: str) -> None:
+        """Shut a kernel down that no session uses any more (unless it is gone already)."""
+        in_use = any(session.kernel_id == kernel_id for session in self.sessions.values())
+        if not in_use and kernel_id in self.kernels.kernels:
+            self.kernels.shutdown(kernel_id)
 
     def _forget_kernel(self, kernel_id: str) -> None:
         for session_id, session in list(self.sessions.items()):
