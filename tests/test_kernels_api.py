@@ -166,10 +166,13 @@ def test_a_kernel_id_that_could_not_be_addressed_or_would_name_another_file_is_4
 def test_an_id_in_use_by_another_server_is_409_and_its_file_is_left_alone(kclient):
     kernel_id = "11111111-2222-3333-4444-555555555555"
     theirs = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
-    theirs.write_text('{"key": "another server"}')
+    mine = kclient.get("/api/kernels")  # the host is up: it would remove the files of dead hosts
+    assert mine.get_json() == []
+    content = json.dumps({"key": "another server", "nbflask_host": os.getpid()})  # a live host
+    theirs.write_text(content)
     response = kclient.post("/api/kernels", json={"kernel_id": kernel_id})
     assert response.status_code == 409 and kernel_id in response.get_json()["message"]
-    assert theirs.read_text() == '{"key": "another server"}'
+    assert theirs.read_text() == content
     assert kclient.get("/api/kernels").get_json() == []
 
 
