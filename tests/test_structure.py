@@ -42,7 +42,8 @@ def test_blueprints_do_not_import_the_app_factory():
 
 def test_the_worker_client_has_a_typed_method_for_every_host_operation(tmp_path):
     config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
-    operations = set(Host(config, None).operations())
+    host = Host(config, None)
+    operations = set(host.operations()) | set(host.notices())
     for name in operations:
         method = getattr(KernelHost, name, None)
         assert callable(method), f"KernelHost has no method for the host operation {name!r}"

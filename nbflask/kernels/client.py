@@ -245,7 +245,22 @@ class KernelHost:
     # Websocket connections -----------------------------------------------------------------
 
     def attach(self, kernel_id: str, connection_id: str, session_id: str) -> None:
-        self._call("attach", kernel_id=kernel_id, connection_id=connection_id, session_id=session_id)
+        self._call("attach", kernel_id=kernel_id, connection_id=connection_id, session_id=session_id,
+                   worker=os.getpid())
+
+    def progress_socket(self) -> Any:
+        """A socket for `progress` notices, owned by its caller (a relay's pump)."""
+        return zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
+
+    def progress(self, sock: Any, kernel_id: str, connection_id: str, header: bytes) -> None:
+        """Tell the host, without waiting, that a websocket delivered the iopub message with
+        this header (its session resumes from there should the worker die)."""
+        args = {"kernel_id": kernel_id, "connection_id": connection_id}
+        request = json.dumps({"op": "progress", "args": args})
+        try:
+            sock.send_multipart([request.encode(), header], zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the host is not reading (gone or stuck): the relay notices that on its own
 
     def hello(self, kernel_id: str, connection_id: str) -> None:
         self._call("hello", kernel_id=kernel_id, connection_id=connection_id)

@@ -70,17 +70,24 @@ class Host:
             "delete_session": sessions.delete,
         }
 
+    def notices(self) -> dict[str, Any]:
+        """Operations that get no reply, each with one raw frame after the request."""
+        return {"progress": self.kernels.progress}
+
     def handle(self, router: Any, frames: list[bytes]) -> None:
         from ..api_error import APIError
         from . import wire
 
-        identity, body = frames[0], frames[-1]
+        identity, body, *attached = frames
         extra: list[bytes] = []
         try:
             request = json.loads(body)
+            if request.get("op") in self.notices():
+                self.notices()[request["op"]](**request["args"], header=attached[0])
+                return
             operation = self.operations()[request["op"]]
             args = dict(request.get("args", {}))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
             reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc!r}",
                      "reason": "BadHostRequest"}
         else:
@@ -127,7 +134,8 @@ class Host:
         os.chmod(paths.events_file, 0o600)
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
-        helpers = [gevent.spawn(self.watch_owner), gevent.spawn(self.kernels.cull_forever)]
+        helpers = [gevent.spawn(self.watch_owner), gevent.spawn(self.kernels.cull_forever),
+                   gevent.spawn(self.kernels.prune_forever)]
 
         def receive() -> None:
             while True:

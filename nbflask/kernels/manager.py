@@ -43,6 +43,7 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 HOST_SESSION = "nbflask-kernel-host"
 HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
+PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
 def describe_exit(returncode: int) -> str:
@@ -84,9 +85,10 @@ class Kernel:
     execution_state: str = "starting"
     last_activity: datetime = field(default_factory=utcnow)
     connections: dict[str, str] = field(default_factory=dict)  # connection id -> session id
-    attached_at: dict[str, int] = field(default_factory=dict)  # connection id -> replay seq then
     departing: dict[str, str] = field(default_factory=dict)  # replaced connection id -> session id
     departed: dict[str, Any] = field(default_factory=dict)  # session id -> Event, set on detach
+    workers: dict[str, int] = field(default_factory=dict)  # connection id -> pid of its web worker
+    delivered: dict[str, int] = field(default_factory=dict)  # connection id -> replay seq it reached
     reason: str | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -395,8 +397,9 @@ class KernelManager:
 
     # Connections, activity, culling --------------------------------------------------------
 
-    def attach(self, kernel_id: str, connection_id: str, session_id: str) -> None:
-        """Register a websocket; an older one of the same session is told to go."""
+    def attach(self, kernel_id: str, connection_id: str, session_id: str, worker: int = 0) -> None:
+        """Register a websocket of web worker `worker`; an older one of the same session is told
+        to go, and a reconnecting session waits for it to report (see `replay`)."""
         kernel = self.get(kernel_id)
         for old_id, old_session in list(kernel.connections.items()):
             if session_id and old_session == session_id and old_id != connection_id:
@@ -405,8 +408,22 @@ class KernelManager:
                 kernel.departed[session_id] = gevent.event.Event()
                 self.publish(kernel_id, {"event": "replaced", "connection_id": old_id})
         kernel.connections[connection_id] = session_id
-        kernel.attached_at[connection_id] = kernel.replay.latest
+        kernel.workers[connection_id] = worker
+        kernel.delivered[connection_id] = kernel.replay.latest
         kernel.touch()
+
+    def progress(self, kernel_id: str, connection_id: str, header: bytes) -> None:
+        """A websocket delivered the iopub message with this header: if its web worker dies
+        without saying goodbye, its session resumes from here."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None or connection_id not in kernel.delivered:
+            return
+        try:
+            seq = self._position(kernel, str(wire.loads_object(header, "header").get("msg_id")))
+        except wire.WireError:
+            return
+        if seq is not None and connection_id in kernel.delivered:
+            kernel.delivered[connection_id] = max(seq, kernel.delivered[connection_id])
 
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
         """A websocket went away; `last_msg_id` is the last iopub message it delivered, which
@@ -414,16 +431,36 @@ class KernelManager:
         kernel = self.kernels.get(kernel_id)
         if kernel is None:
             return
+        seq = self._position(kernel, last_msg_id) if last_msg_id else None
+        self._depart(kernel, connection_id, seq)
+
+    def _depart(self, kernel: Kernel, connection_id: str, seq: int | None = None) -> None:
+        """Forget a websocket, keeping its session's place (the last message it is known to
+        have delivered) for a reconnect."""
         session_id = kernel.connections.pop(connection_id, None) or kernel.departing.pop(connection_id, None)
-        attached_at = kernel.attached_at.pop(connection_id, kernel.replay.latest)
+        kernel.workers.pop(connection_id, None)
+        delivered = kernel.delivered.pop(connection_id, kernel.replay.latest)
         if session_id is None:
             return
         kernel.touch()
-        seq = self._position(kernel, last_msg_id) if last_msg_id else None
-        kernel.replay.remember(session_id, attached_at if seq is None else seq)
+        kernel.replay.remember(session_id, delivered if seq is None else max(seq, delivered))
         departed = kernel.departed.pop(session_id, None)
         if departed is not None:
             departed.set()
+
+    def prune_connections(self) -> None:
+        """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching."""
+        for kernel in list(self.kernels.values()):
+            for connection_id, worker in list(kernel.workers.items()):
+                if worker and not runtime.pid_alive(worker):
+                    log.info("kernel %s: connection %s went with its worker %d", kernel.kernel_id,
+                             connection_id, worker)
+                    self._depart(kernel, connection_id)
+
+    def prune_forever(self) -> None:
+        while True:
+            gevent.sleep(PRUNE_INTERVAL)
+            self.prune_connections()
 
     @staticmethod
     def _position(kernel: Kernel, msg_id: str) -> int | None:
@@ -442,8 +479,10 @@ class KernelManager:
         seen before}` and the messages' frames, all in one list."""
         kernel = self.get(kernel_id)
         departed = kernel.departed.get(session_id)
-        if departed is not None:
-            departed.wait(DEPARTURE_WAIT)
+        if departed is not None and not departed.wait(DEPARTURE_WAIT):
+            for connection_id, departing_session in list(kernel.departing.items()):
+                if departing_session == session_id:  # its worker is gone or stuck: use its progress
+                    self._depart(kernel, connection_id)
         missed = kernel.replay.take(session_id)
         if missed is None:
             return {"counts": [], "dropped": 0, "known": False}, []

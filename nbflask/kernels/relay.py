@@ -38,6 +38,7 @@ log = logging.getLogger("nbflask.kernels.relay")
 NUDGE_INTERVAL = 0.5
 NUDGE_TIMEOUT = 10.0
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
+PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STOP = b""
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
 
@@ -68,6 +69,9 @@ class Relay:
         self.last_iopub: bytes | None = None  # header of the last iopub message delivered
         self.held: list[list[bytes]] | None = None  # live iopub held back while replaying
         self.replayed: set[str] = set()  # msg_ids replayed that live iopub may bring again
+        self.progress: Any = None  # the pump's socket for progress notices to the host
+        self.reported_at = 0.0
+        self.unreported = False  # a message was delivered since the last progress notice
 
     def url(self, channel: str) -> str:
         info = self.connection
@@ -134,6 +138,7 @@ class Relay:
         sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
         events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
+        self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.module().Poller()  # while confirming iopub: client requests wait
         for sock in (sockets["shell"], sockets["iopub"], events):
@@ -155,7 +160,11 @@ class Relay:
                 self.replay()
             next_check = time.monotonic() + HOST_CHECK_INTERVAL
             while True:
-                ready = dict(poller.poll(HOST_CHECK_INTERVAL * 1000))
+                ready = dict(poller.poll(0)) if self.unreported else {}
+                if not ready:  # idle: first tell the host how far the client got
+                    if self.unreported:
+                        self.report_progress(now=True)
+                    ready = dict(poller.poll(HOST_CHECK_INTERVAL * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
                     if host_pid is None or not runtime.pid_alive(host_pid):
@@ -186,7 +195,7 @@ class Relay:
         finally:
             if self.ws.connected:  # the pump stops first: the client must not wait for it
                 self.close(1011, "relay stopped")
-            for sock in (*sockets.values(), events, pipe):
+            for sock in (*sockets.values(), events, pipe, self.progress):
                 sock.close()
             if attached:
                 try:
@@ -308,6 +317,16 @@ class Relay:
         self.send(channel, parts)
         if channel == "iopub":
             self.last_iopub = bytes(parts[0])
+            self.unreported = True
+            self.report_progress()
+
+    def report_progress(self, now: bool = False) -> None:
+        """Tell the host how far this client has got: whenever the pump falls idle, and every
+        PROGRESS_INTERVAL during a burst, so a killed worker costs its clients no output."""
+        if self.last_iopub is None or not (now or time.monotonic() - self.reported_at >= PROGRESS_INTERVAL):
+            return
+        self.host.progress(self.progress, self.kernel_id, self.connection_id, self.last_iopub)
+        self.reported_at, self.unreported = time.monotonic(), False
 
     def send(self, channel: str, parts: list[bytes]) -> None:
         if self.v1:
