@@ -221,6 +221,8 @@ class Contents:
             kind = "file"
         expected = self._expected_etag(path, if_match)
         existed = self.store.exists(path)
+        if "chunk" in body:
+            return self._save_chunk(path, kind, body, expected), not existed and body["chunk"] in (1, -1)
         if kind == "directory":
             return self._save_directory(path, existed), not existed
         if "content" not in body and existed:
@@ -233,8 +235,6 @@ class Contents:
             entry = self.store.write(path, data, if_match=expected)
             self._first_checkpoint(path)
             return self._reply(entry, "notebook", message), not existed
-        if "chunk" in body:
-            return self._save_chunk(path, kind, body, expected), not existed and body["chunk"] in (1, -1)
         entry = self.store.write(path, self._file_bytes(body, path), if_match=expected)
         return self._reply(entry, "file"), not existed
 
