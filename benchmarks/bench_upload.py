@@ -18,12 +18,9 @@ import argparse
 import base64
 import json
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from bench_contents import Server, start_jupyter, start_nbflask
+from bench_contents import Server, add_jupyter_option, side_by_side
 
 MIB = 1 << 20
 DEFAULT_JUPYTER = "/work/jsvenv/bin/jupyter-server"
@@ -64,8 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256, help="file size in MiB")
     parser.add_argument("--chunk-mib", type=float, default=1, help="chunk size in MiB (JupyterLab: 1)")
-    parser.add_argument("--jupyter", default=os.environ.get("JUPYTER_SERVER", DEFAULT_JUPYTER),
-                        help="jupyter-server executable to compare with (skipped if missing)")
+    add_jupyter_option(parser, DEFAULT_JUPYTER)
     args = parser.parse_args()
 
     chunk_size = int(args.chunk_mib * MIB)
@@ -73,22 +69,7 @@ def main() -> None:
     expected = chunk_size * len(chunks)  # every chunk, the last included, is full size here
     print(f"upload: {args.mib} MiB in {len(chunks)} chunks of {args.chunk_mib:g} MiB, base64 JSON")
 
-    results: dict[str, dict[str, float]] = {}
-    folder = Path(tempfile.mkdtemp(prefix="nbflask-bench-upload-"))
-    try:
-        candidates = [("nbflask", lambda: start_nbflask(folder))]
-        if shutil.which(args.jupyter):
-            candidates.append(("jupyter", lambda: start_jupyter(folder, args.jupyter)))
-        else:
-            print(f"jupyter-server not found at {args.jupyter}: reporting nbflask alone")
-        for name, start in candidates:
-            server = start()
-            try:
-                results[name] = measure(server, chunks, expected)
-            finally:
-                server.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    results = side_by_side(args.jupyter, lambda server: measure(server, chunks, expected))
 
     for name, result in results.items():
         seconds, peak = result["seconds"], result["peak_rss_mb"]
