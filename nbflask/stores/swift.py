@@ -725,8 +725,11 @@ class SwiftStore(Store):
             level += 1
             groups = [parts[i : i + MAX_SEGMENTS] for i in range(0, len(parts), MAX_SEGMENTS)]
             parts = [
-                {"path": self._destination(self._put_manifest(f"{folder}manifest-{level}-{i:06d}", group)),
-                 "etag": None, "size_bytes": None}
+                {
+                    "path": self._destination(self._put_manifest(f"{folder}manifest-{level}-{i:06d}", group)),
+                    "etag": None,
+                    "size_bytes": None,
+                }
                 for i, group in enumerate(groups)
             ]
         manifest = self._put_manifest(f"{folder}manifest", parts)
@@ -746,7 +749,10 @@ class SwiftStore(Store):
         self._call(
             f"PUT manifest '{name}'",
             lambda c: c.put_object(
-                self.container, name, io.BytesIO(body), content_length=len(body),
+                self.container,
+                name,
+                io.BytesIO(body),
+                content_length=len(body),
                 query_string="multipart-manifest=put",
             ),
         )
