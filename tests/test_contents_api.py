@@ -696,6 +696,8 @@ def test_hidden_files_are_invisible_by_default(api):
         assert_error(api.get(f"/files/{path}"), 404)
     assert_error(put_text(api, ".new", "x"), 400)
     assert_error(api.delete("/api/contents/.secret"), 400)
+    assert_error(api.delete("/api/contents/.config"), 400)
+    assert api.store.read(".config/x.txt") == b"x"
     put_text(api, "visible.txt", "v")
     assert_error(api.patch("/api/contents/visible.txt", json={"path": ".hidden.txt"}), 400)
     assert_error(api.post("/api/contents", json={"copy_from": ".secret"}), 400)
