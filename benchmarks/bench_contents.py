@@ -170,12 +170,38 @@ def measure(server: Server, body: bytes, repeat: int) -> dict[str, float]:
     }
 
 
+def add_jupyter_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--jupyter", default=os.environ.get("JUPYTER_SERVER", default),
+                        help="jupyter-server executable to compare with (skipped if missing)")
+
+
+def side_by_side(jupyter: str, measure: Callable[[Server], dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Start nbflask, then Jupyter Server if `jupyter` is installed, one at a time in a temp
+    folder, and return what `measure` found on each, by server name."""
+    results: dict[str, dict[str, float]] = {}
+    folder = Path(tempfile.mkdtemp(prefix="nbflask-bench-"))
+    try:
+        candidates = [("nbflask", lambda: start_nbflask(folder))]
+        if shutil.which(jupyter):
+            candidates.append(("jupyter", lambda: start_jupyter(folder, jupyter)))
+        else:
+            print(f"jupyter-server not found at {jupyter}: reporting nbflask alone")
+        for name, start in candidates:
+            server = start()
+            try:
+                results[name] = measure(server)
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10, help="timed requests per operation")
     parser.add_argument("--mb", type=float, default=5, help="notebook size on disk, in MB (about)")
-    parser.add_argument("--jupyter", default=os.environ.get("JUPYTER_SERVER", DEFAULT_JUPYTER),
-                        help="jupyter-server executable to compare with (skipped if missing)")
+    add_jupyter_option(parser, DEFAULT_JUPYTER)
     args = parser.parse_args()
 
     notebook = make_notebook(int(args.mb * 880_000))
@@ -186,22 +212,7 @@ def main() -> None:
         f" {len(body) / 1e6:.1f} MB PUT body; median of {args.repeat} requests each"
     )
 
-    results: dict[str, dict[str, float]] = {}
-    folder = Path(tempfile.mkdtemp(prefix="nbflask-bench-"))
-    try:
-        candidates = [("nbflask", lambda: start_nbflask(folder))]
-        if shutil.which(args.jupyter):
-            candidates.append(("jupyter", lambda: start_jupyter(folder, args.jupyter)))
-        else:
-            print(f"jupyter-server not found at {args.jupyter}: reporting nbflask alone")
-        for name, start in candidates:
-            server = start()
-            try:
-                results[name] = measure(server, body, args.repeat)
-            finally:
-                server.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    results = side_by_side(args.jupyter, lambda server: measure(server, body, args.repeat))
 
     print(f"{'server':<10}{'PUT ms':>10}{'GET ms':>10}{'PUT MB/s':>10}{'GET MB/s':>10}{'peak RSS MB':>13}")
     for name, result in results.items():

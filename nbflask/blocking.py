@@ -4,6 +4,10 @@ Under `nbflask run` and gunicorn's gevent worker one OS thread serves every requ
 websocket; a call that blocks it (an fsync, argon2's 0.15 s of CPU) stalls them all. Such
 calls go to gevent's thread pool when gevent has patched threading, and run inline otherwise
 (Flask's threaded development server, tests).
+
+An exception raised in the pool comes back as a value and is raised again in the caller:
+gevent prints a traceback for every exception that escapes a pool thread, which turned
+every expected refusal of a store (409, 412, ...) into a traceback on stderr.
 """
 
 from __future__ import annotations
@@ -20,5 +24,15 @@ def run_blocking(function: Callable[..., T], *args: Any) -> T:
         from gevent import get_hub, monkey
 
         if monkey.is_module_patched("threading"):
-            return get_hub().threadpool.apply(function, args)
+            outcome, value = get_hub().threadpool.apply(_outcome, (function, args))
+            if outcome == "raised":
+                raise value
+            return value
     return function(*args)
+
+
+def _outcome(function: Callable[..., T], args: tuple[Any, ...]) -> tuple[str, Any]:
+    try:
+        return "returned", function(*args)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which raises it
+        return "raised", exc

@@ -65,6 +65,7 @@ class StoreSettings:
     root_dir: str = "."
     allow_hidden: bool = False
     max_checkpoints: int = 5
+    checkpoints: str = "single"
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -131,7 +132,8 @@ HELP: dict[str, str] = {
     "store.class": "file | memory | swift | package.module:Class",
     "store.root_dir": "folder the notebooks live in (file store)",
     "store.allow_hidden": "show and serve files and folders whose name starts with '.'",
-    "store.max_checkpoints": "checkpoints kept per file; the oldest is deleted past this count",
+    "store.max_checkpoints": "with checkpoints: multiple, checkpoints kept per file; the oldest goes past it",
+    "store.checkpoints": "single: one checkpoint per file, as in Jupyter; multiple: several per file",
     "kernels.default": "kernelspec used when a client names none",
     "kernels.cull_idle_timeout": "shut down kernels idle this many seconds; 0 = never",
     "kernels.cull_interval": "seconds between checks for idle kernels",
@@ -333,6 +335,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('store', 'max_checkpoints')}: store.max_checkpoints: expected 1 or more,"
             f" found {settings.store.max_checkpoints}"
+        )
+    if settings.store.checkpoints not in ("single", "multiple"):
+        raise ConfigError(
+            f"{origin('store', 'checkpoints')}: store.checkpoints: expected single or multiple,"
+            f" found {settings.store.checkpoints!r}"
         )
     if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
         raise ConfigError(

@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 
 import nbformat
 import pytest
 from conftest import TOKEN
+
+from nbflask.config import ConfigError
 
 MODEL_KEYS = {
     "name", "path", "type", "writable", "created", "last_modified", "mimetype",
@@ -148,9 +151,14 @@ def test_type_parameter(api):
     as_file = api.get("/api/contents/n.ipynb?type=file").get_json()
     assert as_file["type"] == "file" and as_file["format"] == "text"
     assert json.loads(as_file["content"])["nbformat"] == 4
-    assert assert_error(api.get("/api/contents/n.ipynb?type=directory"), 400)["reason"] == "bad type"
-    assert assert_error(api.get("/api/contents/d?type=file"), 400)["reason"] == "bad type"
-    assert assert_error(api.get("/api/contents/d?type=notebook"), 400)["reason"] == "bad type"
+    # Jupyter Server 2.x's exact answers
+    for query, message in [
+        ("n.ipynb?type=directory", "n.ipynb is not a directory"),
+        ("d?type=file", "d is a directory, not a file"),
+        ("d?type=notebook", "d is a directory, not a notebook"),
+    ]:
+        body = assert_error(api.get(f"/api/contents/{query}"), 400)
+        assert body == {"message": message, "reason": "bad type"}
 
 
 @pytest.mark.parametrize("query", ["format=json", "format=xml", "content=2", "content=yes", "hash=2"])
@@ -309,13 +317,49 @@ def test_put_without_body_creates_an_untitled_file(api):
     assert response.get_json()["path"] == "d/untitled"
 
 
+def put_chunk(api, path, number, data):
+    return put(api, path, type="file", format="base64", chunk=number, content=base64.b64encode(data).decode())
+
+
 def test_chunked_upload(api):
     parts = [b"a" * 10, b"b" * 10, b"c" * 5]
-    for number, part in zip((1, 2, -1), parts, strict=True):
-        response = put(api, "big.bin", type="file", format="base64", chunk=number,
-                       content=base64.b64encode(part).decode())
-        assert response.status_code in (200, 201)
+    statuses = [put_chunk(api, "big.bin", number, part).status_code
+                for number, part in zip((1, 2, -1), parts, strict=True)]
+    assert statuses == [201, 200, 201]
     assert api.store.read("big.bin") == b"".join(parts)
+    model = api.get("/api/contents/big.bin?content=0").get_json()
+    assert (model["type"], model["size"]) == ("file", 25)
+
+
+def test_a_chunked_upload_replaces_the_file_only_at_its_last_chunk(api):
+    put_text(api, "data.csv", "old")
+    first = put_chunk(api, "data.csv", 1, b"new,")
+    assert first.status_code == 200
+    assert set(first.get_json()) == MODEL_KEYS and first.get_json()["path"] == "data.csv"
+    put_chunk(api, "data.csv", 2, b"rows,")
+    assert api.get("/api/contents/data.csv").get_json()["content"] == "old"
+    put_chunk(api, "data.csv", 1, b"restart,")  # the client gave up and started again
+    assert put_chunk(api, "data.csv", -1, b"end").status_code == 200
+    assert api.get("/api/contents/data.csv").get_json()["content"] == "restart,end"
+
+
+@pytest.mark.parametrize("chunk", [0, -2, "2", True, 1.5])
+def test_bad_chunk_numbers_are_400(api, chunk):
+    put_text(api, "f.txt", "keep")
+    assert_error(put_chunk(api, "f.txt", chunk, b"x"), 400)
+    assert api.store.read("f.txt") == b"keep"
+
+
+def test_chunk_errors_are_400_and_lose_nothing(api):
+    put_text(api, "f.txt", "keep")
+    body = assert_error(put_chunk(api, "f.txt", 3, b"x"), 400)
+    assert "chunk 1" in body["message"]
+    nb_chunk = put(api, "n.ipynb", type="notebook", format="json", chunk=1, content=notebook("x"))
+    message = 'File type "notebook" is not supported for large file transfer'
+    assert assert_error(nb_chunk, 400)["message"] == message
+    assert_error(put(api, "f.txt", type="file", format="base64", chunk=2), 400)
+    assert api.store.read("f.txt") == b"keep"
+    assert api.get("/api/contents/n.ipynb").status_code == 404
 
 
 def test_request_body_limit_is_413_json_naming_the_limit(make_app):
@@ -325,6 +369,20 @@ def test_request_body_limit_is_413_json_naming_the_limit(make_app):
     body = assert_error(response, 413)
     assert "1000 bytes" in body["message"]
     assert client.get("/api/contents/big.txt").status_code == 404
+
+
+def test_store_answers_are_logged_in_one_line_at_most(make_app, caplog):
+    client = make_app({"store": {"class": "memory", "max_bytes": 100}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    with caplog.at_level(logging.DEBUG):
+        assert_error(client.get("/api/contents/missing.txt"), 404)
+        assert_error(client.get("/files/missing.txt"), 404)
+        assert_error(client.delete("/api/contents/missing.txt"), 404)
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == [], "4xx: the client's business"
+        assert_error(put_text(client, "big.txt", "x" * 200), 507)
+    (line,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "PUT /api/contents/big.txt" in line.getMessage() and "full" in line.getMessage()
+    assert line.exc_info is None and "Traceback" not in caplog.text
 
 
 # -- POST ------------------------------------------------------------------------------
@@ -378,7 +436,39 @@ def test_copy_names(api):
     assert copy("a.ipynb", "other") == "other/a.ipynb"
     assert api.store.read("a-Copy1.ipynb") == api.store.read("a.ipynb")
     assert_error(api.post("/api/contents", json={"copy_from": "missing.ipynb"}), 404)
-    assert_error(api.post("/api/contents", json={"copy_from": "other"}), 400)
+
+
+def test_copying_a_directory_is_a_deep_copy_named_as_jupyter_names_it(api):
+    api.put("/api/contents/foo", json={"type": "directory"})
+    put_text(api, "foo/a.txt", "a")
+    api.put("/api/contents/foo/inner", json={"type": "directory"})
+    put_notebook(api, "foo/inner/n.ipynb", notebook("deep"))
+    response = api.post("/api/contents", json={"copy_from": "foo"})
+    assert response.status_code == 201
+    model = response.get_json()
+    assert (model["name"], model["path"], model["type"]) == ("foo-Copy1", "foo-Copy1", "directory")
+    assert response.headers["Location"] == "/api/contents/foo-Copy1"
+    assert api.post("/api/contents", json={"copy_from": "foo"}).get_json()["path"] == "foo-Copy2"
+    inner = api.post("/api/contents/foo", json={"copy_from": "foo/inner"})
+    assert inner.get_json()["path"] == "foo/inner-Copy1"
+    copied = api.get("/api/contents/foo-Copy1/inner/n.ipynb").get_json()
+    assert copied["content"]["cells"][0]["source"] == "deep"
+    assert api.store.read("foo-Copy1/a.txt") == b"a"
+    assert_error(api.post("/api/contents/foo", json={"copy_from": "foo"}), 400)
+
+
+def test_copying_to_or_from_a_hidden_path_is_400(make_app):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    store = client.application.extensions["nbflask"].store
+    store.mkdir(".hidden")
+    store.write(".hidden/x.txt", b"x")
+    store.write("v.txt", b"v")
+    for target, source in [(".hidden", "v.txt"), ("", ".hidden/x.txt"), ("", ".hidden")]:
+        body = assert_error(client.post(f"/api/contents/{target}", json={"copy_from": source}), 400)
+        assert body["message"].startswith("Cannot copy file or directory")
+    assert {entry.name for entry in store.list("")} == {".hidden", "v.txt"}
+    assert {entry.name for entry in store.list(".hidden")} == {"x.txt"}
 
 
 # -- PATCH -----------------------------------------------------------------------------
@@ -413,13 +503,16 @@ def test_delete(api):
     api.put("/api/contents/empty", json={"type": "directory"})
     api.put("/api/contents/full", json={"type": "directory"})
     put_text(api, "full/keep.txt", "keep")
+    put_notebook(api, "full/n.ipynb")
     response = api.delete("/api/contents/a.txt")
     assert response.status_code == 204 and response.data == b""
     assert api.delete("/api/contents/empty").status_code == 204
-    assert_error(api.delete("/api/contents/full"), 400)
-    assert api.store.read("full/keep.txt") == b"keep"
+    assert api.delete("/api/contents/full").status_code == 204, "as Jupyter's defaults do"
+    assert api.store.list("") == []
+    assert_error(api.get("/api/contents/full/keep.txt"), 404)
     assert_error(api.delete("/api/contents/a.txt"), 404)
     assert_error(api.delete("/api/contents"), 400)
+    assert_error(api.delete("/api/contents/../x"), 400)
 
 
 # -- checkpoints -----------------------------------------------------------------------
@@ -427,40 +520,88 @@ def test_checkpoints_round_trip(api):
     put_notebook(api, "n.ipynb", notebook("version 1"))
     (first,) = api.get("/api/contents/n.ipynb/checkpoints").get_json()
     assert set(first) == {"id", "last_modified"}, "the first save of a notebook makes a checkpoint"
-    assert api.delete(f"/api/contents/n.ipynb/checkpoints/{first['id']}").status_code == 204
+    assert first["id"] == "checkpoint"
+    assert api.delete("/api/contents/n.ipynb/checkpoints/checkpoint").status_code == 204
     assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
     created = api.post("/api/contents/n.ipynb/checkpoints")
     assert created.status_code == 201
     checkpoint = created.get_json()
-    assert set(checkpoint) == {"id", "last_modified"}
-    assert created.headers["Location"] == f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"
+    assert set(checkpoint) == {"id", "last_modified"} and checkpoint["id"] == "checkpoint"
+    assert created.headers["Location"] == "/api/contents/n.ipynb/checkpoints/checkpoint"
     assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == [checkpoint]
     put_notebook(api, "n.ipynb", notebook("version 2"))
-    restored = api.post(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}")
+    assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == [checkpoint], "saves add none"
+    restored = api.post("/api/contents/n.ipynb/checkpoints/checkpoint")
     assert restored.status_code == 204
     model = api.get("/api/contents/n.ipynb").get_json()
     assert model["content"]["cells"][0]["source"] == "version 1"
-    assert api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}").status_code == 204
+    assert api.delete("/api/contents/n.ipynb/checkpoints/checkpoint").status_code == 204
     assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == []
     put_notebook(api, "n.ipynb", notebook("version 3"))
     assert len(api.get("/api/contents/n.ipynb/checkpoints").get_json()) == 1
     put_text(api, "plain.txt", "text")
     assert api.get("/api/contents/plain.txt/checkpoints").get_json() == []
-    assert_error(api.post(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
-    assert_error(api.delete(f"/api/contents/n.ipynb/checkpoints/{checkpoint['id']}"), 404)
+    assert_error(api.post("/api/contents/n.ipynb/checkpoints/nope"), 404)
+    assert_error(api.delete("/api/contents/n.ipynb/checkpoints/nope"), 404)
     assert_error(api.get("/api/contents/missing.ipynb/checkpoints"), 404)
     assert_error(api.post("/api/contents/missing.ipynb/checkpoints"), 404)
 
 
-def test_oldest_checkpoints_are_pruned_past_the_configured_count(make_app):
-    client = make_app({"store": {"max_checkpoints": 2}}).test_client()
+def test_one_checkpoint_per_file_and_the_next_post_overwrites_it(api):
+    put_notebook(api, "n.ipynb", notebook("version 1"))
+    put_notebook(api, "n.ipynb", notebook("version 2"))
+    put_notebook(api, "n.ipynb", notebook("version 3"))
+    (auto,) = api.get("/api/contents/n.ipynb/checkpoints").get_json()
+    api.post("/api/contents/n.ipynb/checkpoints/checkpoint")
+    assert api.get("/api/contents/n.ipynb").get_json()["content"]["cells"][0]["source"] == "version 1"
+    put_notebook(api, "n.ipynb", notebook("version 4"))
+    again = api.post("/api/contents/n.ipynb/checkpoints").get_json()
+    assert again["id"] == "checkpoint" and again["last_modified"] >= auto["last_modified"]
+    assert api.get("/api/contents/n.ipynb/checkpoints").get_json() == [again]
+    put_notebook(api, "n.ipynb", notebook("version 5"))
+    api.post("/api/contents/n.ipynb/checkpoints/checkpoint")
+    assert api.get("/api/contents/n.ipynb").get_json()["content"]["cells"][0]["source"] == "version 4"
+    put_text(api, "t.txt", "1")
+    for _ in range(3):
+        api.post("/api/contents/t.txt/checkpoints")
+    assert [c["id"] for c in api.get("/api/contents/t.txt/checkpoints").get_json()] == ["checkpoint"]
+
+
+def multiple_client(make_app, **store):
+    client = make_app({"store": {"checkpoints": "multiple", **store}}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    return client
+
+
+def test_several_checkpoints_are_opt_in_and_pruned_past_the_configured_count(make_app):
+    client = multiple_client(make_app, max_checkpoints=2)
     put_text(client, "f.txt", "0")
     ids = []
     for i in range(4):
         put_text(client, "f.txt", str(i))
         ids.append(client.post("/api/contents/f.txt/checkpoints").get_json()["id"])
+    assert len(set(ids)) == 4 and "checkpoint" not in ids
     assert [c["id"] for c in client.get("/api/contents/f.txt/checkpoints").get_json()] == ids[-2:]
+    put_notebook(client, "n.ipynb")
+    put_notebook(client, "n.ipynb")
+    assert len(client.get("/api/contents/n.ipynb/checkpoints").get_json()) == 1, "saves add none"
+
+
+def test_going_back_to_single_checkpoints_drops_the_extra_ones_at_the_next_post(make_app):
+    several = multiple_client(make_app)
+    put_text(several, "f.txt", "old")
+    several.post("/api/contents/f.txt/checkpoints")
+    several.post("/api/contents/f.txt/checkpoints")
+    single = make_app().test_client()
+    single.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    assert len(single.get("/api/contents/f.txt/checkpoints").get_json()) == 2
+    single.post("/api/contents/f.txt/checkpoints")
+    assert [c["id"] for c in single.get("/api/contents/f.txt/checkpoints").get_json()] == ["checkpoint"]
+
+
+def test_checkpoints_setting_is_checked_at_start_up(make_app):
+    with pytest.raises(ConfigError, match="store.checkpoints: expected single or multiple"):
+        make_app({"store": {"checkpoints": "many"}})
 
 
 # -- trust -----------------------------------------------------------------------------
@@ -555,6 +696,8 @@ def test_hidden_files_are_invisible_by_default(api):
         assert_error(api.get(f"/files/{path}"), 404)
     assert_error(put_text(api, ".new", "x"), 400)
     assert_error(api.delete("/api/contents/.secret"), 400)
+    assert_error(api.delete("/api/contents/.config"), 400)
+    assert api.store.read(".config/x.txt") == b"x"
     put_text(api, "visible.txt", "v")
     assert_error(api.patch("/api/contents/visible.txt", json={"path": ".hidden.txt"}), 400)
     assert_error(api.post("/api/contents", json={"copy_from": ".secret"}), 400)

@@ -70,3 +70,21 @@ def test_body_limit_and_if_match_over_http(tmp_path):
         assert too_big.status_code == 413
         assert "10000 bytes" in too_big.json()["message"]
         assert session.get(url).json()["content"] == "two"
+
+
+def test_expected_refusals_of_the_store_leave_no_traceback_in_the_log(tmp_path):
+    """Under gevent the file store works in a thread pool; a refusal raised there (409, 400)
+    used to reach the log as a traceback from gevent's pool."""
+    with start_nbflask(tmp_path) as server:
+        session = server.session()
+        api = server.url + "api/contents/"
+        for name in ("a.txt", "b.txt"):
+            session.put(api + name, json={"type": "file", "format": "text", "content": name})
+        taken = session.patch(api + "a.txt", json={"path": "b.txt"})
+        assert taken.status_code == 409 and taken.json()["message"]
+        chunk_two = {"type": "file", "format": "base64", "content": "", "chunk": 2}
+        orphan = session.put(api + "c.bin", json=chunk_two)
+        assert orphan.status_code == 400 and "chunk 1" in orphan.json()["message"]
+        assert session.get(api + "missing.txt").status_code == 404
+    log = server.log()
+    assert "Traceback" not in log and "failed with" not in log, log

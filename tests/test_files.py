@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conftest import TOKEN
 
@@ -71,6 +73,21 @@ def test_directories_and_missing_files_are_404(client):
         response = client.get(f"/files/{path}")
         assert response.status_code == 404
         assert response.get_json()["message"]
+
+
+def test_a_visible_symlink_into_a_hidden_folder_is_404(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    os.mkdir(os.path.join(root_dir, ".hidden"))
+    with open(os.path.join(root_dir, ".hidden", "x.txt"), "w") as handle:
+        handle.write("secret content")
+    os.symlink(".hidden", os.path.join(root_dir, "link"))
+    os.symlink(os.path.join(".hidden", "x.txt"), os.path.join(root_dir, "x-link.txt"))
+    for path in ("link/x.txt", "x-link.txt", ".hidden/x.txt"):
+        response = client.get(f"/files/{path}")
+        assert response.status_code == 404, path
+        assert response.get_json()["message"]
+        assert b"secret content" not in response.data
 
 
 def test_files_need_credentials(make_app):

@@ -14,10 +14,11 @@ from collections.abc import Callable
 import pytest
 
 from nbflask.stores.base import (
+    SINGLE_CHECKPOINT,
     AlreadyExists,
+    BadContent,
     Conflict,
     InvalidPath,
-    NotEmpty,
     NotFound,
     Store,
     StoreError,
@@ -176,13 +177,21 @@ def test_delete_file_and_empty_directory(store):
         store.delete("f.txt")
 
 
-def test_delete_refuses_a_non_empty_directory_and_the_root(store):
+def test_delete_takes_a_directory_with_everything_in_it(store):
     store.mkdir("d")
     store.write("d/keep.txt", b"keep")
-    with pytest.raises(NotEmpty) as caught:
-        store.delete("d")
-    assert caught.value.status == 400
-    assert store.read("d/keep.txt") == b"keep"
+    store.mkdir("d/inner")
+    store.write("d/inner/n.ipynb", NOTEBOOK)
+    store.create_checkpoint("d/inner/n.ipynb")
+    store.write("other.txt", b"other")
+    store.delete("d")
+    assert names(store.list("")) == {"other.txt"}
+    with pytest.raises(NotFound):
+        store.stat("d/inner/n.ipynb")
+    store.mkdir("d")
+    store.mkdir("d/inner")
+    store.write("d/inner/n.ipynb", b"new")
+    assert store.list_checkpoints("d/inner/n.ipynb") == []
     with pytest.raises(StoreError):
         store.delete("")
 
@@ -193,6 +202,89 @@ def test_delete_removes_checkpoints(store):
     store.delete("n.ipynb")
     store.write("n.ipynb", b"new")
     assert store.list_checkpoints("n.ipynb") == []
+
+
+# -- copy ------------------------------------------------------------------------------
+def test_copy_a_file_and_a_directory_tree(store):
+    store.mkdir("d")
+    store.write("d/a.txt", BINARY)
+    store.mkdir("d/inner")
+    store.write("d/inner/n.ipynb", NOTEBOOK)
+    store.mkdir("d/empty")
+    copied = store.copy("d/a.txt", "a-copy.txt")
+    assert (copied.path, copied.kind, copied.size) == ("a-copy.txt", "file", len(BINARY))
+    assert store.read("a-copy.txt") == BINARY
+    tree = store.copy("d", "d-Copy1")
+    assert (tree.path, tree.kind) == ("d-Copy1", "directory")
+    assert names(store.list("d-Copy1")) == {"a.txt", "inner", "empty"}
+    assert store.read("d-Copy1/inner/n.ipynb") == NOTEBOOK
+    assert store.list("d-Copy1/empty") == []
+    store.write("d-Copy1/a.txt", b"changed")
+    assert store.read("d/a.txt") == BINARY, "a deep copy, not a link"
+
+
+def test_copy_errors_change_nothing(store):
+    store.mkdir("d")
+    store.write("d/a.txt", b"a")
+    store.write("taken.txt", b"taken")
+    with pytest.raises(AlreadyExists):
+        store.copy("d/a.txt", "taken.txt")
+    with pytest.raises(NotFound):
+        store.copy("missing.txt", "new.txt")
+    with pytest.raises(NotFound):
+        store.copy("d/a.txt", "nowhere/a.txt")
+    with pytest.raises(InvalidPath):
+        store.copy("d", "d/d")
+    assert store.read("taken.txt") == b"taken"
+    assert names(store.list("")) == {"d", "taken.txt"}
+    assert names(store.list("d")) == {"a.txt"}
+
+
+# -- chunked uploads -------------------------------------------------------------------
+def test_chunks_become_the_file_only_at_the_last(store):
+    store.write("big.bin", b"old")
+    store.stage_chunk("big.bin", 1, b"a" * 1000)
+    store.stage_chunk("big.bin", 2, BINARY)
+    assert store.read("big.bin") == b"old", "the file changes only at the last chunk"
+    assert names(store.list("")) == {"big.bin"}, "staged chunks are not listed"
+    entry = store.commit_upload("big.bin", b"end")
+    assert store.read("big.bin") == b"a" * 1000 + BINARY + b"end"
+    assert entry.size == 1000 + len(BINARY) + 3
+    assert entry.etag == store.stat("big.bin").etag
+    assert names(store.list("")) == {"big.bin"}
+
+
+def test_chunk_one_starts_afresh_and_a_lone_last_chunk_is_the_whole_file(store):
+    store.stage_chunk("f.bin", 1, b"abandoned")
+    store.stage_chunk("f.bin", 2, b"upload")
+    store.stage_chunk("f.bin", 1, b"fresh ")
+    assert store.commit_upload("f.bin", b"start").size == len(b"fresh start")
+    assert store.read("f.bin") == b"fresh start"
+    store.commit_upload("f.bin", b"only chunk")
+    assert store.read("f.bin") == b"only chunk"
+    store.stage_chunk("e.bin", 1, b"")
+    store.commit_upload("e.bin", b"")
+    assert store.read("e.bin") == b""
+
+
+def test_upload_errors_leave_the_old_file(store):
+    store.mkdir("d")
+    store.write("f.bin", b"old")
+    with pytest.raises(BadContent):
+        store.stage_chunk("f.bin", 2, b"middle without a start")
+    with pytest.raises(NotFound):
+        store.stage_chunk("nowhere/f.bin", 1, b"x")
+    with pytest.raises(InvalidPath):
+        store.stage_chunk("d", 1, b"x")
+    stale = store.stat("f.bin").etag
+    store.stage_chunk("f.bin", 1, b"new ")
+    store.write("f.bin", b"saved meanwhile")
+    with pytest.raises(Conflict):
+        store.commit_upload("f.bin", b"content", if_match=stale)
+    assert store.read("f.bin") == b"saved meanwhile"
+    with pytest.raises(BadContent):
+        store.stage_chunk("f.bin", 2, b"the failed upload is gone")
+    assert names(store.list("")) == {"d", "f.bin"}
 
 
 # -- rename ----------------------------------------------------------------------------
@@ -365,6 +457,25 @@ def test_checkpoints_are_per_file(store):
     store.create_checkpoint("a.ipynb")
     assert store.list_checkpoints("a.txt") == []
     assert names(store.list("")) == {"a.ipynb", "a.txt"}
+
+
+def test_the_single_checkpoint_is_replaced_each_time(store):
+    store.write("n.ipynb", b"version 1")
+    first = store.create_checkpoint("n.ipynb", single=True)
+    assert first.id == SINGLE_CHECKPOINT
+    store.write("n.ipynb", b"version 2")
+    again = store.create_checkpoint("n.ipynb", single=True)
+    assert again.id == SINGLE_CHECKPOINT and again.last_modified >= first.last_modified
+    assert store.list_checkpoints("n.ipynb") == [again]
+    store.write("n.ipynb", b"version 3")
+    store.restore_checkpoint("n.ipynb", SINGLE_CHECKPOINT)
+    assert store.read("n.ipynb") == b"version 2"
+    stamped = store.create_checkpoint("n.ipynb")
+    assert [c.id for c in store.list_checkpoints("n.ipynb")] == [stamped.id, SINGLE_CHECKPOINT]
+    store.rename("n.ipynb", "m.ipynb")
+    assert [c.id for c in store.list_checkpoints("m.ipynb")] == [stamped.id, SINGLE_CHECKPOINT]
+    store.delete_checkpoint("m.ipynb", SINGLE_CHECKPOINT)
+    assert [c.id for c in store.list_checkpoints("m.ipynb")] == [stamped.id]
 
 
 def test_prune_checkpoints_keeps_the_newest(store):

@@ -44,6 +44,50 @@ def test_checkpoints_live_beside_the_file_and_stay_invisible(store, tree):
         store.write(f"sub/{CHECKPOINT_DIR}/evil.ipynb", b"x")
 
 
+def test_the_single_checkpoint_has_jupyter_s_name_so_both_servers_share_it(store, tree):
+    store.write("n.ipynb", b"{}")
+    store.create_checkpoint("n.ipynb", single=True)
+    assert os.listdir(tree / CHECKPOINT_DIR) == ["n-checkpoint.ipynb"]
+    (tree / CHECKPOINT_DIR / "n-checkpoint.ipynb").write_bytes(b"written by Jupyter")
+    store.restore_checkpoint("n.ipynb", "checkpoint")
+    assert store.read("n.ipynb") == b"written by Jupyter"
+    store.write("n-checkpoint.ipynb", b"a file whose name looks like a checkpoint")
+    assert store.list_checkpoints("n-checkpoint.ipynb") == []
+
+
+def test_an_upload_in_progress_is_a_hidden_staging_file_swept_when_abandoned(store, tree):
+    store.write("big.bin", b"old")
+    store.stage_chunk("big.bin", 1, b"chunk")
+    (staging,) = [name for name in os.listdir(tree) if name != "big.bin"]
+    assert staging.startswith(".~nbflask-upload-")
+    assert [e.name for e in store.list("")] == ["big.bin"]
+    with pytest.raises(NotFound):
+        store.read(staging)
+    old = time.time() - 2 * 3600
+    os.utime(tree / staging, (old, old))
+    store.list("")
+    assert os.listdir(tree) == ["big.bin"]
+    assert store.read("big.bin") == b"old"
+
+
+def test_deleting_a_folder_removes_links_in_it_not_what_they_point_to(store, tree, tmp_path):
+    store.mkdir("d")
+    store.write("d/a.txt", b"a")
+    os.symlink(tmp_path / "outside", tree / "d" / "out")
+    store.delete("d")
+    assert not (tree / "d").exists()
+    assert os.listdir(tmp_path / "outside") == ["x.txt"]
+
+
+def test_real_path_follows_links_inside_the_root(store, tree):
+    os.mkdir(tree / ".hidden")
+    (tree / ".hidden" / "x.txt").write_text("x")
+    os.symlink(".hidden", tree / "link")
+    assert store.real_path("link/x.txt") == ".hidden/x.txt"
+    assert store.real_path("") == ""
+    assert store.real_path("plain.txt") == "plain.txt"
+
+
 def test_a_folder_holding_only_checkpoints_counts_as_empty(store, tree):
     store.mkdir("d")
     store.write("d/n.ipynb", b"{}")
@@ -144,7 +188,7 @@ def test_store_selection_by_name_and_dotted_path(tmp_path):
         ("filez", {}, "expected file, memory, swift or package.module:Class, found 'filez'"),
         ("no_such_module:Store", {}, "cannot import 'no_such_module'"),
         ("test_store_file:NotAStore", {}, "is not a store"),
-        ("test_store_file:HalfAStore", {}, "missing create_checkpoint"),
+        ("test_store_file:HalfAStore", {}, "missing commit_upload, create_checkpoint"),
         ("file", {"colour": "blue"}, "store (file): unknown option(s) for store 'file': colour"),
         ("memory", {"max_bytes": "lots"}, "store (memory): max_bytes: expected a positive integer"),
     ],

@@ -18,17 +18,16 @@ import yaml
 from swiftclient.client import Connection
 
 from nbflask.config import ConfigError, load_settings
-from nbflask.stores import open_store
+from nbflask.stores import open_store, swift
 from nbflask.stores.base import (
     AlreadyExists,
     Conflict,
     InvalidPath,
-    NotEmpty,
     NotFound,
     StoreFull,
     Unavailable,
 )
-from nbflask.stores.swift import CHECKPOINTS, SwiftStore, connection_options
+from nbflask.stores.swift import CHECKPOINTS, UPLOADS, SwiftStore, connection_options
 
 
 @pytest.fixture
@@ -186,8 +185,40 @@ def test_folders_made_by_other_swift_tools_are_listed(store: SwiftStore, raw: Co
     assert [(e.name, e.kind) for e in store.list("")] == [("uploaded", "directory")]
     assert [(e.name, e.kind) for e in store.list("uploaded")] == [("deep", "directory")]
     assert store.read("uploaded/deep/data.csv") == b"a,b\n"
-    with pytest.raises(NotEmpty):
-        store.delete("uploaded")
+    store.delete("uploaded")
+    assert store.list("") == []
+    assert raw.get_container(store.container)[1] == []
+
+
+def test_a_chunked_upload_becomes_one_plain_object_and_leaves_no_segments(
+    store: SwiftStore, raw: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(swift, "MAX_SEGMENTS", 2)  # nested manifests, without 1,001 chunks
+    store.write("big.bin", b"old")
+    parts = [bytes([n]) * 1000 for n in range(5)]
+    for number, part in enumerate(parts[:-1], start=1):
+        store.stage_chunk("big.bin", number, part)
+    staged = [item["name"] for item in raw.get_container(store.container, prefix=f"{UPLOADS}/")[1]]
+    assert staged == [f"{UPLOADS}/big.bin/{n:010d}" for n in range(1, 5)]
+    assert "x-delete-at" in raw.head_object(store.container, staged[0]), "abandoned segments expire"
+    assert store.read("big.bin") == b"old"
+    entry = store.commit_upload("big.bin", parts[-1])
+    assert store.read("big.bin") == b"".join(parts) and entry.size == 5000
+    headers = raw.head_object(store.container, "big.bin")
+    assert "x-static-large-object" not in headers and "x-delete-at" not in headers
+    assert headers["etag"].strip('"') == hashlib.md5(b"".join(parts)).hexdigest()
+    assert [item["name"] for item in raw.get_container(store.container)[1]] == ["big.bin"]
+
+
+def test_folder_copies_are_server_side_and_new(store: SwiftStore, raw: Connection) -> None:
+    store.mkdir("d")
+    store.write("d/a.txt", b"a")
+    raw.put_object(store.container, "d/deep/b.txt", b"b")  # a folder without a marker
+    copied = store.copy("d", "e")
+    assert copied.kind == "directory"
+    names = sorted(item["name"] for item in raw.get_container(store.container, prefix="e/")[1])
+    assert names == ["e/", "e/a.txt", "e/deep/b.txt"]
+    assert store.stat("e/a.txt").created > store.stat("d/a.txt").created
 
 
 def test_prefixes_let_deployments_share_one_container(swift_options: dict[str, Any], raw: Connection) -> None:

@@ -8,6 +8,7 @@ ETag, so a client that sends If-Match gets 412 instead of overwriting someone el
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..stores.base import StoreError
 from .bodies import json_object
 
 bp = Blueprint("contents", __name__, url_prefix="/api/contents")
+log = logging.getLogger(__name__)
 
 EXTENSION = "nbflask.contents"
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
@@ -37,6 +39,7 @@ def _open_service(setup: Any) -> None:
         Trust(),
         allow_hidden=settings.allow_hidden,
         max_checkpoints=settings.max_checkpoints,
+        checkpoints=settings.checkpoints,
     )
 
 
@@ -55,6 +58,10 @@ def too_large(error: RequestEntityTooLarge) -> Response:
 
 @bp.errorhandler(StoreError)
 def store_error(error: StoreError) -> Response:
+    """The store's answer as JSON. Expected refusals (4xx) are the client's business and are
+    not logged; a failing backend (5xx: Swift down, disk full) gets one line, no traceback."""
+    if error.status >= 500:
+        log.warning("%s %s: %s", request.method, request.path, error.message)
     return json_error(error.status, error.message, error.reason)
 
 

@@ -15,9 +15,8 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 from werkzeug.http import dump_options_header
 
-from ..errors import json_error
 from ..stores.base import StoreError
-from .contents import contents
+from .contents import contents, store_error
 
 bp = Blueprint("files", __name__)
 
@@ -42,9 +41,7 @@ def attachment(name: str) -> str:
     return dump_options_header("attachment", options)
 
 
-@bp.errorhandler(StoreError)
-def store_error(error: StoreError) -> Response:
-    return json_error(error.status, error.message, error.reason)
+bp.register_error_handler(StoreError, store_error)
 
 
 @bp.get("/files/<path:path>")

@@ -2,8 +2,9 @@
 
 It turns store entries and bytes into the models of the Jupyter Server contents API (types
 notebook/file/directory, text/base64/json formats, hashes), applies the rules every store
-shares (hidden files, untitled and copy names, checkpoint pruning, notebook upgrade,
-validation and trust) and the compare-and-swap of If-Match, given as a predicate on etags.
+shares (hidden files, untitled and copy names, single or several checkpoints, chunked
+uploads, notebook upgrade, validation and trust) and the compare-and-swap of If-Match, given
+as a predicate on etags.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..clock import isoformat
+from ..clock import isoformat, utcnow
 from ..stores.base import (
     BadContent,
     Conflict,
@@ -35,6 +36,8 @@ IfMatch = Callable[[str], bool] | None
 
 HASH_ALGORITHM = "sha256"
 KINDS = ("directory", "file", "notebook")
+#: `store.checkpoints`: Jupyter's one checkpoint per file, or several with time-stamped ids.
+CHECKPOINT_MODES = ("single", "multiple")
 
 
 def is_hidden(path: str) -> bool:
@@ -60,12 +63,21 @@ class Contents:
     """Jupyter's contents API over one store."""
 
     def __init__(
-        self, store: Store, trust: Trust, *, allow_hidden: bool = False, max_checkpoints: int = 5
+        self,
+        store: Store,
+        trust: Trust,
+        *,
+        allow_hidden: bool = False,
+        max_checkpoints: int = 5,
+        checkpoints: str = "single",
     ) -> None:
+        if checkpoints not in CHECKPOINT_MODES:
+            raise ValueError(f"checkpoints: expected single or multiple, found {checkpoints!r}")
         self.store = store
         self.trust = trust
         self.allow_hidden = allow_hidden
         self.max_checkpoints = max_checkpoints
+        self.single_checkpoint = checkpoints == "single"
 
     # -- helpers -----------------------------------------------------------------------
     def _path(self, path: str, action: str | None = None) -> str:
@@ -119,9 +131,10 @@ class Contents:
         return Reply(model, entry.etag, entry.last_modified)
 
     def _first_checkpoint(self, path: str) -> None:
-        """Notebooks always have a checkpoint to revert to, as in Jupyter: make the first."""
+        """Notebooks always have a checkpoint to revert to, as in Jupyter: when a save leaves
+        one without any, make it. Saves never add one otherwise."""
         if not self.store.list_checkpoints(path):
-            self.store.create_checkpoint(path)
+            self.store.create_checkpoint(path, single=self.single_checkpoint)
 
     def _child(self, directory: str, name: str) -> str:
         return f"{directory}/{name}" if directory else name
@@ -144,10 +157,10 @@ class Contents:
         entry = self._stat(path)
         if entry.kind == "directory":
             if type not in (None, "directory"):
-                raise BadContent(f"'{path}' is a directory, not a {type}", "bad type")
+                raise BadContent(f"{path} is a directory, not a {type}", "bad type")
             return self._directory(entry, content)
         if type == "directory":
-            raise BadContent(f"'{path}' is not a directory", "bad type")
+            raise BadContent(f"{path} is not a directory", "bad type")
         kind = "notebook" if type == "notebook" or (type is None and path.endswith(".ipynb")) else "file"
         reply = self._reply(entry, kind)
         if not content and not want_hash:
@@ -208,6 +221,8 @@ class Contents:
             kind = "file"
         expected = self._expected_etag(path, if_match)
         existed = self.store.exists(path)
+        if "chunk" in body:
+            return self._save_chunk(path, kind, body, expected), not existed and body["chunk"] in (1, -1)
         if kind == "directory":
             return self._save_directory(path, existed), not existed
         if "content" not in body and existed:
@@ -220,12 +235,29 @@ class Contents:
             entry = self.store.write(path, data, if_match=expected)
             self._first_checkpoint(path)
             return self._reply(entry, "notebook", message), not existed
-        data = self._file_bytes(body, path)
-        chunk = body.get("chunk")
-        if isinstance(chunk, int) and chunk not in (0, 1) and existed:
-            data = self.store.read(path) + data
-        entry = self.store.write(path, data, if_match=expected)
+        entry = self.store.write(path, self._file_bytes(body, path), if_match=expected)
         return self._reply(entry, "file"), not existed
+
+    def _save_chunk(self, path: str, kind: str, body: dict[str, Any], expected: str | None) -> Reply:
+        """One chunk of an upload as JupyterLab sends big files: `chunk` 1, 2, 3, ..., then -1.
+
+        The chunks are staged by the store and the file changes only at the last one, in one
+        atomic step, so an upload that fails or is abandoned leaves the old file. Until then
+        the reply describes the upload in progress (no size, no version yet).
+        """
+        chunk = body["chunk"]
+        if kind != "file":
+            raise BadContent(f'File type "{kind}" is not supported for large file transfer')
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk == 0 or chunk < -1:
+            raise BadContent(f"chunk must be 1, 2, 3, ... or -1 for the last one, found {chunk!r}")
+        if "content" not in body:
+            raise BadContent("No file content provided")
+        data = self._file_bytes(body, path)
+        if chunk == -1:
+            return self._reply(self.store.commit_upload(path, data, if_match=expected), "file")
+        self.store.stage_chunk(path, chunk, data)
+        now = utcnow()
+        return self._reply(Entry(path=path, kind="file", created=now, last_modified=now), "file")
 
     def _save_directory(self, path: str, existed: bool) -> Reply:
         if existed:
@@ -281,17 +313,16 @@ class Contents:
         return self._reply(self.store.write(path, b""), "file")
 
     def copy(self, source: str, directory: str) -> Reply:
-        """POST with copy_from: a byte-exact copy named `name-Copy1.ext` in `directory`."""
+        """POST with copy_from: a byte-exact copy of a file, or a deep copy of a directory,
+        named `name-Copy1.ext` (`name-Copy1` for a directory) in `directory`, as Jupyter."""
         directory = self._directory_for_new(self._path(directory, "copy"))
         source = self._path(source, "copy")
         entry = self._stat(source)
-        if entry.kind == "directory":
-            raise BadContent("Can't copy directories")
         name = names.copy_name(entry.name, self._taken(directory))
-        written = self.store.write(self._child(directory, name), self.store.read(source))
-        if kind_of(written) == "notebook":
-            self._first_checkpoint(written.path)
-        return self._reply(written)
+        copied = self.store.copy(source, self._child(directory, name))
+        if kind_of(copied) == "notebook":
+            self._first_checkpoint(copied.path)
+        return self._reply(copied)
 
     # -- rename, delete ----------------------------------------------------------------
     def rename(self, path: str, new_path: Any, if_match: IfMatch = None) -> Reply:
@@ -310,7 +341,8 @@ class Contents:
         return self._reply(self.store.rename(path, new_path, if_match=expected))
 
     def delete(self, path: str, if_match: IfMatch = None) -> None:
-        """DELETE: a file with its checkpoints, or an empty directory."""
+        """DELETE: a file with its checkpoints, or a directory with everything in it (Jupyter
+        sends it to the trash by default; there is no trash here)."""
         path = self._path(path, "delete")
         if not path:
             raise InvalidPath("Cannot delete the root folder")
@@ -329,11 +361,13 @@ class Contents:
         return [self._checkpoint_model(c) for c in self.store.list_checkpoints(path)]
 
     def create_checkpoint(self, path: str) -> dict[str, str]:
-        """A new checkpoint; the oldest ones past `max_checkpoints` are deleted."""
+        """POST: (re)make the file's one checkpoint, or with `multiple` a new one, deleting the
+        oldest past `max_checkpoints`. In single mode the pruning also drops checkpoints kept
+        while `multiple` was set (the single id sorts after time-stamped ones: it is kept)."""
         path = self._path(path)
         self._stat(path)
-        checkpoint = self.store.create_checkpoint(path)
-        self.store.prune_checkpoints(path, self.max_checkpoints)
+        checkpoint = self.store.create_checkpoint(path, single=self.single_checkpoint)
+        self.store.prune_checkpoints(path, 1 if self.single_checkpoint else self.max_checkpoints)
         return self._checkpoint_model(checkpoint)
 
     def restore_checkpoint(self, path: str, checkpoint_id: str) -> None:
@@ -361,4 +395,7 @@ class Contents:
         path = self._path(path)
         if self._stat(path).kind == "directory":
             raise NotFound(f"'{path}' is a directory, not a file")
+        if not self.allow_hidden and is_hidden(self.store.real_path(path)):
+            # A visible symlink into a hidden folder: /files/ refuses it, as Jupyter's does.
+            raise NotFound(f"file or directory '{path}' does not exist")
         return self.store.open_stream(path)

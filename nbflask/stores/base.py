@@ -52,7 +52,7 @@ class AlreadyExists(StoreError):
 
 
 class NotEmpty(StoreError):
-    """Deleting a directory that still holds entries (Jupyter answers 400, not 409)."""
+    """A directory that still holds entries where an empty one is needed (Jupyter: 400)."""
 
     status = 400
 
@@ -83,6 +83,11 @@ class StoreFull(StoreError):
     status = 507
 
 
+def no_upload(path: str, number: int) -> BadContent:
+    """What `stage_chunk` raises for a chunk after the first when no upload is staged."""
+    return BadContent(f"no upload of '{path}' in progress: chunk {number} came before chunk 1")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file or directory as the store sees it."""
@@ -100,9 +105,14 @@ class Entry:
         return posixpath.basename(self.path)
 
 
+#: The id of a file's one checkpoint when checkpoints are single, as Jupyter names it.
+SINGLE_CHECKPOINT = "checkpoint"
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """A saved copy of a file; `id` is opaque to clients but must sort oldest first."""
+    """A saved copy of a file; `id` is opaque to clients but must sort oldest first
+    (`SINGLE_CHECKPOINT` sorts after the time-stamped ids, which start with a digit)."""
 
     id: str
     last_modified: datetime
@@ -193,20 +203,71 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def stage_chunk(self, path: str, number: int, data: bytes) -> None:
+        """Keep one chunk of an upload of `path` aside; the file itself does not change yet.
+
+        Chunks come in order, numbered 1, 2, 3, ... (Jupyter's `chunk`); chunk 1 starts the
+        upload afresh, dropping whatever an earlier, abandoned upload of `path` left. Raise
+        BadContent for a later chunk when no upload of `path` is staged, NotFound when the
+        parent folder is missing and InvalidPath when `path` is a directory. Each chunk costs
+        its own size: nothing already staged is read again.
+        """
+
+    @abc.abstractmethod
+    def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        """Add the last chunk and make the staged upload the file's content, atomically.
+
+        Like `write`: readers see the old or the whole new file, and `if_match` is checked
+        at the swap. With nothing staged, the file becomes `data`. Whatever the outcome the
+        staged chunks are gone afterwards; a failed commit leaves the old file as it was.
+        """
+
+    @abc.abstractmethod
     def mkdir(self, path: str) -> Entry:
         """Create the directory `path` (parents must exist); AlreadyExists if taken."""
 
     @abc.abstractmethod
     def delete(self, path: str, if_match: str | None = None) -> None:
-        """Delete a file or an empty directory (NotEmpty otherwise), and its checkpoints."""
+        """Delete a file or a directory with everything in it, and their checkpoints."""
 
     @abc.abstractmethod
     def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
         """Move a file or directory; AlreadyExists if `new_path` is taken."""
 
+    def copy(self, source: str, target: str) -> Entry:
+        """Copy a file, or a directory and everything in it, to `target`, which must be free.
+
+        The default reads and writes file by file through the contract, so it works on any
+        store; a store that can copy on its side (Swift's server-side COPY) overrides it.
+        Checkpoints are not copied: the copy is a new file.
+        """
+        if self.exists(target):
+            raise AlreadyExists(f"'{target}' already exists")
+        entry = self.stat(source)
+        if entry.kind == "file":
+            return self.write(target, self.read(source))
+        if target == source or target.startswith(source + "/"):
+            raise InvalidPath(f"cannot copy '{source}' into itself")
+        made = self.mkdir(target)
+        for child in self.list(source):
+            self.copy(child.path, posixpath.join(target, child.name))
+        return made
+
+    def real_path(self, path: str) -> str:
+        """The API path an entry really lives at once links are followed.
+
+        Stores without links return `path`; the file store resolves symlinks, so the contents
+        service can refuse to serve a hidden folder reached through a visible link.
+        """
+        return path
+
     @abc.abstractmethod
-    def create_checkpoint(self, path: str) -> Checkpoint:
-        """Keep a copy of the file's current content; returns the new checkpoint."""
+    def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
+        """Keep a copy of the file's current content; returns the checkpoint.
+
+        `single`: (re)make the checkpoint whose id is `SINGLE_CHECKPOINT`, replacing the copy
+        it held. Otherwise make a new one with a time-stamped id that sorts after the others.
+        """
 
     @abc.abstractmethod
     def list_checkpoints(self, path: str) -> list[Checkpoint]:

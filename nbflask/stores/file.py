@@ -2,8 +2,10 @@
 
 Saves are atomic and durable: the new content goes to a temporary file in the same folder,
 is fsync'ed, then renamed over the old one (and the folder fsync'ed), so a crash at any
-moment leaves the old or the new complete file, never a mix. Checkpoints live beside the
-files in `.ipynb_checkpoints/`, as Jupyter keeps them, several per file.
+moment leaves the old or the new complete file, never a mix. Chunked uploads append to a
+hidden staging file beside the target, renamed over it at the last chunk. Checkpoints live
+beside the files in `.ipynb_checkpoints/` with Jupyter's names (`name-checkpoint.ext` for the
+single one, `name-checkpoint-<id>.ext` when several are kept).
 
 Nothing outside `root_dir` is ever read or written: every path is resolved (symlinks
 included) and refused with NotFound when it lands outside the root.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -27,6 +30,7 @@ from typing import Any
 
 from ..blocking import run_blocking
 from .base import (
+    SINGLE_CHECKPOINT,
     AlreadyExists,
     Checkpoint,
     Conflict,
@@ -38,13 +42,14 @@ from .base import (
     Store,
     StoreError,
     StoreFull,
+    no_upload,
 )
 
 #: Folder beside the files that holds their checkpoints; never listed nor reachable by path.
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 #: Prefix of the temporary files of saves in progress; never listed.
 TEMP_PREFIX = ".~nbflask-"
-_CHECKPOINT_ID = re.compile(r"\d{20}")
+_CHECKPOINT_ID = re.compile(rf"\d{{20}}|{SINGLE_CHECKPOINT}")
 #: A temp file this old belongs to a save that died; listing its folder removes it.
 STALE_TEMP_SECONDS = 3600
 
@@ -65,6 +70,28 @@ def _addressable(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\\" not in name and not any(ord(c) < 32 for c in name)
+
+
+def _remove(os_path: str) -> None:
+    """Remove a temp file that did not make it; one already gone is fine."""
+    try:
+        os.unlink(os_path)
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes, os_path: str, path: str) -> None:
+    """Write every byte to the open temp file `os_path`; on failure close and remove it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException as exc:
+        os.close(fd)
+        _remove(os_path)
+        if isinstance(exc, OSError):
+            raise _os_error(exc, path) from None
+        raise
 
 
 def _os_error(exc: OSError, path: str) -> StoreError:
@@ -142,6 +169,11 @@ class FileStore(Store):
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
             raise NotFound(f"'{path}' is not a regular file or directory")
         return os_path, info
+
+    def real_path(self, path: str) -> str:
+        """The API path of the entry once symlinks (inside the root) are followed."""
+        real = self._resolve(path)
+        return os.path.relpath(real, self.root).replace(os.sep, "/") if real != self.root else ""
 
     # -- reading -----------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
@@ -255,26 +287,25 @@ class FileStore(Store):
         return run_blocking(self._write_now, os_path, path, data, if_match)
 
     def _write_now(self, os_path: str, path: str, data: bytes, if_match: str | None) -> Entry:
-        """Temp file in the same folder, fsync, then rename over the target under the folder lock."""
-        folder = os.path.dirname(os_path)
-        try:
-            mode = stat.S_IMODE(os.stat(os_path).st_mode)
-        except FileNotFoundError:
-            mode = None
-        except OSError as exc:
-            raise _os_error(exc, path) from None
-        tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+        """Write a temp file in the same folder, then install it over the target."""
+        tmp = os.path.join(os.path.dirname(os_path), f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise _os_error(exc, path) from None
+        _write_all(fd, data, tmp, path)
+        return self._install(fd, tmp, os_path, path, if_match)
+
+    def _install(self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None) -> Entry:
+        """Give the finished temp file (open as `fd`, closed here) the target's mode, fsync it
+        and rename it over the target under the folder lock; on any failure it is removed."""
+        folder = os.path.dirname(os_path)
         try:
             try:
-                if mode is not None:
-                    os.fchmod(fd, mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                try:
+                    os.fchmod(fd, stat.S_IMODE(os.stat(os_path).st_mode))
+                except FileNotFoundError:
+                    pass
                 if self.fsync:
                     os.fsync(fd)
                 now = time.time_ns()
@@ -288,10 +319,7 @@ class FileStore(Store):
                     raise InvalidPath(f"'{path}' is a directory")
                 os.replace(tmp, os_path)
         except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _remove(tmp)
             if isinstance(exc, OSError):
                 raise _os_error(exc, path) from None
             raise
@@ -305,6 +333,52 @@ class FileStore(Store):
         if not os.path.isdir(os.path.dirname(os_path)):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
         return self._atomic_write(os_path, path, data, if_match)
+
+    # -- chunked uploads ---------------------------------------------------------------
+    def _staging(self, path: str) -> str:
+        """The OS path of the upload staging file of `path`: hidden, beside the target, named
+        by a hash so every worker process finds the same one; checked like `write`."""
+        if not path:
+            raise InvalidPath("the root folder is not a file")
+        os_path = self._resolve(path)
+        folder = os.path.dirname(os_path)
+        if not os.path.isdir(folder):
+            raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
+        if os.path.isdir(os_path):
+            raise InvalidPath(f"'{path}' is a directory")
+        digest = hashlib.sha256(os.path.basename(os_path).encode("utf-8", "surrogateescape")).hexdigest()
+        return os.path.join(folder, f"{TEMP_PREFIX}upload-{digest[:32]}.part")
+
+    def stage_chunk(self, path: str, number: int, data: bytes) -> None:
+        run_blocking(self._stage_now, path, number, data)
+
+    def _stage_now(self, path: str, number: int, data: bytes) -> None:
+        staging = self._staging(path)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if number == 1:
+            flags |= os.O_CREAT | os.O_TRUNC
+        try:
+            fd = os.open(staging, flags, 0o666)
+        except FileNotFoundError:
+            raise no_upload(path, number) from None
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        _write_all(fd, data, staging, path)
+        os.close(fd)
+
+    def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        return run_blocking(self._commit_now, path, data, if_match)
+
+    def _commit_now(self, path: str, data: bytes, if_match: str | None) -> Entry:
+        staging = self._staging(path)
+        try:
+            fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self._write_now(self._resolve(path), path, data, if_match)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+        _write_all(fd, data, staging, path)
+        return self._install(fd, staging, self._resolve(path), path, if_match)
 
     def mkdir(self, path: str) -> Entry:
         if not path:
@@ -328,8 +402,6 @@ class FileStore(Store):
             self._check(os_path, path, if_match)
             try:
                 if is_dir:
-                    if set(os.listdir(os_path)) - {CHECKPOINT_DIR}:
-                        raise NotEmpty(f"directory '{path}' is not empty")
                     shutil.rmtree(os_path)
                 else:
                     os.unlink(os_path)
@@ -374,9 +446,12 @@ class FileStore(Store):
     # -- checkpoints -------------------------------------------------------------------
     @staticmethod
     def _checkpoint_path(os_path: str, checkpoint_id: str) -> str:
+        """Jupyter's name for the single checkpoint, `stem-checkpoint.ext`; `stem-checkpoint-<id>.ext`
+        for the time-stamped ones."""
         folder, name = os.path.split(os_path)
         stem, ext = os.path.splitext(name)
-        return os.path.join(folder, CHECKPOINT_DIR, f"{stem}-checkpoint-{checkpoint_id}{ext}")
+        suffix = "" if checkpoint_id == SINGLE_CHECKPOINT else f"-{checkpoint_id}"
+        return os.path.join(folder, CHECKPOINT_DIR, f"{stem}-checkpoint{suffix}{ext}")
 
     def _checkpoint_files(self, os_path: str) -> list[tuple[str, str]]:
         """(id, OS path) of the checkpoints of the file at `os_path`, oldest first."""
@@ -388,10 +463,12 @@ class FileStore(Store):
         except OSError:
             return []
         found = []
+        if f"{stem}-checkpoint{ext}" in names:
+            found.append((SINGLE_CHECKPOINT, self._checkpoint_path(os_path, SINGLE_CHECKPOINT)))
         for cp_name in names:
             if cp_name.startswith(prefix) and cp_name.endswith(ext):
                 checkpoint_id = cp_name[len(prefix) : len(cp_name) - len(ext)]
-                if _CHECKPOINT_ID.fullmatch(checkpoint_id):
+                if checkpoint_id != SINGLE_CHECKPOINT and _CHECKPOINT_ID.fullmatch(checkpoint_id):
                     found.append((checkpoint_id, os.path.join(cp_dir, cp_name)))
         return sorted(found)
 
@@ -404,7 +481,7 @@ class FileStore(Store):
     def _checkpoint(self, checkpoint_id: str, cp_path: str) -> Checkpoint:
         return Checkpoint(id=checkpoint_id, last_modified=_time(os.stat(cp_path).st_mtime))
 
-    def create_checkpoint(self, path: str) -> Checkpoint:
+    def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
         os_path = self._file(path)
         data = self.read(path)
         os.makedirs(os.path.join(os.path.dirname(os_path), CHECKPOINT_DIR), exist_ok=True)
@@ -412,7 +489,7 @@ class FileStore(Store):
         stamp = time.time_ns()
         while f"{stamp:020d}" in existing:
             stamp += 1
-        checkpoint_id = f"{stamp:020d}"
+        checkpoint_id = SINGLE_CHECKPOINT if single else f"{stamp:020d}"
         cp_path = self._checkpoint_path(os_path, checkpoint_id)
         self._atomic_write(cp_path, path, data)
         return self._checkpoint(checkpoint_id, cp_path)

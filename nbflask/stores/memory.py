@@ -18,15 +18,16 @@ from typing import Any
 
 from ..clock import utcnow
 from .base import (
+    SINGLE_CHECKPOINT,
     AlreadyExists,
     Checkpoint,
     Conflict,
     Entry,
     InvalidPath,
-    NotEmpty,
     NotFound,
     Store,
     StoreFull,
+    no_upload,
 )
 
 
@@ -52,6 +53,8 @@ class MemoryStore(Store):
             raise ValueError(f"max_bytes: expected a positive integer, found {max_bytes!r}")
         self.max_bytes = max_bytes
         self._nodes: dict[str, _Node] = {"": _Node(data=None)}
+        #: Uploads in progress: API path -> the chunks so far (they count toward max_bytes).
+        self._uploads: dict[str, bytearray] = {}
         self._lock = threading.RLock()
 
     def _entry(self, path: str, node: _Node) -> Entry:
@@ -92,7 +95,7 @@ class MemoryStore(Store):
         return sum(
             len(node.data or b"") + sum(len(data) for _, data in node.checkpoints.values())
             for node in self._nodes.values()
-        )
+        ) + sum(len(staged) for staged in self._uploads.values())
 
     def _reserve(self, extra: int) -> None:
         if self.max_bytes is not None and self._used() + extra > self.max_bytes:
@@ -131,6 +134,31 @@ class MemoryStore(Store):
             self._nodes[path] = node
             return self._entry(path, node)
 
+    def stage_chunk(self, path: str, number: int, data: bytes) -> None:
+        with self._lock:
+            self._parent(path)
+            node = self._nodes.get(path)
+            if node is not None and node.data is None:
+                raise InvalidPath(f"'{path}' is a directory")
+            if number == 1:
+                self._uploads.pop(path, None)
+                self._reserve(len(data))
+                self._uploads[path] = bytearray(data)
+                return
+            staged = self._uploads.get(path)
+            if staged is None:
+                raise no_upload(path, number)
+            self._reserve(len(data))
+            staged += data
+
+    def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        with self._lock:
+            staged = self._uploads.pop(path, None)
+            if staged is None:
+                return self.write(path, data, if_match)
+            staged += data
+            return self.write(path, bytes(staged), if_match)
+
     def mkdir(self, path: str) -> Entry:
         with self._lock:
             if path in self._nodes:
@@ -143,11 +171,11 @@ class MemoryStore(Store):
         with self._lock:
             if not path:
                 raise InvalidPath("the root folder cannot be deleted")
-            node = self._node(path)
+            self._node(path)
             self._check(path, if_match)
-            if node.data is None and any(posixpath.dirname(p) == path for p in self._nodes if p):
-                raise NotEmpty(f"directory '{path}' is not empty")
-            del self._nodes[path]
+            prefix = path + "/"
+            for inside in [p for p in self._nodes if p == path or p.startswith(prefix)]:
+                del self._nodes[inside]
 
     def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
         with self._lock:
@@ -166,14 +194,15 @@ class MemoryStore(Store):
                 self._nodes[new_path + path[len(old_path) :]] = self._nodes.pop(path)
             return self._entry(new_path, self._nodes[new_path])
 
-    def create_checkpoint(self, path: str) -> Checkpoint:
+    def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
         with self._lock:
             node = self._file(path)
-            self._reserve(len(node.data))  # type: ignore[arg-type]
+            replaced = node.checkpoints.get(SINGLE_CHECKPOINT) if single else None
+            self._reserve(len(node.data) - (len(replaced[1]) if replaced else 0))  # type: ignore[arg-type]
             stamp = time.time_ns()
             while f"{stamp:020d}" in node.checkpoints:
                 stamp += 1
-            checkpoint_id, moment = f"{stamp:020d}", utcnow()
+            checkpoint_id, moment = SINGLE_CHECKPOINT if single else f"{stamp:020d}", utcnow()
             node.checkpoints[checkpoint_id] = (moment, node.data)  # type: ignore[assignment]
             return Checkpoint(id=checkpoint_id, last_modified=moment)
 

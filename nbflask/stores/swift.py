@@ -6,8 +6,11 @@ Layout in the container, under the optional `prefix`:
   `swift download` show the notebooks as they are;
 - a directory is a pseudo-folder: objects share its `dir/` prefix, and a 0-byte marker object
   `dir/` (content type `application/directory`) makes an empty folder persist;
-- checkpoints are objects `.nbflask_checkpoints/<path>/<id>` made by server-side COPY. That
-  top-level name is reserved: the API refuses it and listings hide it.
+- checkpoints are objects `.nbflask_checkpoints/<path>/<id>` made by server-side COPY;
+- a chunked upload in progress is segment objects `.nbflask_uploads/<path>/<chunk number>`;
+  the last chunk joins them with a static large object manifest, which a server-side COPY
+  turns into one plain object at `<path>`; then the manifest and segments are deleted.
+  Both top-level names are reserved: the API refuses them and listings hide them.
 
 Swift has no rename and no compare-and-swap: a rename is COPY then DELETE (for a folder, every
 object under it, all copies first so a failure half-way loses nothing), and the If-Match rule
@@ -37,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import json
 import logging
 import posixpath
 import re
@@ -53,18 +57,19 @@ from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
 from .base import (
+    SINGLE_CHECKPOINT,
     AlreadyExists,
     Checkpoint,
     Conflict,
     Entry,
     InvalidPath,
-    NotEmpty,
     NotFound,
     Store,
     StoreError,
     StoreFull,
     TimedOut,
     Unavailable,
+    no_upload,
     normalize_path,
 )
 
@@ -73,6 +78,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHECKPOINTS = ".nbflask_checkpoints"
+UPLOADS = ".nbflask_uploads"
+RESERVED = (CHECKPOINTS, UPLOADS)
+#: Swift's default limit of segments in one static large object manifest (max_manifest_segments).
+MAX_SEGMENTS = 1000
+#: Segments of an upload nobody finishes are removed by Swift's object expirer after a day.
+UPLOAD_EXPIRY_SECONDS = 86400
 DIRECTORY_TYPE = "application/directory"
 CREATED_HEADER = "X-Object-Meta-Created"
 #: What listed folders report as their times (Swift listings carry none for pseudo-folders).
@@ -82,7 +93,7 @@ MAX_OBJECT_NAME = 1024
 MAX_CONTAINER_NAME = 256
 #: Room kept in the object name for the checkpoint folder and id of the longest path.
 CHECKPOINT_NAME_ROOM = len(CHECKPOINTS) + 2 + 32
-CHECKPOINT_ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
+CHECKPOINT_ID = re.compile(rf"^(\d{{8}}T\d{{12}}Z-[0-9a-f]{{6}}|{SINGLE_CHECKPOINT})$")
 POOL_SIZE = 8
 #: Locks shared out by hash of the path: compare-and-swap is exact within one process.
 LOCK_STRIPES = 64
@@ -414,8 +425,9 @@ class SwiftStore(Store):
     def _path(self, path: str) -> str:
         """Check an API path, refusing the reserved checkpoint folder and over-long names."""
         path = normalize_path(path)
-        if path.split("/", 1)[0] == CHECKPOINTS:
-            raise InvalidPath(f"invalid path {path!r}: '{CHECKPOINTS}' is reserved for checkpoints")
+        top = path.split("/", 1)[0]
+        if top in RESERVED:
+            raise InvalidPath(f"invalid path {path!r}: '{top}' is reserved for checkpoints and uploads")
         size = len((self.prefix + path).encode())
         if size > MAX_OBJECT_NAME - CHECKPOINT_NAME_ROOM:
             raise InvalidPath(
@@ -433,6 +445,9 @@ class SwiftStore(Store):
 
     def _checkpoint_folder(self, path: str) -> str:
         return f"{self.prefix}{CHECKPOINTS}/{path}/"
+
+    def _upload_folder(self, path: str) -> str:
+        return f"{self.prefix}{UPLOADS}/{path}/"
 
     def _destination(self, name: str) -> str:
         return f"/{self.container}/{name}"
@@ -508,7 +523,7 @@ class SwiftStore(Store):
         for item in items:
             if "subdir" in item:
                 name = item["subdir"][len(folder) :].rstrip("/")
-                if not name or (not path and name == CHECKPOINTS):
+                if not name or (not path and name in RESERVED):
                     continue
                 entries.setdefault(
                     name,
@@ -622,7 +637,13 @@ class SwiftStore(Store):
 
     def _write(self, path: str, data: bytes, if_match: str | None) -> Entry:
         name = self._object(path)
-        current = self._head(name)
+        md5 = self._put(name, data, {CREATED_HEADER: self._replaceable(path, if_match)})
+        return self._saved(path, lambda headers: headers.get("etag", "").strip('"') == md5)
+
+    def _replaceable(self, path: str, if_match: str | None) -> str:
+        """Check that a file may be saved at `path` (If-Match, not a folder, parent exists);
+        returns the creation time the saved object keeps."""
+        current = self._head(self._object(path))
         if if_match is not None and (
             current is None or self._file_entry(path, current).etag != _etag(if_match)
         ):
@@ -631,18 +652,111 @@ class SwiftStore(Store):
             if self._find_folder(path) is not None:
                 raise InvalidPath(f"{path!r} is a directory, not a file")
             self._check_parent(path)
-            created = datetime.now(timezone.utc).isoformat()
-        else:
-            created = current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat()
-        md5 = self._put(name, data, {CREATED_HEADER: created})
-        headers = self._head(name)
-        if headers is None or headers.get("etag", "").strip('"') != md5:
+            return datetime.now(timezone.utc).isoformat()
+        return current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat()
+
+    def _saved(self, path: str, is_new: Callable[[dict[str, str]], bool]) -> Entry:
+        """The entry of what was just saved, once Swift shows that version (`is_new` tells)."""
+        headers = self._head(self._object(path))
+        if headers is None or not is_new(headers):
             # A replicated Swift may answer a HEAD right after a PUT from a stale replica.
             raise Unavailable(
                 f"swift store: {path!r} was saved, but Swift does not show the new version yet;"
                 " reload it before saving again"
             )
         return self._file_entry(path, headers)
+
+    # ------------------------------------------------------------------ chunked uploads
+
+    def _segment(self, path: str, number: int) -> str:
+        return f"{self._upload_folder(path)}{number:010d}"
+
+    def _put_segment(self, name: str, data: bytes) -> None:
+        self._put(name, data, {"X-Delete-After": str(UPLOAD_EXPIRY_SECONDS)})
+
+    def _clear_upload(self, path: str) -> None:
+        self._delete_objects(self._names_under(self._upload_folder(path)))
+
+    def stage_chunk(self, path: str, number: int, data: bytes) -> None:
+        path = self._path(path)
+        if not path:
+            raise InvalidPath("the root is a directory, not a file")
+        if number == 1:
+            if self._find_folder(path) is not None:
+                raise InvalidPath(f"{path!r} is a directory, not a file")
+            self._check_parent(path)
+            self._clear_upload(path)
+        elif self._head(self._segment(path, 1)) is None:
+            raise no_upload(path, number)
+        self._put_segment(self._segment(path, number), data)
+
+    def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        path = self._path(path)
+        if not path:
+            raise InvalidPath("the root is a directory, not a file")
+        with self._locked(path):
+            folder = self._upload_folder(path)
+            try:
+                segments = self._listing(folder, delimiter=None)
+                if not segments:
+                    return self._write(path, data, if_match)
+                return self._join(path, folder, segments, data, if_match)
+            finally:
+                self._clear_upload(path)
+
+    def _join(self, path: str, folder: str, segments: list[dict], data: bytes, if_match: str | None) -> Entry:
+        """Make the segments plus the last chunk one plain object at `path`, all inside Swift."""
+        if data:
+            last = f"{folder}last"
+            self._put_segment(last, data)
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            segments.append({"name": last, "hash": md5, "bytes": len(data)})
+        parts = [
+            {"path": self._destination(item["name"]), "etag": item["hash"], "size_bytes": item["bytes"]}
+            for item in sorted(segments, key=lambda item: item["name"])
+            if item["bytes"]  # Swift refuses empty segments; they add nothing anyway
+        ]
+        if not parts:
+            return self._write(path, b"", if_match)
+        created = self._replaceable(path, if_match)
+        size = sum(part["size_bytes"] for part in parts)
+        level = 0
+        while len(parts) > MAX_SEGMENTS:
+            level += 1
+            groups = [parts[i : i + MAX_SEGMENTS] for i in range(0, len(parts), MAX_SEGMENTS)]
+            parts = [
+                {
+                    "path": self._destination(self._put_manifest(f"{folder}manifest-{level}-{i:06d}", group)),
+                    "etag": None,
+                    "size_bytes": None,
+                }
+                for i, group in enumerate(groups)
+            ]
+        manifest = self._put_manifest(f"{folder}manifest", parts)
+        target = self._object(path)
+        self._call(
+            f"COPY '{manifest}' to '{target}'",
+            lambda c: c.copy_object(
+                self.container, manifest, self._destination(target), headers={CREATED_HEADER: created}
+            ),
+        )
+        return self._saved(path, lambda headers: int(headers.get("content-length", -1)) == size)
+
+    def _put_manifest(self, name: str, parts: list[dict]) -> str:
+        """A static large object manifest of `parts` (nested manifests for more than Swift's
+        limit of segments); COPY of it yields the concatenation as one plain object."""
+        body = json.dumps(parts).encode()
+        self._call(
+            f"PUT manifest '{name}'",
+            lambda c: c.put_object(
+                self.container,
+                name,
+                io.BytesIO(body),
+                content_length=len(body),
+                query_string="multipart-manifest=put",
+            ),
+        )
+        return name
 
     def mkdir(self, path: str) -> Entry:
         path = self._path(path)
@@ -683,13 +797,9 @@ class SwiftStore(Store):
         if entry.kind == "file":
             self._delete_objects([self._object(path)])
         else:
+            # The marker last: a failure half-way leaves the folder, with what is left in it.
             folder = self._folder(path)
-            inside = [
-                item for item in self._listing(folder, delimiter=None, limit=2) if item["name"] != folder
-            ]
-            if inside:
-                raise NotEmpty(f"directory {path!r} is not empty")
-            self._delete_objects([folder])
+            self._delete_objects([name for name in self._names_under(folder) if name != folder] + [folder])
         self._delete_objects(self._checkpoint_names(path))
 
     def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
@@ -728,12 +838,42 @@ class SwiftStore(Store):
         self._delete_objects([source for source, _ in moves])
         return self._existing(new_path)
 
-    def _copy(self, source: str, target: str, missing: StoreError | None = None) -> None:
+    def _copy(
+        self,
+        source: str,
+        target: str,
+        missing: StoreError | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self._call(
             f"COPY '{source}' to '{target}'",
-            lambda c: c.copy_object(self.container, source, self._destination(target)),
+            lambda c: c.copy_object(self.container, source, self._destination(target), headers=headers),
             missing,
         )
+
+    def copy(self, source: str, target: str) -> Entry:
+        """Server-side COPY of the file, or of every object under the folder: no bytes travel
+        through nbflask. The copies are new: they get a new creation time."""
+        source, target = self._path(source), self._path(target)
+        with self._locked(target):
+            if self._find(target) is not None:
+                raise AlreadyExists(f"{target!r} already exists")
+            entry = self._existing(source)
+            if target == source or target.startswith(source + "/"):
+                raise InvalidPath(f"cannot copy {source!r} into itself ({target!r})")
+            self._check_parent(target)
+            created = {CREATED_HEADER: datetime.now(timezone.utc).isoformat()}
+            if entry.kind == "file":
+                missing = NotFound(f"no such file: {source!r}")
+                self._copy(self._object(source), self._object(target), missing, created)
+                return self._existing(target)
+            old_folder, new_folder = self._folder(source), self._folder(target)
+            names = self._names_under(old_folder)
+            if old_folder not in names:  # a folder without a marker still gets one
+                self._put(new_folder, b"", created, DIRECTORY_TYPE)
+            for name in names:
+                self._copy(name, new_folder + name[len(old_folder) :], None, created)
+            return self._existing(target)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -751,24 +891,32 @@ class SwiftStore(Store):
             raise NotFound(f"no such file: {path!r}")
         return path
 
-    def create_checkpoint(self, path: str) -> Checkpoint:
+    def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
         path = self._checkpointable(path)
-        now = datetime.now(timezone.utc)
-        checkpoint_id = now.strftime("%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
-        self._copy(
-            self._object(path),
-            self._checkpoint_folder(path) + checkpoint_id,
-            NotFound(f"no such file: {path!r}"),
-        )
-        return Checkpoint(id=checkpoint_id, last_modified=_checkpoint_time(checkpoint_id))
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
+        checkpoint_id = SINGLE_CHECKPOINT if single else stamp
+        name = self._checkpoint_folder(path) + checkpoint_id
+        self._copy(self._object(path), name, NotFound(f"no such file: {path!r}"))
+        if not single:
+            return Checkpoint(id=checkpoint_id, last_modified=_checkpoint_time(checkpoint_id))
+        headers = self._head(name)
+        if headers is None:
+            raise Unavailable(f"swift store: checkpoint of {path!r} made, but Swift does not show it yet")
+        return Checkpoint(id=checkpoint_id, last_modified=_timestamp(headers["x-timestamp"]))
 
     def list_checkpoints(self, path: str) -> list[Checkpoint]:
+        """The ids name their time, but for the single checkpoint, whose time is its object's."""
         path = self._checkpointable(path)
         folder = self._checkpoint_folder(path)
-        ids = [item["name"][len(folder) :] for item in self._listing(folder) if "name" in item]
+        found = {item["name"][len(folder) :]: item for item in self._listing(folder) if "name" in item}
         return [
-            Checkpoint(id=checkpoint_id, last_modified=_checkpoint_time(checkpoint_id))
-            for checkpoint_id in sorted(ids)
+            Checkpoint(
+                id=checkpoint_id,
+                last_modified=_listing_time(found[checkpoint_id]["last_modified"])
+                if checkpoint_id == SINGLE_CHECKPOINT
+                else _checkpoint_time(checkpoint_id),
+            )
+            for checkpoint_id in sorted(found)
             if CHECKPOINT_ID.match(checkpoint_id)
         ]
 
