@@ -16,6 +16,17 @@ import nbflask
 pytest_plugins = ["swift_fixtures"]  # a real Swift server: swift_server, swift_options
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs a real Swift or a browser, for the fast loop (`-m "not slow and not
+    swift and not browser"`): the Swift files, and every test run on the swift store."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "id", "")
+        if item.path.name.startswith("test_swift") or "swift" in params.split("-"):
+            item.add_marker(pytest.mark.swift)
+        if item.path.name == "test_ui_chromium.py":
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's config, runtime folder or NBFLASK_* variables."""
