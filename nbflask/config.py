@@ -285,6 +285,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('server', 'port')}: server.port: expected 0-65535, found {server.port}"
         )
+    if server.max_body_size <= 0:
+        raise ConfigError(
+            f"{origin('server', 'max_body_size')}: server.max_body_size: expected a positive"
+            f" number of bytes, found {server.max_body_size}"
+        )
     if server.port_retries < 0:
         raise ConfigError(
             f"{origin('server', 'port_retries')}: server.port_retries: expected 0 or more,"
