@@ -216,15 +216,15 @@ class LoginLimiter:
 
     def attempt(self, client: str) -> int:
         """Count an attempt; 0 if it may proceed, else the seconds the client must wait."""
-        now = self.clock()
         key = f"{self.scope}/{client}"
 
         def count(records: dict[str, Any]) -> int:
+            now = self.clock()  # read under the lock, so the times in the file only grow
             record = records.get(key) or {}
             blocked = min(float(record.get("blocked_until", 0)) - now, self.window)
             if blocked > 0:
                 return max(1, math.ceil(blocked))
-            tries = [t for t in record.get("tries", []) if 0 <= now - t < self.window] + [now]
+            tries = [t for t in record.get("tries", []) if now - t < self.window] + [now]
             if len(tries) > self.max_attempts:
                 records[key] = {"blocked_until": now + self.window, "last": now}
                 return max(1, math.ceil(self.window))

@@ -112,16 +112,16 @@ def spec() -> Response:
 def server_path(path: str) -> str | None:
     """`path` as an API path of the store, if it names something there (Jupyter's server scope).
 
-    Like Jupyter, a path may be given relative to the root or, for the file store, as an
-    absolute OS path inside the root folder. Hidden paths resolve only with allow_hidden.
+    Like Jupyter, a path may be given relative to the root (a leading `/` is dropped) or, for
+    the file store, as an absolute OS path inside the root folder. Hidden paths resolve only
+    with allow_hidden.
     """
     settings = state().settings.store
     if settings.class_name == "file" and os.path.isabs(path):
         root = os.path.realpath(os.path.expanduser(settings.root_dir))
         absolute = os.path.abspath(path)
-        if absolute != root and not absolute.startswith(root + os.sep):
-            return None
-        path = os.path.relpath(absolute, root)
+        if absolute == root or absolute.startswith(root + os.sep):
+            path = os.path.relpath(absolute, root)
     try:
         api_path = normalize_path(path)
         found = state().store.exists(api_path)
