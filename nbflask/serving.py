@@ -120,8 +120,8 @@ def _server_class():
       delayed ACK, about 44 ms per request instead of 2 ms (measured with a requests.Session
       against /api/status).
     - Requests whose body framing is ambiguous get 400 and the connection is closed.
-    - A connection that asked for a websocket is closed once that request ends: the
-      websocket owned the stream, so whatever the client sends after it is not HTTP.
+    - A connection upgraded to a websocket is closed once that websocket ends: the websocket
+      owned the stream, so whatever the client sends after it is not HTTP.
     """
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
@@ -137,7 +137,10 @@ def _server_class():
             try:
                 super().handle_one_response()
             finally:
-                if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                # The websocket wrote its own 101 on the socket (no start_response): the stream
+                # was its own. A refused upgrade (a 403 through start_response) stays HTTP.
+                upgraded = self.status is None or self.code == 101
+                if upgraded and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
                     self.close_connection = True
 
     class NoDelayWSGIServer(WSGIServer):
