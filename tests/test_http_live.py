@@ -63,17 +63,17 @@ def head(port: int, method: str, path: str, extra: str = "") -> bytes:
 SMUGGLED = b"GET /api HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-@pytest.mark.parametrize(
-    "framing",
-    [
-        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-        "Transfer-Encoding: gzip, chunked\r\n",
-        "Transfer-Encoding: bogus\r\n",
-        "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
-        "Content-Length: 5\r\nContent-Length: 50\r\n",
-    ],
-)
+FRAMINGS = [
+    "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "Transfer-Encoding: bogus\r\n",
+    "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+    "Content-Length: 5\r\nContent-Length: 50\r\n",
+]
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
 def test_ambiguous_framing_is_400_and_the_connection_closes(server, framing):
     request = head(server.port, "POST", "/api/contents", framing) + b"0\r\n\r\n" + SMUGGLED
     received, closed = exchange(server.port, request)
@@ -81,6 +81,14 @@ def test_ambiguous_framing_is_400_and_the_connection_closes(server, framing):
     assert received.count(b"HTTP/1.1") == 1 and closed  # the smuggled request got no answer
     listing = server.get("api/contents").json()["content"]
     assert [entry["name"] for entry in listing if entry["name"].startswith("untitled")] == []
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_gunicorn_never_answers_a_smuggled_request(gunicorn, framing):
+    """gunicorn parses HTTP itself: it refuses most of these, and closes after the rest."""
+    request = head(gunicorn.port, "POST", "/api/contents", framing) + b"0\r\n\r\n" + SMUGGLED
+    received, closed = exchange(gunicorn.port, request)
+    assert received.count(b"HTTP/1.1") == 1 and closed, received[:300]
 
 
 def test_plain_chunked_bodies_still_work(server):
