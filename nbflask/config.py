@@ -126,8 +126,8 @@ HELP: dict[str, str] = {
     "auth.allow_remote_access": "accept any Host header (needed behind some proxies)",
     "auth.local_hostnames": "host names accepted in the Host header while serving locally",
     "auth.session_lifetime": "seconds a login cookie stays valid",
-    "auth.login_max_failures": "wrong passwords allowed per client within login_window before 429",
-    "auth.login_window": "seconds over which failed logins are counted (and a client stays blocked)",
+    "auth.login_max_failures": "login attempts allowed per client within login_window before 429",
+    "auth.login_window": "seconds over which login attempts are counted (and a client stays blocked)",
     "auth.content_security_policy": "Content-Security-Policy header on every response",
     "store.class": "file | memory | swift | package.module:Class",
     "store.root_dir": "folder the notebooks live in (file store)",
@@ -290,6 +290,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
     if not 0 <= server.port <= 65535:
         raise ConfigError(
             f"{origin('server', 'port')}: server.port: expected 0-65535, found {server.port}"
+        )
+    if server.max_body_size <= 0:
+        raise ConfigError(
+            f"{origin('server', 'max_body_size')}: server.max_body_size: expected a positive"
+            f" number of bytes, found {server.max_body_size}"
         )
     if server.port_retries < 0:
         raise ConfigError(

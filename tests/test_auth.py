@@ -59,9 +59,9 @@ def test_login_with_the_seed_sha1_hash(browser):
     assert browser.get("/api/status").status_code == 403
     response = log_in(browser)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/tree/"
+    assert response.headers["Location"] == "/tree"
     assert browser.get("/api/status").status_code == 200
-    assert browser.get("/tree/").status_code == 200
+    assert browser.get("/tree").status_code == 200
 
 
 def test_login_with_an_argon2_hash_and_no_token(make_app):
@@ -92,7 +92,7 @@ def test_login_page_lives_under_base_url(make_app):
     page = browser.get("/ipython/login?next=/ipython/tree/a")
     assert page.status_code == 200
     assert 'action="/ipython/login"' in page.get_data(as_text=True)
-    assert browser.get("/ipython/tree/").headers["Location"].startswith("/ipython/login?next=")
+    assert browser.get("/ipython/tree").headers["Location"].startswith("/ipython/login?next=")
     response = log_in(browser, base="/ipython/", next="/ipython/tree/a")
     assert response.headers["Location"] == "/ipython/tree/a"
     assert browser.get("/ipython/api/status").status_code == 200
@@ -117,13 +117,13 @@ def test_login_page_lives_under_base_url(make_app):
 def test_next_never_leaves_the_server(browser, payload):
     response = log_in(browser, next=payload)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/tree/"
+    assert response.headers["Location"] == "/tree"
 
 
 def test_next_outside_the_prefix_goes_to_the_dashboard(make_app):
     app = make_app({"server": {"base_url": "/ipython/"}, "auth": {"password": SEED_HASH}})
     response = log_in(app.test_client(), base="/ipython/", next="/elsewhere/")
-    assert response.headers["Location"] == "/ipython/tree/"
+    assert response.headers["Location"] == "/ipython/tree"
 
 
 def test_next_keeps_a_local_path_and_query(browser):
@@ -141,7 +141,7 @@ def test_logout_clears_the_session(browser):
     page = browser.get("/logout")
     assert page.status_code == 200 and "logged out" in page.get_data(as_text=True)
     assert browser.get("/api/status").status_code == 403
-    assert browser.get("/tree/").status_code == 302
+    assert browser.get("/tree").status_code == 302
 
 
 def test_session_cookie_attributes(browser):

@@ -1,4 +1,4 @@
-"""Server-rendered pages: the dashboard (`/tree/`) and a read-only notebook view.
+"""Server-rendered pages: the dashboard (`/tree`) and a read-only notebook view.
 
 The notebook view shows sources and outputs as text and images only: it never renders a
 notebook's HTML or JavaScript, so an untrusted notebook cannot script this origin. Editing and
@@ -31,7 +31,7 @@ def home() -> Response:
     return redirect(url_for("dashboard.tree"))
 
 
-@bp.get("/tree/", defaults={"path": ""})
+@bp.get("/tree", defaults={"path": ""})
 @bp.get("/tree/<path:path>")
 def tree(path: str) -> str:
     return render_template("tree.html", path=path.strip("/"))
