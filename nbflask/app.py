@@ -14,8 +14,9 @@ from werkzeug.wrappers import Request, Response
 
 from . import __version__, errors, request_rules, runtime, security
 from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .kernels.client import KernelHost
+from .kernels.endpoints import SocketPathTooLong
 from .state import EXTENSION, ServerState
 from .stores import open_store
 
@@ -25,6 +26,13 @@ def _effective_token(settings: Settings) -> str:
     if token == "auto":
         return secrets.token_hex(24)
     return token
+
+
+def _kernel_host(settings: Settings) -> KernelHost:
+    try:
+        return KernelHost(settings)
+    except SocketPathTooLong as exc:
+        raise ConfigError(f"kernels: {exc}") from None
 
 
 def _outside_prefix(base_url: str):
@@ -58,7 +66,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         settings=settings,
         token=_effective_token(settings),
         store=open_store(settings.store, settings.source),
-        kernels=KernelHost(settings),
+        kernels=_kernel_host(settings),
     )
 
     errors.init_app(app)

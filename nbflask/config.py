@@ -82,6 +82,7 @@ class KernelSettings:
     ping_interval: int = 30
     replay_buffer_bytes: int = 16 * 1024 * 1024
     replay_buffer_age: int = 600
+    transport: str = "ipc"
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ HELP: dict[str, str] = {
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
+    "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
 }
 
 
@@ -349,6 +351,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
     if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
         raise ConfigError(
             f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"
+        )
+    if settings.kernels.transport not in ("ipc", "tcp"):
+        raise ConfigError(
+            f"{origin('kernels', 'transport')}: kernels.transport: expected 'ipc' or 'tcp',"
+            f" found {settings.kernels.transport!r}"
         )
     for key in ("replay_buffer_bytes", "replay_buffer_age"):
         if getattr(settings.kernels, key) < 0:
