@@ -438,8 +438,10 @@ class KernelManager:
             departed.set()
 
     def prune_connections(self) -> None:
-        """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching."""
+        """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching,
+        and let go of replay messages past their age on kernels that have fallen silent."""
         for kernel in list(self.kernels.values()):
+            kernel.replay.trim()
             for connection_id, worker in list(kernel.workers.items()):
                 if worker and not runtime.pid_alive(worker):
                     log.info("kernel %s: connection %s went with its worker %d", kernel.kernel_id,
