@@ -48,21 +48,26 @@ def frame_header(opcode: int, length: int) -> bytes:
 
 
 class SendAllSocket:
-    """The connection's socket, written whole and in order by its own writer thread.
+    """The connection's socket, written whole and in order without making callers wait.
 
-    Callers never wait for the client. `send` (simple-websocket's handshake, pings, pongs and
-    closes) always queues; `offer` queues one data message unless the messages not yet written
-    already hold `limit` bytes, so a client that reads too slowly costs at most that much
-    memory. A message bigger than `limit` still goes when nothing else waits. The writer is a
-    thread (a greenlet once gevent has patched `threading`), so this works under every server.
+    `send` (simple-websocket's handshake, pings, pongs and closes) always takes its bytes;
+    `offer` takes one data message unless the bytes not yet written already reach `limit`, so a
+    client that reads too slowly costs at most that much memory. A message bigger than `limit`
+    still goes when nothing else waits. While nothing waits, the caller writes what the socket
+    takes at once (as cheap as a plain send); the rest, and everything behind it, is written by
+    the connection's writer thread (a greenlet once gevent has patched `threading`) with
+    `sendall`: simple-websocket 1.1.0 ignores partial writes.
     """
 
     def __init__(self, sock: Any, limit: int) -> None:
         self._sock = sock
         self.limit = limit
-        self.queued = 0  # bytes accepted and not yet written, the one being written included
+        self.queued = 0  # bytes taken and not yet written, those being written included
         self.error: OSError | None = None
+        self._send_now = immediate_sender(sock)
+        self._rest: list[bytes] | None = None  # the unwritten end of a message already begun
         self._queue: deque[tuple[int, list[bytes]]] = deque()
+        self._writing = False  # by the writer, or by a caller writing at once
         self._stopping = False
         lock = threading.Lock()
         self._work = threading.Condition(lock)
@@ -75,30 +80,35 @@ class SendAllSocket:
         self._writer.start()
 
     def send(self, data: bytes) -> int:
-        self._put(len(data), [data], bounded=False)
+        self._put([data], bounded=False)
         return len(data)
 
-    def offer(self, size: int, pieces: list[bytes]) -> bool:
-        """Queue one message of `size` bytes; False, and nothing queued, if it does not fit."""
-        if not self._put(size, pieces, bounded=True):
+    def offer(self, pieces: list[bytes]) -> bool:
+        """Take one message; False, and nothing taken, if it does not fit in the limit."""
+        if not self._put(pieces, bounded=True):
             return False
-        if self.queued > size:  # a backlog: let the writer run (gevent: this yields to it)
+        if self.queued:  # a backlog: let the writer run (under gevent this yields to it)
             time.sleep(0)
         return True
 
-    def _put(self, size: int, pieces: list[bytes], bounded: bool) -> bool:
+    def _put(self, pieces: list[bytes], bounded: bool) -> bool:
+        size = sum(len(piece) for piece in pieces)
         with self._work:
             if self.error is not None or self._stopping:
                 raise BrokenPipeError(f"websocket writer stopped: {self.error or 'closing'}")
             if bounded and self.queued and self.queued + size > self.limit:
                 return False
-            self._queue.append((size, pieces))
             self.queued += size
-            self._work.notify()
+            if self._writing or self._rest is not None or self._queue or self._send_now is None:
+                self._queue.append((size, pieces))
+                self._work.notify()
+                return True
+            self._writing = True
+        self._write(size, pieces, at_once=True)
         return True
 
     def discard(self) -> int:
-        """Drop the messages not yet being written; the bytes dropped."""
+        """Drop the messages not yet begun; the bytes dropped."""
         with self._work:
             dropped = sum(size for size, _ in self._queue)
             self._queue.clear()
@@ -106,7 +116,7 @@ class SendAllSocket:
         return dropped
 
     def drain(self, timeout: float = CLOSE_TIMEOUT) -> bool:
-        """Stop taking messages, let the writer finish what is queued and end; True if it did.
+        """Take no more, let the writer finish what it has and end; True if it did in time.
         Past `timeout` the connection is shut down (which wakes a writer stuck on it)."""
         with self._work:
             self._stopping = True
@@ -125,53 +135,107 @@ class SendAllSocket:
             pass  # already gone
 
     def close(self) -> None:
-        """Called by simple-websocket as its reader ends: the queued frames (a close reply
-        among them) go out first."""
+        """Called by simple-websocket as its reader ends: what is queued (a close reply among
+        it) goes out first."""
         self.drain()
         self._sock.close()
 
     def _write_queue(self) -> None:
         while True:
             with self._work:
-                while not self._queue and not self._stopping:
+                while self._writing or (self._rest is None and not self._queue):
+                    if self.error is not None or (self._stopping and not self._writing):
+                        return
                     self._work.wait()
-                if not self._queue:
-                    return
-                size, pieces = self._queue.popleft()
-                while self._queue and size + self._queue[0][0] <= COALESCE:  # small ones: one write
-                    more, extra = self._queue.popleft()
-                    size += more
-                    pieces = pieces + extra
-            try:
-                self._send_pieces(pieces)
-            except OSError as exc:
-                with self._work:
-                    self.error = exc
-                    self._queue.clear()
-                    self.queued = 0
-                    self._idle.notify_all()
+                if self._rest is not None:
+                    pieces, self._rest = self._rest, None
+                    size = sum(len(piece) for piece in pieces)
+                else:
+                    size, first = self._queue.popleft()
+                    pieces = list(first)
+                    while self._queue and size + self._queue[0][0] <= COALESCE:  # small ones: one write
+                        more, extra = self._queue.popleft()
+                        size += more
+                        pieces.extend(extra)
+                self._writing = True
+            if not self._write(size, pieces, at_once=False):
                 return
-            with self._work:
-                self.queued -= size
-                if not self.queued:
-                    self._idle.notify_all()
 
-    def _send_pieces(self, pieces: list[bytes]) -> None:
-        """Write the pieces in order: small ones joined, big ones as they are."""
-        batch: list[bytes] = []
-        for piece in pieces:
-            if len(piece) < COALESCE:
-                batch.append(piece)
-                continue
-            if batch:
-                self._sock.sendall(b"".join(batch))
-                batch = []
-            self._sock.sendall(piece)
-        if batch:
-            self._sock.sendall(b"".join(batch))
+    def _write(self, size: int, pieces: list[bytes], at_once: bool) -> bool:
+        """Write `size` bytes of pieces, all of them (the writer) or what the socket takes now
+        (a caller, `at_once`: the rest is left to the writer). False once the socket failed."""
+        rest: list[bytes] = []
+        try:
+            for index, buffer in enumerate(buffers := coalesced(pieces)):
+                if not at_once:
+                    self._sock.sendall(buffer)
+                    continue
+                sent = self._send_now(buffer)
+                if sent < len(buffer):
+                    rest = [memoryview(buffer)[sent:], *buffers[index + 1:]]
+                    break
+        except OSError as exc:
+            with self._work:
+                self.error = exc
+                self._rest = None
+                self._queue.clear()
+                self.queued = 0
+                self._writing = False
+                self._work.notify()
+                self._idle.notify_all()
+            return False
+        with self._work:
+            self._writing = False
+            self.queued -= size - sum(len(piece) for piece in rest)
+            if rest:
+                self._rest = rest
+            if rest or self._queue or self._stopping:
+                self._work.notify()
+            if not self.queued:
+                self._idle.notify_all()
+        return True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+def coalesced(pieces: list[bytes]) -> list[bytes]:
+    """The pieces as buffers to write: small neighbours joined, big ones as they are."""
+    buffers: list[bytes] = []
+    batch: list[bytes] = []
+    for piece in pieces:
+        if len(piece) < COALESCE:
+            batch.append(piece)
+            continue
+        if batch:
+            buffers.append(b"".join(batch))
+            batch = []
+        buffers.append(piece)
+    if batch:
+        buffers.append(b"".join(batch))
+    return buffers
+
+
+def immediate_sender(sock: Any) -> Callable[[bytes], int] | None:
+    """A send that never waits (the bytes the socket took now, 0 when it is full), or None for
+    TLS, whose records only the writer's `sendall` resumes safely."""
+    if hasattr(sock, "cipher"):  # ssl.SSLSocket and gevent's SSLSocket
+        return None
+    if type(sock).__module__.startswith("gevent."):
+        def send(data: bytes) -> int:
+            try:
+                return sock.send(data, 0, 0.0)  # timeout 0: gevent raises instead of waiting
+            except BlockingIOError:
+                return 0
+        return send
+    if isinstance(sock, socket.socket):
+        def send_plain(data: bytes) -> int:
+            try:
+                return sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return 0
+        return send_plain
+    return None
 
 
 class Websocket(Server):
@@ -219,7 +283,7 @@ class Websocket(Server):
             event = TextMessage(data=joined.decode()) if text else BytesMessage(data=joined)
             pieces = [self.ws.send(event)]
         try:
-            accepted = self.sock.offer(length, pieces)
+            accepted = self.sock.offer(pieces)
         except OSError as exc:
             self.connected = False
             raise ConnectionClosed(self.close_reason, str(exc)) from exc
