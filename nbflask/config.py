@@ -42,6 +42,7 @@ class ServerSettings:
     trust_xheaders: bool = False
     websocket_compression: bool = False
     max_body_size: int = 100 * 1024 * 1024
+    websocket_send_buffer: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ HELP: dict[str, str] = {
     "server.trust_xheaders": "honour X-Forwarded-For/Proto/Host/Prefix from a proxy in front",
     "server.websocket_compression": "offer permessage-deflate on websockets (costs CPU)",
     "server.max_body_size": "largest request body in bytes; larger ones get 413",
+    "server.websocket_send_buffer": "bytes a slow websocket client may leave unread before it is closed",
     "auth.token": "auto (random at each start) | a fixed token | '' (only with a password)",
     "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
     "auth.allow_origin": "extra origins allowed for websockets and CORS",
@@ -318,6 +320,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
     if files["keyfile"] and not files["certfile"]:
         raise ConfigError(
             f"{origin('server', 'keyfile')}: server.keyfile: set server.certfile too"
+        )
+    if server.websocket_send_buffer <= 0:
+        raise ConfigError(
+            f"{origin('server', 'websocket_send_buffer')}: server.websocket_send_buffer: expected"
+            f" a positive number of bytes, found {server.websocket_send_buffer}"
         )
     if settings.auth.token == "" and not settings.auth.password:
         raise ConfigError(
