@@ -125,12 +125,14 @@ class RawWebsocket:
             payload = self._read(length)
             if first & 0x0F in (0x1, 0x2):
                 return payload
+            if first & 0x0F == 0x9:  # ping: answer, or the server closes an hour-long run
+                self.send(bytes(payload), opcode=0xA)
 
-    def send(self, payload: bytes, text: bool) -> None:
+    def send(self, payload: bytes, text: bool = False, opcode: int | None = None) -> None:
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         length = len(payload)
-        header = bytes([0x80 | (0x1 if text else 0x2)])
+        header = bytes([0x80 | (opcode or (0x1 if text else 0x2))])
         if length < 126:
             header += bytes([0x80 | length])
         elif length < 1 << 16:

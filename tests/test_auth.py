@@ -359,7 +359,7 @@ def guarded_requests(app):
         assert not public, f"{rule.rule} is @public but not in the reviewed list {PUBLIC_ENDPOINTS}"
         # Websocket rules build as ws:// URLs: keep the path.
         path = urlsplit(adapter.build(rule.endpoint, dummy_values(rule), append_unknown=False)).path
-        # Websocket rules only match upgrade requests (flask-sock registers them so).
+        # Websocket rules only match upgrade requests (werkzeug routes them by the Upgrade header).
         headers = {"Upgrade": "websocket", "Connection": "Upgrade"} if rule.websocket else {}
         for method in sorted(rule.methods or ()):
             yield method, path, headers
