@@ -153,7 +153,7 @@ def test_a_client_chosen_kernel_id_starts_that_kernel_and_asking_again_returns_i
 
 @pytest.mark.parametrize("kernel_id", ["abc", "", "a-b-c-d", "a-b-c-d-e-f", "../../../x-b-c-d-e",
                                        "a-b-c-d-e/../../x", "a-b-c-d-e\n", "ä-b-c-d-e", 42, ["a-b-c-d-e"],
-                                       "a-b-c-d-" + "e" * 200])
+                                       "a-b-c-d-" + "e" * 200, "host-1-2-3-4"])
 def test_a_kernel_id_that_could_not_be_addressed_or_would_name_another_file_is_400(kclient, kernel_id):
     response = kclient.post("/api/kernels", json={"kernel_id": kernel_id})
     assert response.status_code == 400
