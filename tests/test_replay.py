@@ -33,7 +33,8 @@ def run_away_and_back(server, kernel_id: str, *, session_id: str, v1: bool, back
     messages seen before leaving and after coming back, and the request's id."""
     with KernelSocket(server.url, kernel_id, server.token, session_id=session_id, v1=v1) as ws:
         msg_id = ws.send("shell", "execute_request", {"code": COUNT_SLOWLY, "silent": False})
-        first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream")
+        first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream"
+                                and m["parent_header"].get("msg_id") == msg_id)
         before = [*[m for m in ws.pending if m["channel"] == "iopub"], first]
     time.sleep(4)
     with KernelSocket(server.url, kernel_id, server.token, session_id=back_as or session_id, v1=v1) as ws:
@@ -73,7 +74,7 @@ def test_replay_across_gunicorn_workers(tmp_path):
 
 
 def test_a_bounded_buffer_keeps_the_newest_and_says_what_it_dropped(tmp_path):
-    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 4000}}) as server:
+    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 9000}}) as server:
         kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
         before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=True)
         gap = [m for m in after if m["header"]["msg_type"] == "nbflask_replay_gap"]

@@ -356,8 +356,13 @@ class Contents:
         return {"id": checkpoint.id, "last_modified": isoformat(checkpoint.last_modified)}
 
     def list_checkpoints(self, path: str) -> list[dict[str, str]]:
+        """The file's checkpoints; none for a path with no file, as Jupyter answers (JupyterLab
+        asks for the old name's right after a rename)."""
         path = self._path(path)
-        self._stat(path)
+        try:
+            self.store.stat(path)
+        except NotFound:
+            return []
         return [self._checkpoint_model(c) for c in self.store.list_checkpoints(path)]
 
     def create_checkpoint(self, path: str) -> dict[str, str]:

@@ -80,6 +80,7 @@ class Kernel:
     watcher: Any = None
     monitor: Any = None
     lock: Any = field(default_factory=gevent.lock.RLock)
+    settled: Any = field(default_factory=gevent.event.Event)  # set once ready or dead after a start
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -208,7 +209,7 @@ class KernelManager:
         replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
         kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
         try:
-            self._spawn(kernel)
+            self._spawn(kernel, wait=False)
         except APIError:
             connection_file.unlink(missing_ok=True)
             raise
@@ -218,8 +219,14 @@ class KernelManager:
         log.info("kernel %s (%s) started in %s", kernel_id, spec.name, kernel.cwd)
         return kernel
 
-    def _spawn(self, kernel: Kernel) -> None:
-        """Start the kernel's process and wait until it answers; on failure leave nothing running."""
+    def _spawn(self, kernel: Kernel, *, wait: bool = True) -> None:
+        """Start the kernel's process; on failure leave nothing running.
+
+        With `wait` (restarts, as Jupyter's restart waits), until the kernel answers, raising
+        if it does not. Without (a new kernel, as Jupyter answers once the process runs),
+        readiness is awaited in the background: the kernel is `starting` meanwhile, then
+        `idle`, or `dead` with the reason (told to connected clients like any death).
+        """
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
         env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
         for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
@@ -235,15 +242,32 @@ class KernelManager:
                             "KernelStartFailed") from None
         kernel.process = process
         kernel.started_at = time.monotonic()
+        kernel.settled.clear()
+        if wait:
+            self._become_ready(kernel, process)
+        else:
+            kernel.watcher = gevent.spawn(self._start_in_background, kernel, process)
+
+    def _become_ready(self, kernel: Kernel, process: subprocess.Popen) -> None:
         try:
             self._wait_ready(kernel, float(self.settings["startup_timeout"]))
         except APIError as exc:
             self._kill(kernel, process)
             kernel.execution_state, kernel.reason = "dead", exc.message
+            kernel.settled.set()
             raise
         kernel.execution_state = "idle"
         kernel.touch()
+        kernel.settled.set()
         kernel.watcher = gevent.spawn(self._watch, kernel, process)
+
+    def _start_in_background(self, kernel: Kernel, process: subprocess.Popen) -> None:
+        """Readiness of a new kernel; a shutdown or restart meanwhile kills this greenlet."""
+        try:
+            self._become_ready(kernel, process)
+        except APIError as exc:
+            log.warning("kernel %s: %s", kernel.kernel_id, exc.message)
+            self.publish(kernel.kernel_id, {"event": "dead", "reason": exc.message})
 
     def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
         """Until the kernel answers kernel_info on shell; its process exiting ends the wait."""
@@ -347,7 +371,9 @@ class KernelManager:
         return kernel
 
     def interrupt(self, kernel_id: str) -> None:
+        """Interrupt the kernel; one still starting is first awaited (SIGINT would kill it)."""
         kernel = self.get(kernel_id)
+        kernel.settled.wait(float(self.settings["startup_timeout"]))
         process = kernel.process
         if kernel.execution_state == "dead" or process is None or process.poll() is not None:
             raise APIError(409, f"Kernel {kernel_id} is not running: {kernel.reason}", "KernelDead")

@@ -37,7 +37,7 @@ from . import endpoints, wire, zmqlib
 log = logging.getLogger("nbflask.kernels.relay")
 
 NUDGE_INTERVAL = 0.5
-NUDGE_TIMEOUT = 10.0
+NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STOP = b""
