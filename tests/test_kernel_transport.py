@@ -103,13 +103,14 @@ def test_socket_files_go_when_a_kernel_stops_restarts_dies_or_the_host_stops(mak
 
         second = client.post("/api/kernels", json={}).get_json()
         info = connection(second["id"])
+        state = lambda: client.get(f"/api/kernels/{second['id']}").get_json()["execution_state"]  # noqa: E731
+        assert wait_until(lambda: state() == "idle")
         [process] = kernel_processes()
         os.kill(process.pid, signal.SIGKILL)  # dies; the host restarts it on the same sockets
         assert wait_gone(process.pid)
 
         def restarted() -> bool:
-            state = client.get(f"/api/kernels/{second['id']}").get_json()["execution_state"]
-            return [p.pid for p in kernel_processes()] not in ([], [process.pid]) and state == "idle"
+            return [p.pid for p in kernel_processes()] not in ([], [process.pid]) and state() == "idle"
 
         assert wait_until(restarted)
         assert all(path.exists() for path in sockets_of(info))

@@ -107,7 +107,7 @@ def test_hidden_files_folders_and_ways_out_of_the_resource_folder_are_404(client
     for resource in (".secret", ".git/config", "docs", "docs/", "out.txt", "alias.txt", "up/outside.txt",
                      "docs/../.secret", "docs/../../echo/logo-64x64.png", "docs//x",
                      "%2e%2e/%2e%2e/outside.txt", "logo-64x64.png%00.txt"):
-        response = client.get(f"/kernelspecs/echo/{resource}")
+        response = client.get(f"/kernelspecs/echo/{resource}", follow_redirects=True)  # docs/: 302 first
         assert response.status_code == 404, resource
         assert b"SECRET-CONTENT" not in response.data and b"OUTSIDE-CONTENT" not in response.data, resource
 

@@ -540,7 +540,8 @@ class KernelManager:
                     if head.get("msg_type") == "status":
                         kernel.signer.verify(signature, parts)
                         state = wire.loads_object(parts[3], "content").get("execution_state")
-                        if isinstance(state, str):
+                        # a kernel's own `starting` may come after its kernel_info reply was seen
+                        if isinstance(state, str) and not (state == "starting" and kernel.settled.is_set()):
                             kernel.execution_state = state
                 except wire.WireError as exc:
                     log.warning("kernel %s: dropped an iopub message: %s", kernel.kernel_id, exc)
