@@ -13,8 +13,24 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
 from . import __version__, errors, runtime, security
-from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
+from .blueprints import (
+    api,
+    assets,
+    auth,
+    configapi,
+    contents,
+    files,
+    kernels,
+    kernelspecs,
+    lab,
+    labapi,
+    notebook,
+    pages,
+    probes,
+    sessions,
+)
 from .config import Settings, load_settings
+from .frontend.service import open_frontends
 from .kernels.client import KernelHost
 from .state import EXTENSION, ServerState
 from .stores import open_store
@@ -54,17 +70,25 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         JSON_SORT_KEYS=False,
         NBFLASK_VERSION=__version__,
     )
+    store = open_store(settings.store, settings.source)
     app.extensions[EXTENSION] = ServerState(
         settings=settings,
         token=_effective_token(settings),
-        store=open_store(settings.store, settings.source),
+        store=store,
         kernels=KernelHost(settings),
+        frontends=open_frontends(store),
     )
 
     errors.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(notebook.bp)
+    app.register_blueprint(lab.bp)
+    app.register_blueprint(labapi.bp)
+    app.register_blueprint(assets.bp)
+    app.register_blueprint(configapi.bp)
+    app.register_blueprint(probes.bp)
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(kernels.bp)

@@ -85,11 +85,17 @@ class KernelSettings:
 
 
 @dataclass(frozen=True)
+class UISettings:
+    default_url: str = "/tree"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     kernels: KernelSettings = field(default_factory=KernelSettings)
+    ui: UISettings = field(default_factory=UISettings)
     source: str | None = None
 
     @property
@@ -106,6 +112,7 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "store": StoreSettings,
     "kernels": KernelSettings,
+    "ui": UISettings,
 }
 
 # One help line per option: `nbflask config init` writes them next to the defaults.
@@ -145,6 +152,7 @@ HELP: dict[str, str] = {
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
+    "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
 
 
@@ -351,6 +359,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
                 f"{origin('kernels', key)}: kernels.{key}: expected 0 (no replay) or more,"
                 f" found {getattr(settings.kernels, key)}"
             )
+    default_url = settings.ui.default_url
+    if not default_url.startswith("/") or default_url.startswith("//") or "\\" in default_url:
+        raise ConfigError(
+            f"{origin('ui', 'default_url')}: ui.default_url: expected a path on this server such as"
+            f" '/tree' or '/lab', found {default_url!r}"
+        )
     return dataclasses.replace(
         settings, server=dataclasses.replace(server, base_url=base_url, **files)
     )

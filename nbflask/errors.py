@@ -23,7 +23,8 @@ def json_error(status: int, message: str, reason: str | None = None) -> Response
 
 def _wants_json() -> bool:
     path = request.path
-    return path == "/api" or path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    api = path == "/api" or path.startswith(("/api/", "/lab/api/"))
+    return api or request.accept_mimetypes.best == "application/json"
 
 
 def init_app(app: Flask) -> None:

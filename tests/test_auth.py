@@ -18,7 +18,10 @@ from nbflask.blueprints.auth import LIMITER
 from nbflask.config import ConfigError
 
 SEED_HASH = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a"  # "mypassword"
-PUBLIC_ENDPOINTS = {"api.version", "auth.login", "static"}
+# The front-ends' bundles, themes and extension files are the open-source builds, nothing of
+# the user's: public, so browsers and proxies may cache them.
+ASSET_ENDPOINTS = {"assets.lab_static", "assets.notebook_static", "assets.theme", "assets.extension_static"}
+PUBLIC_ENDPOINTS = {"api.version", "auth.login", "static"} | ASSET_ENDPOINTS
 
 
 def xsrf_of(client, base="/") -> str:
@@ -59,7 +62,7 @@ def test_login_with_the_seed_sha1_hash(browser):
     assert browser.get("/api/status").status_code == 403
     response = log_in(browser)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/tree/"
+    assert response.headers["Location"] == "/tree"
     assert browser.get("/api/status").status_code == 200
     assert browser.get("/tree/").status_code == 200
 
@@ -117,13 +120,13 @@ def test_login_page_lives_under_base_url(make_app):
 def test_next_never_leaves_the_server(browser, payload):
     response = log_in(browser, next=payload)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/tree/"
+    assert response.headers["Location"] == "/tree"
 
 
 def test_next_outside_the_prefix_goes_to_the_dashboard(make_app):
     app = make_app({"server": {"base_url": "/ipython/"}, "auth": {"password": SEED_HASH}})
     response = log_in(app.test_client(), base="/ipython/", next="/elsewhere/")
-    assert response.headers["Location"] == "/ipython/tree/"
+    assert response.headers["Location"] == "/ipython/tree"
 
 
 def test_next_keeps_a_local_path_and_query(browser):
