@@ -24,6 +24,7 @@ from .blueprints import (
     kernelspecs,
     lab,
     labapi,
+    nbconvert,
     notebook,
     pages,
     probes,
@@ -89,6 +90,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(assets.bp)
     app.register_blueprint(configapi.bp)
     app.register_blueprint(probes.bp)
+    app.register_blueprint(nbconvert.bp)
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(kernels.bp)

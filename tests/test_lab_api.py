@@ -4,6 +4,7 @@ translations, listings, workspaces, /api/config, and where that per-user state l
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,13 @@ def test_with_swift_every_host_sees_the_same_state(make_app, swift_options, tmp_
     names = [entry["name"] for entry in second.get("/api/contents").json["content"]]
     assert names == []
     assert second.get("/api/contents/.nbflask-state").status_code == 404
+
+
+def test_without_nbconvert_no_formats_and_a_clear_answer(client, monkeypatch):
+    """The `export` extra not installed: the export menu is empty and an export says why."""
+    monkeypatch.setitem(sys.modules, "nbconvert", None)  # `import nbconvert` now fails
+    client.put("/api/contents/a.ipynb", json={"type": "notebook"})
+    assert client.get("/api/nbconvert").json == {}
+    response = client.get("/nbconvert/html/a.ipynb")
+    assert response.status_code == 501 and response.is_json
+    assert "pip install 'nbflask[export]'" in response.json["message"]

@@ -98,6 +98,8 @@ def test_tree_opens_files_where_they_belong_as_notebook_7_does(files):
     assert files.get("/notebooks/sub").headers["Location"] == "/tree/sub"
     missing = files.get("/tree/nowhere")
     assert missing.status_code == 404 and missing.mimetype == "text/html"
+    html = missing.get_data(as_text=True)
+    assert "No such directory: nowhere" in html and 'href="/static/style.css"' in html  # our error page
 
 
 def test_pages_are_revalidated_and_answer_304(client):

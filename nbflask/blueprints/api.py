@@ -1,4 +1,4 @@
-"""`/api` (version, public) and `/api/status`, as in the Jupyter Server REST API."""
+"""`/api` (version, public), `/api/status` and `/api/shutdown`, as in the Jupyter Server REST API."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from .. import __version__
 from ..clock import isoformat, parse_isoformat
+from ..errors import APIError
 from ..state import state
 from .auth import public
 
@@ -39,3 +40,11 @@ def status() -> Response:
         kernels=kernels["kernels"],
         connections=kernels["connections"],
     )
+
+
+@bp.post("/shutdown")
+def shutdown() -> Response:
+    """JupyterLab's File > Shut Down. A server that may be one of many gunicorn workers, or
+    serve a whole team, is not stopped by one browser: it says how to stop it instead."""
+    raise APIError(403, "Shutting the server down from the browser is off: run `nbflask stop` where it runs",
+                   "Forbidden")

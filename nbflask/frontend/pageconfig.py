@@ -78,7 +78,8 @@ def page_config(
         "notebookStartsKernel": True,
         "terminalsAvailable": False,
         "exposeAppInBrowser": False,
-        "quitButton": False,
+        # Shows File > Log Out (and Shut Down, which /api/shutdown refuses politely).
+        "quitButton": True,
         "cacheFiles": False,
         "devMode": False,
         "buildAvailable": False,
