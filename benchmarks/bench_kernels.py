@@ -1,9 +1,10 @@
 """Kernel round trips and streaming through nbflask, side by side with the physical limit.
 
-    .venv/bin/python benchmarks/bench_kernels.py [--executions 300] [--megabytes 50]
+    .venv/bin/python benchmarks/bench_kernels.py [--executions 300] [--megabytes 50] [--transports ipc,tcp]
 
-Starts `nbflask run` (gevent) on a free loopback port, starts one real ipykernel through the
-REST API, then measures on that same kernel, in one run:
+Starts one `nbflask run` (gevent) per kernel transport (`kernels.transport`: unix sockets or
+loopback TCP) on free loopback ports, starts one real ipykernel in each through the REST API,
+then measures on those kernels, in one run, every path taking its turn:
   * the round-trip time of sequential `1+1` executions (request sent -> reply and idle seen;
     the paths take turns, execution by execution),
   * the MB/s of N MB printed by the kernel, flushed per MiB (a stream of 1 MiB messages), and
@@ -33,7 +34,7 @@ import requests
 import yaml
 import zmq
 
-from nbflask.kernels import wire
+from nbflask.kernels import endpoints, wire
 
 TOKEN = "bench-token-0123456789"
 V1 = wire.V1_SUBPROTOCOL
@@ -46,13 +47,12 @@ class Direct:
 
     def __init__(self, connection: dict) -> None:
         self.context = zmq.Context()
-        url = f"tcp://{connection['ip']}:"
         self.shell = self.context.socket(zmq.DEALER)
-        self.shell.connect(url + str(connection["shell_port"]))
+        self.shell.connect(endpoints.url(connection, "shell"))
         self.iopub = self.context.socket(zmq.SUB)
         self.iopub.setsockopt(zmq.RCVHWM, 0)
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.iopub.connect(url + str(connection["iopub_port"]))
+        self.iopub.connect(endpoints.url(connection, "iopub"))
         self.signer = wire.Signer(connection["key"])
         self.poller = zmq.Poller()
         self.poller.register(self.shell, zmq.POLLIN)
@@ -125,12 +125,14 @@ class RawWebsocket:
             payload = self._read(length)
             if first & 0x0F in (0x1, 0x2):
                 return payload
+            if first & 0x0F == 0x9:  # ping: answer, or the server closes an hour-long run
+                self.send(bytes(payload), opcode=0xA)
 
-    def send(self, payload: bytes, text: bool) -> None:
+    def send(self, payload: bytes, text: bool = False, opcode: int | None = None) -> None:
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         length = len(payload)
-        header = bytes([0x80 | (0x1 if text else 0x2)])
+        header = bytes([0x80 | (opcode or (0x1 if text else 0x2))])
         if length < 126:
             header += bytes([0x80 | length])
         elif length < 1 << 16:
@@ -221,7 +223,7 @@ def throughput(client, megabytes: int, flush: bool) -> float:
     return megabytes / elapsed
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str, Path]:
+def start_server(folder: Path, transport: str) -> tuple[subprocess.Popen, str, Path]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -232,6 +234,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str, Path]:
         "server": {"port": port, "open_browser": False},
         "auth": {"token": TOKEN},
         "store": {"root_dir": str(folder)},
+        "kernels": {"transport": transport},
     }))
     env = {**os.environ, "NBFLASK_RUNTIME_DIR": str(runtime)}
     process = subprocess.Popen([str(Path(sys.executable).parent / "nbflask"), "run", "--config", str(config)],
@@ -255,18 +258,26 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=300)
     parser.add_argument("--megabytes", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="stream runs per path (median reported)")
+    parser.add_argument("--transports", default="ipc,tcp", help="kernel transports to compare")
     args = parser.parse_args()
+    transports = args.transports.split(",")
+    servers = []
     with tempfile.TemporaryDirectory() as tmp:
-        process, url, runtime = start_server(Path(tmp))
         try:
-            headers = {"Authorization": f"token {TOKEN}"}
-            kernel_id = requests.post(url + "api/kernels", headers=headers, timeout=60).json()["id"]
-            connection = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
-            makers = {
-                Direct.name: lambda: Direct(connection),
-                "nbflask websocket v1": lambda: Through(url, kernel_id, v1=True),
-                "nbflask websocket legacy JSON": lambda: Through(url, kernel_id, v1=False),
-            }
+            makers = {}
+            for transport in transports:
+                folder = Path(tmp) / transport
+                folder.mkdir()
+                process, url, runtime = start_server(folder, transport)
+                servers.append(process)
+                headers = {"Authorization": f"token {TOKEN}"}
+                kernel_id = requests.post(url + "api/kernels", headers=headers, timeout=60).json()["id"]
+                connection = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
+                makers.update({
+                    f"{transport}: {Direct.name}": lambda c=connection: Direct(c),
+                    f"{transport}: nbflask websocket v1": lambda u=url, k=kernel_id: Through(u, k, v1=True),
+                    f"{transport}: nbflask legacy JSON": lambda u=url, k=kernel_id: Through(u, k, v1=False),
+                })
             clients = {name: make() for name, make in makers.items()}
             round_trips = latencies(clients, args.executions)
             for client in clients.values():
@@ -281,20 +292,23 @@ def main() -> None:
                     single[name].append(throughput(client, args.megabytes, flush=False))
                     client.close()
         finally:
-            process.terminate()
-            process.wait(30)
+            for process in servers:
+                process.terminate()
+                process.wait(30)
     results = {name: (round_trips[name], statistics.median(rates[name]), statistics.median(single[name]))
                for name in round_trips}
-    direct_latency, direct_rate, direct_single = results[Direct.name]
-    print(f"One ipykernel; round trip: median of {args.executions} sequential `1+1` executions;"
-          f" {args.megabytes} MB of stdout (median of {args.rounds}) as a stream of 1 MiB messages,"
-          " and as one message:")
-    print(f"{'path':30} {'round trip':>12} {'ratio':>6} {'stream':>11} {'ratio':>6}"
+    print(f"One ipykernel per transport; round trip: median of {args.executions} sequential `1+1`"
+          f" executions; {args.megabytes} MB of stdout (median of {args.rounds}) as a stream of 1 MiB"
+          " messages, and as one message. Ratios: to direct ZeroMQ on TCP (the classic set-up).")
+    print(f"{'path':36} {'round trip':>12} {'ratio':>6} {'stream':>11} {'ratio':>6}"
           f" {'one message':>12} {'ratio':>6}")
+    base = "tcp" if "tcp" in transports else transports[0]
+    direct_latency, direct_rate, direct_single = results[f"{base}: {Direct.name}"]
     for name, (seconds, rate, one) in results.items():
-        print(f"{name:30} {seconds * 1000:9.2f} ms {seconds / direct_latency:5.2f}x "
+        print(f"{name:36} {seconds * 1000:9.2f} ms {seconds / direct_latency:5.2f}x "
               f"{rate:6.1f} MB/s {rate / direct_rate:5.2f}x {one:7.1f} MB/s {one / direct_single:5.2f}x")
     print("targets: round trip <= 1.50x direct, stream >= 0.80x direct")
+
 
 if __name__ == "__main__":
     main()

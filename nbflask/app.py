@@ -12,7 +12,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
-from . import __version__, errors, runtime, security
+from . import __version__, errors, request_rules, runtime, security
 from .blueprints import (
     api,
     assets,
@@ -30,9 +30,10 @@ from .blueprints import (
     probes,
     sessions,
 )
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .frontend.service import open_frontends
 from .kernels.client import KernelHost
+from .kernels.endpoints import SocketPathTooLong
 from .state import EXTENSION, ServerState
 from .stores import open_store
 
@@ -42,6 +43,13 @@ def _effective_token(settings: Settings) -> str:
     if token == "auto":
         return secrets.token_hex(24)
     return token
+
+
+def _kernel_host(settings: Settings) -> KernelHost:
+    try:
+        return KernelHost(settings)
+    except SocketPathTooLong as exc:
+        raise ConfigError(f"kernels: {exc}") from None
 
 
 def _outside_prefix(base_url: str):
@@ -76,11 +84,12 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         settings=settings,
         token=_effective_token(settings),
         store=store,
-        kernels=KernelHost(settings),
+        kernels=_kernel_host(settings),
         frontends=open_frontends(store),
     )
 
     errors.init_app(app)
+    request_rules.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -42,6 +42,7 @@ class ServerSettings:
     trust_xheaders: bool = False
     websocket_compression: bool = False
     max_body_size: int = 100 * 1024 * 1024
+    websocket_send_buffer: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class KernelSettings:
     ping_interval: int = 30
     replay_buffer_bytes: int = 16 * 1024 * 1024
     replay_buffer_age: int = 600
+    transport: str = "ipc"
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,15 @@ HELP: dict[str, str] = {
     "server.trust_xheaders": "honour X-Forwarded-For/Proto/Host/Prefix from a proxy in front",
     "server.websocket_compression": "offer permessage-deflate on websockets (costs CPU)",
     "server.max_body_size": "largest request body in bytes; larger ones get 413",
+    "server.websocket_send_buffer": "bytes a slow websocket client may leave unread before it is closed",
     "auth.token": "auto (random at each start) | a fixed token | '' (only with a password)",
     "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
     "auth.allow_origin": "extra origins allowed for websockets and CORS",
     "auth.allow_remote_access": "accept any Host header (needed behind some proxies)",
     "auth.local_hostnames": "host names accepted in the Host header while serving locally",
     "auth.session_lifetime": "seconds a login cookie stays valid",
-    "auth.login_max_failures": "wrong passwords allowed per client within login_window before 429",
-    "auth.login_window": "seconds over which failed logins are counted (and a client stays blocked)",
+    "auth.login_max_failures": "login attempts allowed per client within login_window before 429",
+    "auth.login_window": "seconds over which login attempts are counted (and a client stays blocked)",
     "auth.content_security_policy": "Content-Security-Policy header on every response",
     "store.class": "file | memory | swift | package.module:Class",
     "store.root_dir": "folder the notebooks live in (file store)",
@@ -152,6 +155,7 @@ HELP: dict[str, str] = {
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
+    "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
 
@@ -299,6 +303,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('server', 'port')}: server.port: expected 0-65535, found {server.port}"
         )
+    if server.max_body_size <= 0:
+        raise ConfigError(
+            f"{origin('server', 'max_body_size')}: server.max_body_size: expected a positive"
+            f" number of bytes, found {server.max_body_size}"
+        )
     if server.port_retries < 0:
         raise ConfigError(
             f"{origin('server', 'port_retries')}: server.port_retries: expected 0 or more,"
@@ -319,6 +328,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
     if files["keyfile"] and not files["certfile"]:
         raise ConfigError(
             f"{origin('server', 'keyfile')}: server.keyfile: set server.certfile too"
+        )
+    if server.websocket_send_buffer <= 0:
+        raise ConfigError(
+            f"{origin('server', 'websocket_send_buffer')}: server.websocket_send_buffer: expected"
+            f" a positive number of bytes, found {server.websocket_send_buffer}"
         )
     if settings.auth.token == "" and not settings.auth.password:
         raise ConfigError(
@@ -352,6 +366,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
     if settings.kernels.cull_idle_timeout < 0 or settings.kernels.cull_interval <= 0:
         raise ConfigError(
             f"{origin('kernels', 'cull_interval')}: kernels.cull_*: expected positive seconds"
+        )
+    if settings.kernels.transport not in ("ipc", "tcp"):
+        raise ConfigError(
+            f"{origin('kernels', 'transport')}: kernels.transport: expected 'ipc' or 'tcp',"
+            f" found {settings.kernels.transport!r}"
         )
     for key in ("replay_buffer_bytes", "replay_buffer_age"):
         if getattr(settings.kernels, key) < 0:

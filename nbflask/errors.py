@@ -55,6 +55,13 @@ def init_app(app: Flask) -> None:
             return html_error(error)
         return _with_headers_of(error, json_error(error.code or 500, error.description or error.name, None))
 
+    @app.errorhandler(RecursionError)
+    def handle_too_deep(error: RecursionError) -> Response:
+        # Data nested deeper than Python's recursion limit (a JSON body thousands of levels
+        # deep, a notebook whose metadata nests hundreds) is the client's doing: say so.
+        log.warning("%s %s: request data nested too deeply (%s)", request.method, request.path, error)
+        return json_error(400, "Request data is nested too deeply", "bad json")
+
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response | HTTPException:
         log.exception("unhandled error on %s %s", request.method, request.path)

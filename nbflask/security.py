@@ -1,6 +1,6 @@
 """The decisions behind the auth gate, free of Flask: which Host, Origin and `next=` to accept,
-which key signs the session cookie, which Content-Security-Policy a response gets, and how
-many wrong passwords a client may try.
+which key signs the session cookie, which Content-Security-Policy a response gets, how URLs
+are rebuilt for redirects, and how many login attempts a client may make.
 
 `blueprints/auth.py` applies them to requests; keeping them here lets tests and readers see
 each rule on its own.
@@ -8,20 +8,29 @@ each rule on its own.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import ipaddress
+import json
 import math
-import threading
+import os
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from .config import Settings
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILES_SANDBOX = "sandbox"
 _EVERY_INTERFACE = ("*", "", "0.0.0.0", "::")
+CSP_REPORT_PATH = "api/security/csp-report"
+# What may stay literal in a redirect's path or query: RFC 3986's sub-delims and ':@', plus '%'
+# in a query, which arrives already encoded and must not be encoded twice.
+_PATH_SAFE = "/!$&'()*+,;=:@"
+_QUERY_SAFE = _PATH_SAFE + "?%"
 
 
 def session_key(secret: bytes, settings: Settings) -> bytes:
@@ -124,12 +133,44 @@ def safe_next(target: str | None, script_root: str, home: str) -> str:
     return target
 
 
-def content_security_policy(path: str, policy: str, existing: str | None) -> str | None:
-    """The CSP a response leaves with: `policy`, plus a sandbox on /files/.
+def url_path(path: str) -> str:
+    """A decoded request path as it must appear in a URL: `what?#.ipynb` -> `what%3F%23.ipynb`.
 
-    Files served raw from the notebook folder (an HTML file, an SVG) must not run script with
-    the server's origin, or any file could act as the logged-in user. A view that sets its own
+    Werkzeug hands views the decoded path; putting it back in a Location header unencoded
+    would turn `?` into a query and `#` into a fragment, and send the browser elsewhere.
+    """
+    return quote(path, safe=_PATH_SAFE)
+
+
+def url_query(query_string: bytes) -> str:
+    """The raw query string, kept as the client encoded it (bytes outside ASCII encoded)."""
+    return quote(query_string, safe=_QUERY_SAFE)
+
+
+def without_trailing_slash(script_root: str, path: str, query_string: bytes) -> str | None:
+    """Where a URL with a trailing slash redirects (as Jupyter's), or None if it has none.
+
+    The target is always a path on this server under its prefix: leading slashes collapse to
+    one, and a backslash is encoded, so `//example.com/` or `/\\example.com/` cannot become a
+    redirect to another host. The query string is kept.
+    """
+    if path == "/" or not path.endswith("/"):
+        return None
+    target = script_root + url_path("/" + path.strip("/"))
+    return f"{target}?{url_query(query_string)}" if query_string else target
+
+
+def content_security_policy(
+    path: str, policy: str, existing: str | None, script_root: str = ""
+) -> str | None:
+    """The CSP a response leaves with: Jupyter's, built on the configured `policy`.
+
+    Every response reports violations to the CSP report endpoint; API responses also get
+    `default-src 'none'`, since JSON never needs to load anything. Files served raw from the
+    notebook folder (an HTML file, an SVG) get a sandbox: they must not run script with the
+    server's origin, or any file could act as the logged-in user. A view that sets its own
     policy keeps it, gaining only the configured frame-ancestors directive if it has none.
+    An empty `policy` turns all of this off but the sandbox.
     """
     if existing:
         ancestors = [d.strip() for d in policy.split(";") if d.strip().startswith("frame-ancestors")]
@@ -138,63 +179,90 @@ def content_security_policy(path: str, policy: str, existing: str | None) -> str
         return f"{existing}; {ancestors[0]}"
     if path.startswith("/files/"):
         return f"{policy}; {FILES_SANDBOX}" if policy else FILES_SANDBOX
-    return policy or None
+    if not policy:
+        return None
+    directives = [policy]
+    if "report-uri" not in policy:
+        directives.append(f"report-uri {script_root}/{CSP_REPORT_PATH}")
+    if (path == "/api" or path.startswith("/api/")) and "default-src" not in policy:
+        directives.append("default-src 'none'")
+    return "; ".join(directives)
 
 
 class LoginLimiter:
-    """Counts failed logins per client; after `max_failures` within `window` seconds the
-    client is refused for `window` seconds, then starts afresh.
+    """Counts login attempts per client, for every worker of a deployment at once.
 
-    State lives in this process: under several gunicorn workers each counts on its own, so
-    a client gets up to `max_failures` tries per worker per window.
+    An attempt is counted before its password is checked, so parallel guesses cannot all slip
+    in while the first are still being verified: past `max_attempts` within `window` seconds
+    the client is refused for `window` seconds, then starts afresh; a success clears it.
+
+    The counts live in one small JSON file in the private runtime folder, read and rewritten
+    under an exclusive `flock`, so gunicorn's worker processes share them. The lock is held
+    only for that read-modify-write, which never yields to another greenlet (plain file I/O);
+    callers under gevent run it on the thread pool so a worker waiting for the lock of another
+    never stalls its event loop. Wall-clock time, since the file outlives processes.
     """
 
     def __init__(
-        self, max_failures: int, window: float, clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 10_000,
+        self, path: Path, max_attempts: int, window: float, scope: str = "",
+        clock: Callable[[], float] = time.time, max_clients: int = 10_000,
     ) -> None:
-        self.max_failures = max_failures
+        self.path = path
+        self.max_attempts = max_attempts
         self.window = window
+        self.scope = scope
         self.clock = clock
         self.max_clients = max_clients
-        self._failures: dict[str, list[float]] = {}
-        self._blocked_until: dict[str, float] = {}
-        self._lock = threading.Lock()
 
-    def retry_after(self, client: str) -> int:
-        """Seconds the client must wait before its next attempt; 0 if it may try now."""
-        with self._lock:
-            until = self._blocked_until.get(client)
-            if until is None:
-                return 0
-            remaining = until - self.clock()
-            if remaining <= 0:
-                del self._blocked_until[client]
-                return 0
-            return max(1, math.ceil(remaining))
+    def attempt(self, client: str) -> int:
+        """Count an attempt; 0 if it may proceed, else the seconds the client must wait."""
+        key = f"{self.scope}/{client}"
 
-    def failed(self, client: str) -> None:
-        now = self.clock()
-        with self._lock:
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
-            recent.append(now)
-            if len(recent) >= self.max_failures:
-                self._failures.pop(client, None)
-                self._blocked_until[client] = now + self.window
-            else:
-                self._failures[client] = recent
-            self._prune(now)
+        def count(records: dict[str, Any]) -> int:
+            now = self.clock()  # read under the lock, so the times in the file only grow
+            record = records.get(key) or {}
+            blocked = min(float(record.get("blocked_until", 0)) - now, self.window)
+            if blocked > 0:
+                return max(1, math.ceil(blocked))
+            tries = [t for t in record.get("tries", []) if now - t < self.window] + [now]
+            if len(tries) > self.max_attempts:
+                records[key] = {"blocked_until": now + self.window, "last": now}
+                return max(1, math.ceil(self.window))
+            records[key] = {"tries": tries, "last": now}
+            return 0
+
+        return self._update(count)
 
     def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
-            self._blocked_until.pop(client, None)
+        key = f"{self.scope}/{client}"
+        self._update(lambda records: records.pop(key, None))
 
-    def _prune(self, now: float) -> None:
-        """Bound memory under a flood of addresses: forget expired entries, then the oldest."""
-        if len(self._failures) + len(self._blocked_until) <= self.max_clients:
+    def _update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        """Apply `change` to the records under the file's lock, and save them."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+b") as handle:  # closing it releases the lock
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                records = json.loads(handle.read() or b"{}")
+            except ValueError:
+                records = {}  # a write cut short by a crash: start afresh
+            if not isinstance(records, dict):
+                records = {}
+            result = change(records)
+            self._prune(records)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(records, separators=(",", ":")).encode())
+        return result
+
+    def _prune(self, records: dict[str, Any]) -> None:
+        """Bound the file under a flood of addresses: forget expired clients, then the oldest."""
+        if len(records) <= self.max_clients:
             return
-        self._failures = {c: ts for c, ts in self._failures.items() if now - ts[-1] < self.window}
-        self._blocked_until = {c: u for c, u in self._blocked_until.items() if u > now}
-        while len(self._failures) > self.max_clients // 2:
-            self._failures.pop(next(iter(self._failures)))
+        now = self.clock()
+        for key in [k for k, r in records.items() if r.get("last", 0) + self.window <= now]:
+            del records[key]
+        if len(records) > self.max_clients:
+            oldest_first = sorted(records, key=lambda k: records[k].get("last", 0))
+            for key in oldest_first[: len(records) - self.max_clients // 2]:
+                del records[key]

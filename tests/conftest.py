@@ -40,6 +40,30 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("NBFLASK_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
 
 
+#: Suites that run once per kernel transport: ipc (the default) and tcp.
+KERNEL_SUITES = {
+    "test_kernels_api.py", "test_sessions_api.py", "test_websocket_relay.py", "test_websocket_threads.py",
+    "test_gunicorn_kernels.py", "test_kernel_lifetime.py", "test_replay.py", "test_kernel_host_failures.py",
+    "test_gateway.py",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.path.name in KERNEL_SUITES:
+        metafunc.parametrize("kernel_transport", ["ipc", "tcp"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def kernel_transport(request: pytest.FixtureRequest, isolated_environment: None,
+                     monkeypatch: pytest.MonkeyPatch) -> str:
+    """`kernels.transport` for every app and live server of a kernel suite's test, through its
+    variable; other tests get the configured default."""
+    transport = getattr(request, "param", None)
+    if transport is not None:
+        monkeypatch.setenv("NBFLASK_KERNELS_TRANSPORT", transport)
+    return transport or "default"
+
+
 @pytest.fixture
 def root_dir(tmp_path) -> str:
     root = tmp_path / "notebooks"

@@ -30,10 +30,10 @@ def test_token_header_and_query(anonymous):
 
 
 def test_query_token_logs_a_browser_in_and_leaves_the_url(anonymous):
-    response = anonymous.get(f"/tree/?token={TOKEN}&sort=name")
+    response = anonymous.get(f"/tree?token={TOKEN}&sort=name")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/tree/?sort=name"
-    assert anonymous.get("/tree/").status_code == 200
+    assert response.headers["Location"] == "/tree?sort=name"
+    assert anonymous.get("/tree").status_code == 200
 
 
 def test_pages_redirect_to_login(anonymous):

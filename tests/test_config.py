@@ -152,3 +152,24 @@ def test_swift_store_without_its_client_says_which_extra_to_install(monkeypatch)
     monkeypatch.delitem(sys.modules, "nbflask.stores.swift", raising=False)
     with pytest.raises(ConfigError, match=r"pip install 'nbflask\[swift\]'"):
         store_class("swift")
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_body_limit_that_refuses_everything_is_refused(size):
+    message = error_of({"server": {"max_body_size": size}})
+    assert message == f"config: server.max_body_size: expected a positive number of bytes, found {size}"
+
+
+def test_nbflask_run_refuses_a_zero_body_limit_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = write(tmp_path, "server:\n  max_body_size: 0\n  open_browser: false\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "nbflask"), "run", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].endswith("server.max_body_size: expected a positive number"
+                                                          " of bytes, found 0")

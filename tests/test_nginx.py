@@ -88,9 +88,9 @@ def test_api_contents_and_secure_cookies_through_nginx(proxied):
     browser = requests.Session()
     browser.trust_env = False
     browser.verify = str(cert)
-    login = browser.get(url + f"tree/?token={TOKEN}", allow_redirects=False)
+    login = browser.get(url + f"tree?token={TOKEN}", allow_redirects=False)
     assert login.status_code == 302
-    assert login.headers["Location"] == "/ipython/tree/"
+    assert login.headers["Location"] == "/ipython/tree"
     cookie = next(c for c in login.raw.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
     # nginx said https in X-Forwarded-Proto, and nbflask trusts it: the cookie is Secure.
     assert "Secure" in cookie and "Path=/ipython/" in cookie

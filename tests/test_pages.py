@@ -40,13 +40,13 @@ def test_root_redirects_to_the_default_page(client, make_app):
     ("url", "front", "extra"),
     [
         ("/lab", "lab", {"treePath": "", "workspace": "default", "mode": "multiple-document"}),
-        ("/lab/", "lab", {"treePath": ""}),
+        ("/lab/tree", "lab", {"treePath": ""}),
         ("/lab/tree/sub/a.ipynb", "lab", {"treePath": "sub/a.ipynb"}),
         ("/lab/workspaces/mine", "lab", {"workspace": "mine", "treePath": ""}),
         ("/lab/workspaces/mine/tree/sub", "lab", {"workspace": "mine", "treePath": "sub"}),
         ("/doc/tree/sub/a.ipynb", "lab", {"treePath": "sub/a.ipynb", "mode": "single-document"}),
         ("/tree", "notebook", {"notebookPage": "tree", "treePath": ""}),
-        ("/tree/", "notebook", {"notebookPage": "tree", "treePath": ""}),
+        ("/consoles", "notebook", {"notebookPage": "consoles"}),
         ("/tree/sub", "notebook", {"notebookPage": "tree", "treePath": "sub"}),
         ("/notebooks/sub/a.ipynb", "notebook", {"notebookPage": "notebooks"}),
         ("/edit/notes.txt", "notebook", {"notebookPage": "edit"}),
@@ -90,6 +90,12 @@ def test_page_scripts_reads_the_script_tags_of_a_shipped_page():
         '<script defer src="{{ page_config.fullStaticUrl }}/extra.js"></script>'
     )
     assert assets.page_scripts(template) == ("main.abc123.js?v=abc123", "extra.js")
+
+
+def test_trailing_slashes_go_to_the_page_without_as_in_jupyter(client):
+    for url in ("/lab/", "/tree/", "/lab/tree/", "/tree/sub/", "/consoles/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response.headers["Location"] == url.rstrip("/")
 
 
 def test_tree_opens_files_where_they_belong_as_notebook_7_does(files):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import TOKEN
 
@@ -134,11 +136,16 @@ def test_no_cors_by_default(client):
 # Headers on every response -------------------------------------------------------------------
 
 
+PAGE_CSP = "frame-ancestors 'self'; report-uri /api/security/csp-report"
+API_CSP = PAGE_CSP + "; default-src 'none'"  # exactly Jupyter Server's
+
+
 def test_security_headers_on_every_kind_of_response(client, anonymous):
     responses = {
         "ok": client.get("/api/status"),
-        "page": client.get("/tree/"),
-        "redirect": anonymous.get("/tree/"),
+        "page": client.get("/tree"),
+        "redirect": anonymous.get("/tree"),
+        "slash": anonymous.get("/tree/"),
         "forbidden": anonymous.get("/api/status"),
         "not found": client.get("/api/nope"),
         "static": anonymous.get("/static/style.css"),
@@ -147,7 +154,32 @@ def test_security_headers_on_every_kind_of_response(client, anonymous):
     }
     for name, response in responses.items():
         assert response.headers["X-Content-Type-Options"] == "nosniff", name
-        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self'", name
+        expected = API_CSP if response.request.path.startswith("/api") else PAGE_CSP
+        assert response.headers["Content-Security-Policy"] == expected, name
+
+
+def test_the_csp_report_uri_is_under_the_prefix(make_app):
+    client = make_app({"server": {"base_url": "/ipython/"}}).test_client()
+    assert client.get("/ipython/api").headers["Content-Security-Policy"] == (
+        "frame-ancestors 'self'; report-uri /ipython/api/security/csp-report; default-src 'none'"
+    )
+    assert client.get("/ipython/login").headers["Content-Security-Policy"] == (
+        "frame-ancestors 'self'; report-uri /ipython/api/security/csp-report"
+    )
+
+
+def test_csp_reports_are_logged_and_answered_like_jupyter(app, client, caplog):
+    report = '{"csp-report": {"document-uri": "http://localhost/tree", "violated-directive": "script-src"}}'
+    with caplog.at_level("WARNING"):
+        response = client.post("/api/security/csp-report", data=report, content_type="application/csp-report")
+    assert response.status_code == 200 and response.data == b""
+    assert "Content security violation" in caplog.text and "violated-directive" in caplog.text
+    assert client.get("/api/security/csp-report").status_code == 405
+    assert app.test_client().post("/api/security/csp-report", data=report).status_code == 403
+    browser = app.test_client()  # a logged-in browser posts reports without an XSRF header
+    browser.get(f"/tree?token={TOKEN}")
+    assert browser.post("/api/security/csp-report", data=report).status_code == 200
+    assert browser.post("/api/contents", json={}).status_code == 403  # other routes still check
 
 
 def test_files_are_sandboxed(client):
@@ -160,8 +192,11 @@ def test_the_policy_is_configurable(make_app):
     app = make_app({"auth": {"content_security_policy": "frame-ancestors 'self' https://portal.example"}})
     client = app.test_client()
     assert client.get("/api").headers["Content-Security-Policy"] == (
-        "frame-ancestors 'self' https://portal.example"
+        "frame-ancestors 'self' https://portal.example; " + API_CSP.split("; ", 1)[1]
     )
+    own = {"content_security_policy": "default-src 'self'; report-uri /r"}
+    custom = make_app({"auth": own}).test_client()
+    assert custom.get("/api").headers["Content-Security-Policy"] == "default-src 'self'; report-uri /r"
 
 
 def test_a_views_own_policy_is_kept_with_frame_ancestors():
@@ -170,12 +205,26 @@ def test_a_views_own_policy_is_kept_with_frame_ancestors():
     assert policy("/files/a", "frame-ancestors 'self'", own) == own + "; frame-ancestors 'self'"
     assert policy("/files/a", "frame-ancestors 'none'", own + "; frame-ancestors 'self'").count("frame") == 1
     assert policy("/files/a", "", own) == own
-    assert policy("/tree/", "", None) is None
+    assert policy("/tree", "", None) is None
 
 
-def test_login_limiter_forgets_clients_under_a_flood():
+def test_login_limiter_forgets_clients_under_a_flood(tmp_path):
     now = [0.0]
-    limiter = security.LoginLimiter(3, 60, clock=lambda: now[0], max_clients=100)
+    path = tmp_path / "attempts.json"
+    limiter = security.LoginLimiter(path, 3, 60, clock=lambda: now[0], max_clients=100)
     for n in range(1000):
-        limiter.failed(f"10.0.{n // 256}.{n % 256}")
-    assert len(limiter._failures) <= 100
+        limiter.attempt(f"10.0.{n // 256}.{n % 256}")
+    assert len(json.loads(path.read_bytes())) <= 100
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_login_limiter_is_shared_through_its_file(tmp_path):
+    """Two limiters on one file (two workers) count together; other scopes count apart."""
+    path = tmp_path / "attempts.json"
+    first, second = (security.LoginLimiter(path, 3, 60, scope="1") for _ in range(2))
+    other_deployment = security.LoginLimiter(path, 3, 60, scope="2")
+    assert [first.attempt("a"), second.attempt("a"), first.attempt("a")] == [0, 0, 0]
+    assert second.attempt("a") == 60 and first.attempt("a") > 0
+    assert other_deployment.attempt("a") == 0 and first.attempt("b") == 0
+    path.write_bytes(b'{"1/c": {"tri')  # cut short by a crash: forgotten, not fatal
+    assert first.attempt("c") == 0

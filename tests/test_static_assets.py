@@ -92,7 +92,6 @@ def test_federated_extension_files_are_served_from_static_only(anonymous):
         "/static/lab/../templates/tree.html",
         "/static/lab/%2e%2e/index.html",
         "/static/notebook/..%2F..%2Fsetup.py",
-        "/static/lab/",
         "/static/lab/nope.js",
         "/lab/extensions/@jupyter-widgets/jupyterlab-manager/static/../package.json",
     ],

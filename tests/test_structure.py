@@ -11,7 +11,7 @@ from nbflask import runtime
 from nbflask.kernels.client import KernelHost
 from nbflask.kernels.host import Host
 
-WEB_STACK = ("flask", "werkzeug", "jinja2", "flask_sock", "simple_websocket")
+WEB_STACK = ("flask", "werkzeug", "jinja2", "simple_websocket", "wsproto")
 
 
 def loaded_modules(code: str) -> set[str]:

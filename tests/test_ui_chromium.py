@@ -138,7 +138,7 @@ def listed(page) -> list[str]:
 
 def test_token_login_lands_on_a_listing_that_navigates_folders(server, page, tmp_path):
     page.goto(server.url + "?token=" + TOKEN)
-    assert page.url == server.url + "tree/"
+    assert page.url == server.url + "tree"
     assert listed(page) == [
         "alpha/", "empty/", f"{SPACED}/", HOSTILE, "notes.txt", "report.ipynb",
     ]
@@ -151,12 +151,12 @@ def test_token_login_lands_on_a_listing_that_navigates_folders(server, page, tmp
     assert page.locator("h1").inner_text() == "/alpha"
     assert listed(page) == ["deeper/", "inside.txt"]
 
-    page.goto(server.url + "tree/")
+    page.goto(server.url + "tree")
     page.get_by_role("link", name="empty/").click()
     page.wait_for_url(server.url + "tree/empty")
     assert listed(page) == ["This folder is empty."]
 
-    page.goto(server.url + "tree/")
+    page.goto(server.url + "tree")
     page.get_by_role("link", name=f"{SPACED}/").click()
     page.wait_for_url(server.url + "tree/" + quote(SPACED))
     assert page.locator("h1").inner_text() == f"/{SPACED}"

@@ -31,9 +31,10 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
 
-from .. import passwords, security
+from .. import passwords, runtime, security
 from ..blocking import run_blocking
 from ..errors import json_error
+from ..kernels.client import host_owner
 from ..state import state
 
 bp = Blueprint("auth", __name__)
@@ -67,7 +68,10 @@ def setup(setup_state: BlueprintSetupState) -> None:
     auth = app.extensions["nbflask"].settings.auth
     app.session_interface = SessionInterface()
     app.permanent_session_lifetime = timedelta(seconds=auth.session_lifetime)
-    app.extensions[LIMITER] = security.LoginLimiter(auth.login_max_failures, auth.login_window)
+    app.extensions[LIMITER] = security.LoginLimiter(
+        runtime.runtime_dir() / "login-attempts.json", auth.login_max_failures, auth.login_window,
+        scope=str(host_owner()),
+    )
 
 
 def public(view: View) -> View:
@@ -76,11 +80,19 @@ def public(view: View) -> View:
     return view
 
 
+def xsrf_exempt(view: View) -> View:
+    """Mark a view whose unsafe requests need no XSRF token (browsers' own CSP reports)."""
+    view.nbflask_xsrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
+def _marked(endpoint: str | None, mark: str) -> bool:
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    return bool(getattr(view, mark, False))
+
+
 def is_public(endpoint: str | None) -> bool:
-    if endpoint is None or endpoint == "static":
-        return True
-    view = current_app.view_functions.get(endpoint)
-    return bool(getattr(view, "nbflask_public", False))
+    return endpoint is None or endpoint == "static" or _marked(endpoint, "nbflask_public")
 
 
 def cookie_path() -> str:
@@ -206,18 +218,21 @@ def gate() -> Response | None:
             log_in()
             args = request.args.to_dict(flat=False)
             args.pop("token", None)
-            target = request.script_root + request.path
+            target = security.url_path(request.script_root + request.path)
             return redirect(target + ("?" + urlencode(args, doseq=True) if args else ""))
         g.user, g.auth_via = "owner", "query"
         return None
     if session.get("user"):
         g.user, g.auth_via = session["user"], "cookie"
-        problem = xsrf_problem() if request.method in security.UNSAFE_METHODS else None
+        exempt = _marked(request.endpoint, "nbflask_xsrf_exempt")
+        problem = xsrf_problem() if request.method in security.UNSAFE_METHODS and not exempt else None
         return json_error(403, problem) if problem else None
     if is_api_request() or request.method not in ("GET", "HEAD"):
         return json_error(403, "Forbidden: log in or send 'Authorization: token <token>'")
-    next_url = request.full_path if request.query_string else request.path
-    return redirect(url_for("auth.login", next=request.script_root + next_url))
+    next_url = security.url_path(request.script_root + request.path)
+    if request.query_string:
+        next_url += "?" + security.url_query(request.query_string)
+    return redirect(url_for("auth.login", next=next_url))
 
 
 @bp.after_app_request
@@ -225,7 +240,8 @@ def security_headers(response: Response) -> Response:
     settings = state().settings
     response.headers["X-Content-Type-Options"] = "nosniff"
     policy = security.content_security_policy(
-        request.path, settings.auth.content_security_policy, response.headers.get("Content-Security-Policy")
+        request.path, settings.auth.content_security_policy, response.headers.get("Content-Security-Policy"),
+        request.script_root,
     )
     if policy:
         response.headers["Content-Security-Policy"] = policy
@@ -271,15 +287,14 @@ def login() -> Response | tuple[str, int]:
         return login_page("The form expired: please try again.", 403)
     limiter: security.LoginLimiter = current_app.extensions[LIMITER]
     client = request.remote_addr or "unknown"
-    wait = limiter.retry_after(client)
+    wait = run_blocking(limiter.attempt, client)  # counted before the check, in every worker
     if wait:
         page, status = login_page(f"Too many failed attempts: try again in {wait} s.", 429)
         return Response(page, status, headers={"Retry-After": str(wait)}, mimetype="text/html")
     if credentials_match(request.form.get("password", "")):
-        limiter.succeeded(client)
+        run_blocking(limiter.succeeded, client)
         log_in()
         return redirect(next_target())
-    limiter.failed(client)
     return login_page("Invalid credentials", 401)
 
 

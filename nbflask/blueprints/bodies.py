@@ -22,6 +22,8 @@ def json_object() -> dict[str, Any] | None:
         body = json.loads(data)
     except ValueError as exc:
         raise APIError(400, f"Invalid JSON in request body: {exc}", "bad json") from None
+    except RecursionError:
+        raise APIError(400, "Invalid JSON in request body: nested too deeply", "bad json") from None
     if not isinstance(body, dict):
         raise APIError(400, "Request body must be a JSON object", "bad json")
     return body

@@ -82,4 +82,5 @@ def channels(kernel_id: str) -> Response:
         compression=server.settings.server.websocket_compression,
         ping_interval=server.settings.kernels.ping_interval,
         max_message_size=server.settings.server.max_body_size,
+        send_buffer=server.settings.server.websocket_send_buffer,
     )

@@ -17,12 +17,12 @@ def lab_page(path: str = "", workspace: str = "default", mode: str = "multiple-d
     return render_page("lab", title, tree_path=path.strip("/"), workspace=workspace, mode=mode)
 
 
-@bp.get("/lab/", strict_slashes=False)
+@bp.get("/lab")
 def lab() -> Response:
     return lab_page()
 
 
-@bp.get("/lab/tree/", defaults={"path": ""})
+@bp.get("/lab/tree", defaults={"path": ""})
 @bp.get("/lab/tree/<path:path>")
 def lab_tree(path: str) -> Response:
     return lab_page(path)

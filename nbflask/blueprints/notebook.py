@@ -36,7 +36,7 @@ def _title(path: str, fallback: str) -> str:
     return posixpath.basename(path.rstrip("/")) or fallback
 
 
-@bp.get("/tree/", defaults={"path": ""}, strict_slashes=False)
+@bp.get("/tree", defaults={"path": ""})
 @bp.get("/tree/<path:path>")
 def tree(path: str) -> Response:
     path = path.strip("/")
@@ -64,7 +64,7 @@ def edit(path: str) -> Response:
     return render_page("notebook", _title(path, "Edit"), notebook_page="edit", data_notebook="edit")
 
 
-@bp.get("/consoles/", defaults={"path": ""}, strict_slashes=False)
+@bp.get("/consoles", defaults={"path": ""})
 @bp.get("/consoles/<path:path>")
 def consoles(path: str) -> Response:
     return render_page("notebook", _title(path, "Console"), notebook_page="consoles")

@@ -27,7 +27,7 @@ import zmq
 
 from .. import runtime
 from ..api_error import APIError
-from . import zmqlib
+from . import endpoints, zmqlib
 
 START_TIMEOUT = 30.0
 ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
@@ -53,8 +53,7 @@ class HostPaths:
         self.events_file = directory / f"kernel-host-{owner}-events.ipc"
         self.info_file = directory / f"kernel-host-{owner}.json"
         self.lock_file = directory / f"kernel-host-{owner}.lock"
-        if len(str(self.events_file)) > 100:
-            raise RuntimeError(f"runtime folder path too long for a ZeroMQ ipc socket: {directory}")
+        endpoints.check_socket_path(self.events_file)  # the longest socket path of all
 
     @property
     def control_url(self) -> str:

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -32,16 +31,16 @@ import zmq
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
-from . import kernelspecs, wire, zmqlib
+from . import endpoints, kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
 from .replay import ReplayBuffer
 
 log = logging.getLogger("nbflask.kernels")
 
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
-PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 HOST_SESSION = "nbflask-kernel-host"
 HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
+IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
@@ -57,20 +56,6 @@ def describe_exit(returncode: int) -> str:
         name = f"signal {number}"
     hint = " (out of memory, or killed by someone)" if number == signal.SIGKILL else ""
     return f"the kernel process was killed by {name} (signal {number}){hint}"
-
-
-def free_ports(count: int, ip: str) -> list[int]:
-    """Ports free right now on `ip`: bound together so they differ, then released."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((ip, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass
@@ -97,7 +82,7 @@ class Kernel:
     lock: Any = field(default_factory=gevent.lock.RLock)
 
     def url(self, channel: str) -> str:
-        return f"tcp://{self.connection['ip']}:{self.connection[channel + '_port']}"
+        return endpoints.url(self.connection, channel)
 
     @property
     def signer(self) -> wire.Signer:
@@ -148,11 +133,14 @@ class KernelManager:
             if path.name.startswith("kernel-host-"):
                 continue
             try:
-                owner = int(json.loads(path.read_text()).get(HOST_KEY, 0))
+                left = json.loads(path.read_text())
+                owner = int(left.get(HOST_KEY, 0))
             except (OSError, ValueError, TypeError, AttributeError):
-                owner = 0
+                left, owner = {}, 0
             if owner and (owner == os.getpid() or runtime.pid_alive(owner)):
                 continue
+            if isinstance(left, dict) and isinstance(left.get("ip"), str) and left.get("transport") == "ipc":
+                endpoints.remove_sockets(left)
             kernel_id = path.stem.removeprefix("kernel-")
             self.lost[kernel_id] = f"it was lost when its kernel host (pid {owner}) died"
             path.unlink(missing_ok=True)
@@ -208,10 +196,9 @@ class KernelManager:
             raise APIError(404, f"No such kernel: there is no kernelspec named '{name}'",
                             "NoSuchKernel") from None
         kernel_id = kernel_id or str(uuid.uuid4())
-        ip = "127.0.0.1"
-        connection: dict[str, Any] = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES), ip), strict=True))
-        connection.update(ip=ip, transport="tcp", key=secrets.token_hex(32),
-                          signature_scheme="hmac-sha256", kernel_name=spec.name)
+        connection = endpoints.new_connection(self.settings["transport"],
+                                              runtime.runtime_dir() / IPC_NAME.format(secrets.token_hex(8)))
+        connection.update(key=secrets.token_hex(32), signature_scheme="hmac-sha256", kernel_name=spec.name)
         connection_file = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
         if connection_file.exists():
             raise APIError(409, f"Kernel id {kernel_id} is in use: a kernel with that id is starting"
@@ -250,7 +237,7 @@ class KernelManager:
         try:
             self._wait_ready(kernel, float(self.settings["startup_timeout"]))
         except APIError as exc:
-            self._kill(process)
+            self._kill(kernel, process)
             kernel.execution_state, kernel.reason = "dead", exc.message
             raise
         kernel.execution_state = "idle"
@@ -293,7 +280,7 @@ class KernelManager:
         with kernel.lock:
             if kernel.process is not process or self.kernels.get(kernel.kernel_id) is not kernel:
                 return
-            self._kill(process)
+            self._kill(kernel, process)
             reason = describe_exit(returncode)
             log.warning("kernel %s: %s", kernel.kernel_id, reason)
             kernel.reason = reason
@@ -332,11 +319,12 @@ class KernelManager:
                     pass
             finally:
                 control.close()
-        self._kill(process)
+        self._kill(kernel, process)
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
-        """SIGKILL the kernel's whole process group (its own children too) and reap it."""
+    def _kill(kernel: Kernel, process: subprocess.Popen) -> None:
+        """SIGKILL the kernel's whole process group (its own children too), reap it, and remove
+        the unix sockets it leaves behind."""
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -345,6 +333,7 @@ class KernelManager:
             process.wait(5)
         except subprocess.TimeoutExpired:
             log.error("kernel process %d did not die after SIGKILL", process.pid)
+        endpoints.remove_sockets(kernel.connection)
 
     def restart(self, kernel_id: str) -> Kernel:
         kernel = self.get(kernel_id)
@@ -449,8 +438,10 @@ class KernelManager:
             departed.set()
 
     def prune_connections(self) -> None:
-        """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching."""
+        """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching,
+        and let go of replay messages past their age on kernels that have fallen silent."""
         for kernel in list(self.kernels.values()):
+            kernel.replay.trim()
             for connection_id, worker in list(kernel.workers.items()):
                 if worker and not runtime.pid_alive(worker):
                     log.info("kernel %s: connection %s went with its worker %d", kernel.kernel_id,

@@ -31,7 +31,7 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from . import wire, zmqlib
+from . import endpoints, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
@@ -74,8 +74,7 @@ class Relay:
         self.unreported = False  # a message was delivered since the last progress notice
 
     def url(self, channel: str) -> str:
-        info = self.connection
-        return f"{info['transport']}://{info['ip']}:{info[channel + '_port']}"
+        return endpoints.url(self.connection, channel)
 
     # Reader: websocket -> pipe -------------------------------------------------------------
 

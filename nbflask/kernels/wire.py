@@ -42,6 +42,8 @@ def loads_object(data: bytes | str, what: str) -> dict[str, Any]:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WireError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise WireError(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise WireError(f"{what} must be a JSON object, found {type(value).__name__}")
     return value

@@ -11,19 +11,4 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 VENV=${JUPYTER_SERVER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/nbflask/jupyter-server-venv}
-READY="$VENV/.nbflask-ready"
-if [ ! -f "$READY" ]; then
-    mkdir -p "$(dirname "$VENV")"
-    exec 9>"$VENV.lock"
-    flock 9
-    if [ ! -f "$READY" ]; then
-        echo "install-jupyter-server: creating $VENV" >&2
-        rm -rf "$VENV"
-        python3 -m venv "$VENV" >&2
-        "$VENV/bin/pip" install -q -c "$HERE/constraints.txt" jupyter_server >&2
-        "$VENV/bin/jupyter-server" --version >&2
-        touch "$READY"
-    fi
-    exec 9>&-
-fi
-echo "$VENV"
+exec bash "$HERE/../scratch-venv.sh" "$VENV" "$HERE/constraints.txt" "jupyter-server --version" jupyter_server

@@ -13,21 +13,5 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SWIFT_VENV=${SWIFT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/nbflask/swift-venv}
-# A marker written last says the venv is complete: an interrupted install is rebuilt, not
-# trusted. flock keeps two concurrent runs (CI step, parallel pytest sessions) from mixing.
-READY="$SWIFT_VENV/.nbflask-swift-ready"
-if [ ! -f "$READY" ]; then
-    mkdir -p "$(dirname "$SWIFT_VENV")"
-    exec 9>"$SWIFT_VENV.lock"
-    flock 9
-    if [ ! -f "$READY" ]; then
-        echo "install-swift: creating $SWIFT_VENV" >&2
-        rm -rf "$SWIFT_VENV"
-        "${SWIFT_PYTHON:-python3}" -m venv "$SWIFT_VENV" >&2
-        "$SWIFT_VENV/bin/pip" install -q -c "$HERE/constraints.txt" swift python-swiftclient >&2
-        "$SWIFT_VENV/bin/python" -c 'import swift.proxy.server, swiftclient' >&2
-        touch "$READY"
-    fi
-    exec 9>&-
-fi
-echo "$SWIFT_VENV"
+SCRATCH_PYTHON=${SWIFT_PYTHON:-python3} exec bash "$HERE/../scratch-venv.sh" "$SWIFT_VENV" "$HERE/constraints.txt" \
+    "python -c 'import swift.proxy.server, swiftclient'" swift python-swiftclient

@@ -1,0 +1,218 @@
+"""HTTP hardening against real servers, through raw sockets and real clients: request
+smuggling, bodies, paths, websocket frames, and the login limit across gunicorn workers.
+
+What Jupyter Server 2.21 (Tornado) answers, measured side by side, is what we expect: 400 and
+a closed connection for ambiguous body framing, nothing after a websocket closes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from kernelws import KernelSocket, replies_to
+from live import TOKEN, start_gunicorn, start_nbflask
+from test_auth import SEED_HASH
+from test_auth_live import browser
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 256 * 1024
+LOGIN = {"password": SEED_HASH, "login_max_failures": 5, "login_window": 600}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("live")
+    with start_nbflask(tmp_path, {"server": {"max_body_size": LIMIT}, "auth": LOGIN}) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
+    with start_gunicorn(tmp_path, {"auth": LOGIN}, workers=3) as live:
+        yield live
+
+
+def exchange(port: int, data: bytes, wait: float = 5.0) -> tuple[bytes, bool]:
+    """Send raw bytes; return what came back and whether the server closed the connection."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(wait)
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            return received, False
+        return received, True
+
+
+def head(port: int, method: str, path: str, extra: str = "") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: token {TOKEN}\r\n"
+            f"{extra}\r\n").encode()
+
+
+SMUGGLED = b"GET /api HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+FRAMINGS = [
+    "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    "Transfer-Encoding: gzip, chunked\r\n",
+    "Transfer-Encoding: bogus\r\n",
+    "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+    "Content-Length: 5\r\nContent-Length: 50\r\n",
+]
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_ambiguous_framing_is_400_and_the_connection_closes(server, framing):
+    request = head(server.port, "POST", "/api/contents", framing) + b"0\r\n\r\n" + SMUGGLED
+    received, closed = exchange(server.port, request)
+    assert received.startswith(b"HTTP/1.1 400"), received[:200]
+    assert received.count(b"HTTP/1.1") == 1 and closed  # the smuggled request got no answer
+    listing = server.get("api/contents").json()["content"]
+    assert [entry["name"] for entry in listing if entry["name"].startswith("untitled")] == []
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_gunicorn_never_answers_a_smuggled_request(gunicorn, framing):
+    """gunicorn parses HTTP itself: it refuses most of these, and closes after the rest."""
+    request = head(gunicorn.port, "POST", "/api/contents", framing) + b"0\r\n\r\n" + SMUGGLED
+    received, closed = exchange(gunicorn.port, request)
+    assert received.count(b"HTTP/1.1") == 1 and closed, received[:300]
+
+
+def test_plain_chunked_bodies_still_work(server):
+    body = b'{"type": "directory"}'
+    framing = "Transfer-Encoding: chunked\r\nConnection: close\r\n"
+    request = head(server.port, "PUT", "/api/contents/made", framing)
+    received, closed = exchange(server.port, request + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert received.startswith(b"HTTP/1.1 201"), received[:300]
+    server.session().delete(server.url + "api/contents/made", timeout=30)
+
+
+def upgrade(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(head(port, "GET", path, f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"))
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101"), answer[:200]
+    return sock
+
+
+def close_frame() -> bytes:
+    mask, payload = os.urandom(4), struct.pack("!H", 1000)
+    return bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_no_http_after_a_websocket_closes(live, request):
+    live = request.getfixturevalue(live)
+    client = live.session()
+    kernel_id = client.post(live.url + "api/kernels", json={}, timeout=60).json()["id"]
+    try:
+        sock = upgrade(live.port, f"/api/kernels/{kernel_id}/channels")
+        sock.sendall(close_frame())
+        deadline = time.monotonic() + 10
+        received = b""
+        while b"\x88" not in received and time.monotonic() < deadline:  # the server's close frame
+            received += sock.recv(65536)
+        sock.sendall(head(live.port, "GET", "/api/status"))
+        after = b""
+        try:
+            while chunk := sock.recv(65536):
+                after += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+        sock.close()
+        assert b"HTTP/1.1" not in after, after[:200]
+    finally:
+        client.delete(live.url + f"api/kernels/{kernel_id}", timeout=60)
+
+
+@pytest.mark.parametrize("path", [b"/api/contents/%ff", b"/api/contents/\xff\xfe", b"/tree/%C3%28"])
+def test_a_path_that_is_not_utf8_is_400(server, path):
+    request = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" \
+              b"Authorization: token " + TOKEN.encode() + b"\r\n\r\n"
+    received, _ = exchange(server.port, request)
+    assert received.startswith(b"HTTP/1.1 400"), received[:300]
+    assert b"Invalid unicode in path" in received
+
+
+def chunks(data: bytes, size: int = 500):
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def test_a_chunked_body_over_the_limit_is_413(server):
+    client = server.session()
+    big = json.dumps({"type": "file", "format": "text", "content": "x" * (2 * LIMIT)}).encode()
+    response = client.put(server.url + "api/contents/big.txt", data=chunks(big), timeout=30,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert "server.max_body_size" in response.json()["message"]
+    fits = json.dumps({"type": "file", "format": "text", "content": "x" * (LIMIT - 100)}).encode()
+    response = client.put(server.url + "api/contents/fits.txt", data=chunks(fits), timeout=30,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    assert client.get(server.url + "api/contents/fits.txt", timeout=30).json()["size"] == LIMIT - 100
+
+
+def test_deeply_nested_json_is_400_over_http(server):
+    deep = "[" * 100_000 + "]" * 100_000
+    body = '{"path": "a", "kernel": ' + deep + "}"
+    response = server.session().post(server.url + "api/sessions", data=body,
+                                     headers={"Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and set(response.json()) == {"message", "reason"}
+
+
+def test_a_deeply_nested_websocket_frame_is_dropped_and_the_connection_stays(server):
+    client = server.session()
+    kernel_id = client.post(server.url + "api/kernels", json={}, timeout=60).json()["id"]
+    try:
+        with KernelSocket(server.url, kernel_id, TOKEN) as ws:
+            ws.send_raw('{"channel": "shell", "header": ' + "[" * 100_000 + "]" * 100_000 + "}")
+            msg_id = ws.send("shell", "kernel_info_request", {})
+            assert ws.wait_for(replies_to(msg_id), timeout=60)["header"]["msg_type"] == "kernel_info_reply"
+    finally:
+        client.delete(server.url + f"api/kernels/{kernel_id}", timeout=60)
+    assert "Traceback" not in server.log()
+
+
+def parallel_wrong_passwords(live, count: int = 40) -> list[int]:
+    session = browser(live)
+    session.get(live.url + "login", timeout=30)
+    xsrf = session.cookies.get("_xsrf")
+
+    def attempt(_: int) -> int:
+        return session.post(live.url + "login", data={"password": "wrong", "_xsrf": xsrf},
+                            allow_redirects=False, timeout=60).status_code
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(attempt, range(count)))
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_parallel_wrong_passwords_hit_the_limit(live, request):
+    live = request.getfixturevalue(live)
+    codes = parallel_wrong_passwords(live)
+    assert set(codes) == {401, 429}, codes
+    assert codes.count(401) <= LOGIN["login_max_failures"], codes
+    right = browser(live)
+    right.get(live.url + "login", timeout=30)
+    form = {"password": "mypassword", "_xsrf": right.cookies.get("_xsrf")}
+    blocked = right.post(live.url + "login", data=form, allow_redirects=False, timeout=30)
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0

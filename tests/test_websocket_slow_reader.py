@@ -1,0 +1,111 @@
+"""A websocket client that stops reading is closed once its backlog passes
+`server.websocket_send_buffer`; the server's memory stays bounded and the kernel's other
+clients get every byte. Under gevent (`nbflask run`) and real threads (`flask run`)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import psutil
+import pytest
+import websocket
+from kernelws import V1, KernelSocket
+from live import TOKEN, start_flask, start_nbflask
+
+from nbflask.kernels.websocket import SLOW_CLIENT, SLOW_CLIENT_REASON
+
+pytestmark = pytest.mark.slow
+
+MIB = 1 << 20
+LIMIT = 16 * MIB
+CHUNKS = 160  # MiB printed: ten times the limit, so an unbounded backlog shows in the RSS
+PRINT = ("import sys, time\n"
+         f"for i in range({CHUNKS}):\n"
+         f"    sys.stdout.write('x' * {MIB}); sys.stdout.flush(); time.sleep(0.02)")
+
+
+@pytest.fixture(params=["gevent", "threads"])
+def server(request, tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    start = start_flask if request.param == "threads" else start_nbflask
+    live = start(tmp_path, {"server": {"websocket_send_buffer": LIMIT}},
+                 env={"NBFLASK_RUNTIME_DIR": str(runtime)})
+    yield live
+    live.stop()
+
+
+class PeakRSS:
+    """The largest resident size a process reaches while sampled (the sampling is not timed)."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak = self.process.memory_info().rss
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.stopped.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.thread.join()
+        return self.peak
+
+
+def stdout_bytes_of(ks: KernelSocket, code: str) -> int:
+    """Run `code`, counting its stdout (not keeping it) until the reply and idle status."""
+    msg_id = ks.send("shell", "execute_request", {"code": code, "silent": False})
+    received, replied, idle = 0, False, False
+    while not (replied and idle):
+        message = ks.recv(timeout=120)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        if message["channel"] == "shell":
+            replied = True
+        elif message["header"]["msg_type"] == "stream":
+            received += len(message["content"]["text"])
+        elif message["header"]["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            idle = True
+    return received
+
+
+def close_frame(ws: websocket.WebSocket) -> tuple[int, str]:
+    """Read what the server sent until its close frame: (code, reason)."""
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", data[:2])[0], data[2:].decode()
+
+
+def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(server):
+    api = server.session()
+    kernel_id = api.post(server.url + "api/kernels").json()["id"]
+    url = server.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
+    with KernelSocket(server.url, kernel_id, TOKEN, v1=True, timeout=120) as reader:
+        assert stdout_bytes_of(reader, "print('warm')") == len("warm\n")
+        stalled = websocket.create_connection(
+            url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        try:
+            stalled.recv_data()  # relaying (its iopub confirmed); from here on it reads nothing
+            rss = PeakRSS(server.proc.pid)
+            baseline = rss.peak
+            received: list[int] = []
+            printing = threading.Thread(target=lambda: received.append(stdout_bytes_of(reader, PRINT)))
+            printing.start()
+            while "reads too slowly" not in server.log() and printing.is_alive():
+                printing.join(0.1)
+            # once closed, it reads again (as a slow client would): the close frame is there
+            assert close_frame(stalled) == (SLOW_CLIENT, SLOW_CLIENT_REASON)
+            printing.join()
+            growth = rss.stop() - baseline
+            assert received == [CHUNKS * MIB]
+            assert growth < 5 * LIMIT, f"server grew by {growth / MIB:.0f} MiB for {CHUNKS} MiB printed"
+        finally:
+            stalled.close()
+        assert stdout_bytes_of(reader, "print('still here')") == len("still here\n")
