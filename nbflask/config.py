@@ -122,7 +122,7 @@ HELP: dict[str, str] = {
     "server.ip": "interface to listen on; '*' = every interface (IPv4 and IPv6)",
     "server.port": "port to listen on",
     "server.port_retries": "if the port is busy, try this many following ports",
-    "server.open_browser": "open a browser on the dashboard at start",
+    "server.open_browser": "open a browser on the start page (ui.default_url) at start",
     "server.base_url": "URL prefix the whole server lives under, e.g. /ipython/",
     "server.certfile": "PEM certificate for https (may also hold the key, like the seed's mycert.pem)",
     "server.keyfile": "PEM private key, when not inside certfile",
