@@ -12,7 +12,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
-from . import __version__, errors, request_rules, runtime, security
+from . import __version__, compression, errors, request_rules, runtime, security
 from .blueprints import (
     api,
     assets,
@@ -90,6 +90,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
 
     errors.init_app(app)
     request_rules.init_app(app)
+    compression.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

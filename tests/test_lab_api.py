@@ -3,6 +3,8 @@ translations, listings, workspaces, /api/config, and where that per-user state l
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import sys
 from pathlib import Path
@@ -166,3 +168,17 @@ def test_without_nbconvert_no_formats_and_a_clear_answer(client, monkeypatch):
     response = client.get("/nbconvert/html/a.ipynb")
     assert response.status_code == 501 and response.is_json
     assert "pip install 'nbflask[export]'" in response.json["message"]
+
+
+def test_big_json_answers_are_gzipped_when_offered(client):
+    plain = client.get("/lab/api/settings")
+    packed = client.get("/lab/api/settings", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gzip.decompress(packed.data)) == plain.json
+    assert len(packed.data) < len(plain.data) / 4
+    small = client.get("/lab/api/translations", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers  # not worth it under 1 KiB
+    client.put("/api/contents/big.txt", json={"type": "file", "format": "text", "content": "x" * 5000})
+    versioned = client.get("/api/contents/big.txt", headers={"Accept-Encoding": "gzip"})
+    assert "ETag" in versioned.headers and "Content-Encoding" not in versioned.headers
