@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "id", "")
         if item.path.name.startswith("test_swift") or "swift" in params.split("-"):
             item.add_marker(pytest.mark.swift)
-        if item.path.name == "test_ui_chromium.py":
+        if item.path.name.startswith("test_ui_"):
             item.add_marker(pytest.mark.browser)
 
 
