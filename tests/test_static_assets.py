@@ -111,3 +111,14 @@ def test_head_answers_without_a_body(anonymous):
     response = anonymous.head(MAIN)
     assert response.status_code == 200 and response.data == b""
     assert int(response.headers["Content-Length"]) == (LAB.static_dir / MAIN.rsplit("/", 1)[1]).stat().st_size
+
+
+def test_the_favicons_the_pages_swap_are_ours(anonymous):
+    """Notebook 7 sets `static/favicons/favicon-busy-1.ico` while a kernel runs, then
+    `favicon-notebook.ico` (Jupyter Server ships those; nbflask answers with its own icons)."""
+    idle = anonymous.get("/static/favicons/favicon-notebook.ico")
+    busy = anonymous.get("/static/favicons/favicon-busy-1.ico")
+    assert idle.status_code == busy.status_code == 200
+    assert idle.mimetype == busy.mimetype == "image/svg+xml" and idle.data != busy.data
+    assert anonymous.get("/static/favicons/favicon.ico").data == idle.data
+    assert anonymous.get("/static/favicons/other.ico").status_code == 404

@@ -1,5 +1,6 @@
 """The front-ends' files: bundles under `static/lab/` and `static/notebook/`, themes under
-`lab/api/themes/`, federated extensions under `lab/extensions/<name>/static/`.
+`lab/api/themes/`, federated extensions under `lab/extensions/<name>/static/`, and the
+`static/favicons/` the pages swap as a kernel turns busy or idle.
 
 All public (they are the open-source bundles, nothing of the user's), with the right type,
 a version ETag answered by 304, a year of caching for content-hashed names, and gzip when
@@ -19,6 +20,11 @@ from .auth import public
 bp = Blueprint("assets", __name__)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+OWN_STATIC = Path(__file__).resolve().parent.parent / "static"
+# The icons Notebook 7 and JupyterLab swap in as a kernel turns busy or idle (Jupyter Server
+# ships them in its own static folder): ours, in two states.
+FAVICONS = {"favicon.ico", "favicon-file.ico", "favicon-notebook.ico", "favicon-terminal.ico"}
+BUSY_FAVICONS = {"favicon-busy-1.ico", "favicon-busy-2.ico", "favicon-busy-3.ico"}
 REVALIDATE = "public, no-cache"
 _gzip = GzipCache()
 
@@ -57,6 +63,14 @@ def lab_static(name: str) -> Response:
 @public
 def notebook_static(name: str) -> Response:
     return serve(find(state().frontends.assets.notebook.static_dir, name))
+
+
+@bp.get("/static/favicons/<name>")
+@public
+def favicon(name: str) -> Response:
+    if name not in FAVICONS | BUSY_FAVICONS:
+        abort(404)
+    return serve(find(OWN_STATIC, "favicon-busy.svg" if name in BUSY_FAVICONS else "favicon.svg"))
 
 
 @bp.get("/lab/api/themes/<path:name>")
