@@ -97,7 +97,8 @@ def server(request, tmp_path_factory) -> Iterator[LiveServer]:
 
 def log_in(page: Page, server: LiveServer, path: str) -> None:
     """Reach `path` as a new user would: by the password form the page redirects to, or by
-    the token link at the server's root (which lands on the default page), then `path`."""
+    the token link at the server's root (which lands on the default page, `/tree`), then
+    `path` by the session cookie alone."""
     if server.uses_password:
         page.goto(server.url + path)
         page.locator("input[type=password]").fill(PASSWORD)
@@ -105,7 +106,7 @@ def log_in(page: Page, server: LiveServer, path: str) -> None:
         page.wait_for_url(re.compile(re.escape(server.url + path) + r"(\?.*)?$"))
     else:
         page.goto(server.url + "?token=" + TOKEN)
-        page.wait_for_load_state()
+        page.wait_for_url(server.url + "tree")
         page.goto(server.url + path)
 
 
