@@ -66,6 +66,10 @@ def _outside_prefix(base_url: str):
 
 def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | None = None) -> Flask:
     settings = load_settings(config)
+    try:
+        runtime.runtime_dir()
+    except runtime.UnsafeRuntimeDir as exc:
+        raise ConfigError(str(exc)) from None
     base_url = settings.server.base_url
     app = Flask("nbflask")
     app.config.update(

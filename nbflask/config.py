@@ -372,6 +372,13 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('kernels', 'transport')}: kernels.transport: expected 'ipc' or 'tcp',"
             f" found {settings.kernels.transport!r}"
         )
+    if settings.kernels.replay_buffer_bytes > server.websocket_send_buffer:
+        raise ConfigError(
+            f"{origin('kernels', 'replay_buffer_bytes')}: kernels.replay_buffer_bytes: expected at most"
+            f" server.websocket_send_buffer ({server.websocket_send_buffer}), found"
+            f" {settings.kernels.replay_buffer_bytes}: a replay that cannot fit would close the client"
+            " again and again"
+        )
     for key in ("replay_buffer_bytes", "replay_buffer_age"):
         if getattr(settings.kernels, key) < 0:
             raise ConfigError(

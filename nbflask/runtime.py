@@ -17,6 +17,10 @@ from typing import Any
 ENV_RUNTIME_DIR = "NBFLASK_RUNTIME_DIR"
 
 
+class UnsafeRuntimeDir(PermissionError):
+    """The runtime folder is someone else's: they could replace its sockets and read its keys."""
+
+
 def runtime_dir() -> Path:
     """Return the runtime folder, created 0700; refuses one others can read."""
     if os.environ.get(ENV_RUNTIME_DIR):
@@ -27,7 +31,10 @@ def runtime_dir() -> Path:
         path = Path.home() / ".local" / "share" / "nbflask" / "runtime"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = path.stat()
-    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != 0o700:
+    if info.st_uid != os.getuid():
+        raise UnsafeRuntimeDir(f"the runtime folder {path} belongs to another user (uid {info.st_uid});"
+                               f" set {ENV_RUNTIME_DIR} to a folder of your own")
+    if stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
     return path
 

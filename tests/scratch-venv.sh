@@ -4,13 +4,14 @@
 #
 # The venv lives outside the repo, shared by every worktree and test run. A marker written
 # last says it is complete: an interrupted install is rebuilt, not trusted. flock keeps two
-# concurrent runs (a CI step, parallel pytest sessions) from mixing. CHECK is a command run
-# inside the venv (e.g. `python -c 'import swift'`) before the marker is written.
+# concurrent runs (a CI step, parallel pytest sessions) from mixing; SCRATCH_MARKER names the
+# marker. CHECK is a command run inside the venv (e.g. `python -c 'import swift'`) before the
+# marker is written.
 # Prints the venv path on stdout.
 set -euo pipefail
 VENV=$1 CONSTRAINTS=$2 CHECK=$3
 shift 3
-READY="$VENV/.nbflask-ready"
+READY="$VENV/${SCRATCH_MARKER:-.nbflask-ready}"
 if [ ! -f "$READY" ]; then
     mkdir -p "$(dirname "$VENV")"
     exec 9>"$VENV.lock"

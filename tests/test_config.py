@@ -173,3 +173,9 @@ def test_nbflask_run_refuses_a_zero_body_limit_in_one_line(tmp_path):
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].endswith("server.max_body_size: expected a positive number"
                                                           " of bytes, found 0")
+
+
+def test_a_replay_buffer_bigger_than_the_send_buffer_is_refused():
+    with pytest.raises(ConfigError, match="replay_buffer_bytes: expected at most server.websocket_send"):
+        load_settings({"kernels": {"replay_buffer_bytes": 2048}, "server": {"websocket_send_buffer": 1024}},
+                      environ={})

@@ -543,8 +543,7 @@ def test_checkpoints_round_trip(api):
     assert api.get("/api/contents/plain.txt/checkpoints").get_json() == []
     assert_error(api.post("/api/contents/n.ipynb/checkpoints/nope"), 404)
     assert_error(api.delete("/api/contents/n.ipynb/checkpoints/nope"), 404)
-    missing = api.get("/api/contents/missing.ipynb/checkpoints")  # as Jupyter: nothing to list
-    assert missing.status_code == 200 and missing.get_json() == []
+    assert api.get("/api/contents/missing.ipynb/checkpoints").get_json() == []  # as Jupyter answers
     assert_error(api.post("/api/contents/missing.ipynb/checkpoints"), 404)
 
 

@@ -97,7 +97,8 @@ def test_killing_every_web_worker_mid_cell_loses_no_output(nbflask_and_gateway):
     kernel = gateway.post("api/kernels", {"name": "python3"})
     with KernelSocket(gateway.url, kernel["id"], JS_TOKEN, session_id=uuid.uuid4().hex) as ws:
         msg_id = ws.send("shell", "execute_request", {"code": COUNT_SLOWLY, "silent": False})
-        ws.wait_for(lambda m: m["header"]["msg_type"] == "stream")
+        ws.wait_for(lambda m: m["header"]["msg_type"] == "stream"
+                                and m["parent_header"].get("msg_id") == msg_id)
         old = web_workers(server)
         for worker in old:
             worker.send_signal(signal.SIGKILL)

@@ -97,7 +97,7 @@ def test_socket_files_go_when_a_kernel_stops_restarts_dies_or_the_host_stops(mak
     with kernel_client(make_app, app_config) as client:
         first = client.post("/api/kernels", json={}).get_json()
         info = connection(first["id"])
-        assert all(path.exists() for path in sockets_of(info))
+        assert wait_until(lambda: all(path.exists() for path in sockets_of(info)))  # bound once started
         assert client.delete(f"/api/kernels/{first['id']}").status_code == 204
         assert not any(path.exists() for path in sockets_of(info))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -13,6 +14,8 @@ pytestmark = pytest.mark.slow
 
 COUNT_SLOWLY = "import time\nfor i in range(8):\n    print(f'line {i}', flush=True)\n    time.sleep(0.4)"
 LINES = "".join(f"line {i}\n" for i in range(8))
+COUNT_FAST = "import time\nfor i in range(300):\n    print(f'line {i}', flush=True)\n    time.sleep(0.01)"
+FAST_LINES = "".join(f"line {i}\n" for i in range(300))
 
 
 def stdout_of(messages, msg_id: str) -> str:
@@ -30,7 +33,8 @@ def run_away_and_back(server, kernel_id: str, *, session_id: str, v1: bool, back
     messages seen before leaving and after coming back, and the request's id."""
     with KernelSocket(server.url, kernel_id, server.token, session_id=session_id, v1=v1) as ws:
         msg_id = ws.send("shell", "execute_request", {"code": COUNT_SLOWLY, "silent": False})
-        first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream")
+        first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream"
+                                and m["parent_header"].get("msg_id") == msg_id)
         before = [*[m for m in ws.pending if m["channel"] == "iopub"], first]
     time.sleep(4)
     with KernelSocket(server.url, kernel_id, server.token, session_id=back_as or session_id, v1=v1) as ws:
@@ -70,7 +74,7 @@ def test_replay_across_gunicorn_workers(tmp_path):
 
 
 def test_a_bounded_buffer_keeps_the_newest_and_says_what_it_dropped(tmp_path):
-    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 4000}}) as server:
+    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 9000}}) as server:
         kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
         before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=True)
         gap = [m for m in after if m["header"]["msg_type"] == "nbflask_replay_gap"]
@@ -79,3 +83,44 @@ def test_a_bounded_buffer_keeps_the_newest_and_says_what_it_dropped(tmp_path):
         seen = stdout_of(before, msg_id) + stdout_of(after, msg_id)
         assert seen.endswith("line 7\n") and seen != LINES
         assert LINES.endswith(stdout_of(after, msg_id))
+
+
+def test_a_session_back_while_its_old_connection_still_streams_sees_each_line_once(tmp_path):
+    """The gateway (or a browser) reconnects before its old websocket is gone: the old one keeps
+    delivering until it is replaced, the new one subscribed meanwhile; together: each once."""
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        session_id = uuid.uuid4().hex
+        old = KernelSocket(server.url, kernel["id"], server.token, session_id=session_id)
+        msg_id = old.send("shell", "execute_request", {"code": COUNT_FAST, "silent": False})
+        old_seen: list = []
+
+        def read_old() -> None:
+            try:
+                while True:
+                    old_seen.append(old.recv(timeout=30))
+            except (ConnectionError, OSError, TimeoutError, Exception):
+                return
+
+        reader = threading.Thread(target=read_old)
+        reader.start()
+        while "line 20\n" not in stdout_of(list(old_seen), msg_id):
+            time.sleep(0.05)
+        with KernelSocket(server.url, kernel["id"], server.token, session_id=session_id) as new:
+            new.wait_for(is_idle_after(msg_id))
+            marker = new.send("shell", "execute_request", {"code": "pass", "silent": False})
+            new.wait_for(is_idle_after(marker))
+            new_seen = [m for m in new.pending if m["channel"] == "iopub"]
+        reader.join(30)
+        old.close()
+        assert stdout_of(old_seen, msg_id) + stdout_of(new_seen, msg_id) == FAST_LINES
+        ids = [m["header"]["msg_id"] for m in old_seen + new_seen if m["channel"] == "iopub"]
+        assert len(ids) == len(set(ids))
+
+
+def test_replay_off_means_no_replay_and_no_notice(tmp_path):
+    with start_nbflask(tmp_path, {"kernels": {"replay_buffer_bytes": 0}}) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=True)
+        assert stdout_of(after, msg_id) == ""
+        assert not [m for m in after if m["header"]["msg_type"] == "nbflask_replay_gap"]

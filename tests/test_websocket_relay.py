@@ -132,8 +132,9 @@ def test_two_websockets_both_see_iopub_and_are_counted(server, api, kernel):
         first.pending.append(first.recv())  # each relays once attached to the kernel
         second.pending.append(second.recv())
         assert api.get(server.url + f"api/kernels/{kernel}").json()["connections"] == 2
-        first.execute("print('shared output')")
-        seen = second.wait_for(lambda m: m["header"]["msg_type"] == "stream")
+        run = first.send("shell", "execute_request", {"code": "print('shared output')", "silent": False})
+        seen = second.wait_for(lambda m: m["header"]["msg_type"] == "stream"
+                               and m["parent_header"].get("msg_id") == run)
         assert seen["content"]["text"] == "shared output\n"
     deadline = time.monotonic() + 10
     while api.get(server.url + f"api/kernels/{kernel}").json()["connections"] and time.monotonic() < deadline:

@@ -356,10 +356,12 @@ class Contents:
         return {"id": checkpoint.id, "last_modified": isoformat(checkpoint.last_modified)}
 
     def list_checkpoints(self, path: str) -> list[dict[str, str]]:
-        """A file's checkpoints; none for a path with no file, as Jupyter answers (JupyterLab
-        asks for the old name's right after renaming a notebook on its first save)."""
+        """The file's checkpoints; none for a path with no file, as Jupyter answers (JupyterLab
+        asks for the old name's right after a rename)."""
         path = self._path(path)
-        if not self.store.exists(path):
+        try:
+            self.store.stat(path)
+        except NotFound:
             return []
         return [self._checkpoint_model(c) for c in self.store.list_checkpoints(path)]
 

@@ -91,17 +91,31 @@ def _start_lock() -> threading.Lock:
     return _start_locks.setdefault(os.getpid(), threading.Lock())
 
 
-def _flock(lock: Any, deadline: float) -> None:
-    """Take the lock file without blocking the process: try, and sleep (green) in between."""
+def _locked(path: Path, deadline: float) -> Any:
+    """The lock file, open and locked, taken without blocking the process (try, and sleep,
+    green, in between). A stopping host removes the file: a lock on a file that is no longer
+    the one at `path` guards nothing, so it is taken again on the new one."""
     while True:
+        lock = open(path, "a")
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise APIError(503, "another process held the kernel host's lock file for"
-                                    f" {START_TIMEOUT:g} s", "KernelHostFailed") from None
-            time.sleep(0.05)
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise APIError(503, "another process held the kernel host's lock file for"
+                                            f" {START_TIMEOUT:g} s", "KernelHostFailed") from None
+                    time.sleep(0.05)
+            try:
+                if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                    return lock
+            except FileNotFoundError:
+                pass
+        except BaseException:
+            lock.close()
+            raise
+        lock.close()
 
 
 def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | None:
@@ -110,8 +124,7 @@ def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | No
     owner = owner or host_owner()
     paths = HostPaths(runtime.runtime_dir(), owner)
     deadline = time.monotonic() + START_TIMEOUT
-    with _start_lock(), open(paths.lock_file, "a") as lock:
-        _flock(lock, deadline)
+    with _start_lock(), _locked(paths.lock_file, deadline):
         if running_pid(paths) is not None:
             return None
         paths.info_file.unlink(missing_ok=True)
@@ -267,15 +280,20 @@ class KernelHost:
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
         self._call("detach", kernel_id=kernel_id, connection_id=connection_id, last_msg_id=last_msg_id)
 
-    def replay(self, kernel_id: str, session_id: str) -> tuple[list[list[bytes]], int]:
-        """The iopub messages session `session_id` missed while it was away (each a list of
-        the kernel's frames), and how many older ones the buffer had to drop."""
-        result, frames = self._exchange("replay", 10.0, {"kernel_id": kernel_id, "session_id": session_id})
+    def replay(self, kernel_id: str, session_id: str, connection_id: str,
+               first_live: str | None = None) -> tuple[list[list[bytes]], str | None, int]:
+        """The iopub messages session `session_id` missed while away (each a list of the
+        kernel's frames) up to its new connection's first live message `first_live`, the id
+        of the last message the session had seen, and how many older messages the buffer had
+        to drop."""
+        result, frames = self._exchange("replay", 10.0, {
+            "kernel_id": kernel_id, "session_id": session_id, "connection_id": connection_id,
+            "first_live": first_live})
         messages = []
         for count in result["counts"]:
             messages.append(frames[:count])
             frames = frames[count:]
-        return messages, result["dropped"]
+        return messages, result["seen"], result["dropped"]
 
     # Sessions ------------------------------------------------------------------------------
 

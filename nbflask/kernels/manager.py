@@ -80,6 +80,7 @@ class Kernel:
     watcher: Any = None
     monitor: Any = None
     lock: Any = field(default_factory=gevent.lock.RLock)
+    settled: Any = field(default_factory=gevent.event.Event)  # set once ready or dead after a start
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -184,7 +185,8 @@ class KernelManager:
         an id whose connection file exists (starting or stopping now, or another server's) is a 409.
         """
         if kernel_id is not None:
-            if len(kernel_id) > 128 or not re.fullmatch(r"\w+(-\w+){4}", kernel_id, re.ASCII):
+            if (len(kernel_id) > 128 or not re.fullmatch(r"\w+(-\w+){4}", kernel_id, re.ASCII)
+                    or kernel_id.startswith("host-")):  # kernel-host-* files are the host's own
                 raise APIError(400, f"Invalid kernel id {kernel_id!r}: use five groups of letters, digits"
                                     " or '_' joined by '-', like a UUID", "InvalidKernelId")
             if kernel_id in self.kernels:
@@ -207,7 +209,7 @@ class KernelManager:
         replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
         kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
         try:
-            self._spawn(kernel)
+            self._spawn(kernel, wait=False)
         except APIError:
             connection_file.unlink(missing_ok=True)
             raise
@@ -217,8 +219,14 @@ class KernelManager:
         log.info("kernel %s (%s) started in %s", kernel_id, spec.name, kernel.cwd)
         return kernel
 
-    def _spawn(self, kernel: Kernel) -> None:
-        """Start the kernel's process and wait until it answers; on failure leave nothing running."""
+    def _spawn(self, kernel: Kernel, *, wait: bool = True) -> None:
+        """Start the kernel's process; on failure leave nothing running.
+
+        With `wait` (restarts, as Jupyter's restart waits), until the kernel answers, raising
+        if it does not. Without (a new kernel, as Jupyter answers once the process runs),
+        readiness is awaited in the background: the kernel is `starting` meanwhile, then
+        `idle`, or `dead` with the reason (told to connected clients like any death).
+        """
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
         env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
         for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
@@ -234,15 +242,32 @@ class KernelManager:
                             "KernelStartFailed") from None
         kernel.process = process
         kernel.started_at = time.monotonic()
+        kernel.settled.clear()
+        if wait:
+            self._become_ready(kernel, process)
+        else:
+            kernel.watcher = gevent.spawn(self._start_in_background, kernel, process)
+
+    def _become_ready(self, kernel: Kernel, process: subprocess.Popen) -> None:
         try:
             self._wait_ready(kernel, float(self.settings["startup_timeout"]))
         except APIError as exc:
             self._kill(kernel, process)
             kernel.execution_state, kernel.reason = "dead", exc.message
+            kernel.settled.set()
             raise
         kernel.execution_state = "idle"
         kernel.touch()
+        kernel.settled.set()
         kernel.watcher = gevent.spawn(self._watch, kernel, process)
+
+    def _start_in_background(self, kernel: Kernel, process: subprocess.Popen) -> None:
+        """Readiness of a new kernel; a shutdown or restart meanwhile kills this greenlet."""
+        try:
+            self._become_ready(kernel, process)
+        except APIError as exc:
+            log.warning("kernel %s: %s", kernel.kernel_id, exc.message)
+            self.publish(kernel.kernel_id, {"event": "dead", "reason": exc.message})
 
     def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
         """Until the kernel answers kernel_info on shell; its process exiting ends the wait."""
@@ -346,7 +371,9 @@ class KernelManager:
         return kernel
 
     def interrupt(self, kernel_id: str) -> None:
+        """Interrupt the kernel; one still starting is first awaited (SIGINT would kill it)."""
         kernel = self.get(kernel_id)
+        kernel.settled.wait(float(self.settings["startup_timeout"]))
         process = kernel.process
         if kernel.execution_state == "dead" or process is None or process.poll() is not None:
             raise APIError(409, f"Kernel {kernel_id} is not running: {kernel.reason}", "KernelDead")
@@ -405,13 +432,13 @@ class KernelManager:
         """A websocket delivered the iopub message with this header: if its web worker dies
         without saying goodbye, its session resumes from here."""
         kernel = self.kernels.get(kernel_id)
-        if kernel is None or connection_id not in kernel.delivered:
+        if kernel is None or connection_id not in kernel.delivered or not kernel.replay.enabled:
             return
         try:
             seq = self._position(kernel, str(wire.loads_object(header, "header").get("msg_id")))
         except wire.WireError:
             return
-        if seq is not None and connection_id in kernel.delivered:
+        if seq is not None and connection_id in kernel.delivered:  # notices may overtake each other
             kernel.delivered[connection_id] = max(seq, kernel.delivered[connection_id])
 
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
@@ -454,32 +481,47 @@ class KernelManager:
             self.prune_connections()
 
     @staticmethod
-    def _position(kernel: Kernel, msg_id: str) -> int | None:
+    def _position(kernel: Kernel, msg_id: str, wait: float = 0.5) -> int | None:
         """Where `msg_id` is in the buffer; the host's own iopub socket may be a moment behind
         the relay's, so a message not there yet is waited for, briefly."""
-        deadline = time.monotonic() + 0.5
+        if not kernel.replay.enabled:
+            return None
+        deadline = time.monotonic() + wait
         while True:
             seq = kernel.replay.position_of(msg_id)
             if seq is not None or time.monotonic() > deadline:
                 return seq
             gevent.sleep(0.02)
 
-    def replay(self, kernel_id: str, session_id: str) -> tuple[dict[str, Any], list[bytes]]:
-        """What session `session_id` missed while away: `{"counts": frames per message,
-        "dropped": messages lost to the buffer's bounds, "known": whether the session was
-        seen before}` and the messages' frames, all in one list."""
+    def replay(self, kernel_id: str, session_id: str, connection_id: str,
+               first_live: str | None = None) -> tuple[dict[str, Any], list[bytes]]:
+        """What session `session_id` missed while away, for its new connection.
+
+        `first_live` is the first iopub message the new connection got live (it subscribed
+        before asking): the replay ends just before it. `seen` is the id of the last message
+        the session had seen: an old connection may have delivered it, and some before it,
+        while the new one had already subscribed. The answer: `{"counts": frames per message,
+        "seen", "dropped": messages lost to the buffer's bounds, "known": whether the session
+        was seen before}`, then the messages' frames, all in one list.
+        """
         kernel = self.get(kernel_id)
         departed = kernel.departed.get(session_id)
         if departed is not None and not departed.wait(DEPARTURE_WAIT):
-            for connection_id, departing_session in list(kernel.departing.items()):
+            for old_id, departing_session in list(kernel.departing.items()):
                 if departing_session == session_id:  # its worker is gone or stuck: use its progress
-                    self._depart(kernel, connection_id)
-        missed = kernel.replay.take(session_id)
-        if missed is None:
-            return {"counts": [], "dropped": 0, "known": False}, []
-        entries, dropped = missed
+                    self._depart(kernel, old_id)
+        cursor = kernel.replay.take(session_id)
+        if cursor is None:
+            return {"counts": [], "seen": None, "dropped": 0, "known": False}, []
+        live_from = self._position(kernel, first_live, wait=DEPARTURE_WAIT) if first_live else None
+        entries, dropped = kernel.replay.since(cursor)
+        if live_from is not None:
+            entries = [entry for entry in entries if entry.seq < live_from]
+        if connection_id in kernel.delivered:
+            kernel.delivered[connection_id] = cursor  # it starts from where the session was
         frames = [frame for entry in entries for frame in entry.frames]
-        return {"counts": [len(entry.frames) for entry in entries], "dropped": dropped, "known": True}, frames
+        return {"counts": [len(entry.frames) for entry in entries], "seen": kernel.replay.msg_id_at(cursor),
+                "dropped": dropped, "known": True}, frames
 
     def _monitor_iopub(self, kernel: Kernel) -> None:
         """Keeps every iopub message for replay, and follows status messages for state and

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 import zmq
@@ -36,7 +37,7 @@ from . import endpoints, wire, zmqlib
 log = logging.getLogger("nbflask.kernels.relay")
 
 NUDGE_INTERVAL = 0.5
-NUDGE_TIMEOUT = 10.0
+NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STOP = b""
@@ -66,7 +67,8 @@ class Relay:
         self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
         self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
         self.restarted = False
-        self.last_iopub: bytes | None = None  # header of the last iopub message delivered
+        self.last_iopub: bytes | None = None  # header of the last iopub message written out
+        self.unwritten: deque[tuple[int, bytes]] = deque()  # (end offset, header) of iopub queued
         self.held: list[list[bytes]] | None = None  # live iopub held back while replaying
         self.replayed: set[str] = set()  # msg_ids replayed that live iopub may bring again
         self.progress: Any = None  # the pump's socket for progress notices to the host
@@ -163,7 +165,8 @@ class Relay:
                 if not ready:  # idle: first tell the host how far the client got
                     if self.unreported:
                         self.report_progress(now=True)
-                    ready = dict(poller.poll(HOST_CHECK_INTERVAL * 1000))
+                    wait = PROGRESS_INTERVAL if self.unreported else HOST_CHECK_INTERVAL  # still queued
+                    ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
                     if host_pid is None or not runtime.pid_alive(host_pid):
@@ -197,6 +200,7 @@ class Relay:
             for sock in (*sockets.values(), events, pipe, self.progress):
                 sock.close()
             if attached:
+                self.advance_written()
                 try:
                     self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
                 except APIError as exc:
@@ -216,9 +220,19 @@ class Relay:
         self.close(1011, "kernel host died")
 
     def replay(self) -> None:
-        """Hand the client what it missed while away, then the live messages held meanwhile."""
+        """Hand the client what it missed while away, then the live messages held meanwhile.
+
+        The host's replay ends just before the first held message and names the last message
+        the session had seen: held messages up to it were delivered by an old connection while
+        this one subscribed. So nothing comes twice or out of order. Live messages that the
+        replay already had (the host's socket may be ahead of ours) are recognised by id.
+        """
         held, self.held = self.held or [], None
-        messages, dropped = self.host.replay(self.kernel_id, self.client_session)
+        first_live = self.msg_id(held[0]) if held else None
+        messages, seen, dropped = self.host.replay(self.kernel_id, self.client_session, self.connection_id,
+                                                   first_live)
+        held_ids = [self.msg_id(frames) for frames in held]
+        skip = held_ids.index(seen) + 1 if seen in held_ids else 0
         if dropped:
             notice = wire.new_message(REPLAY_GAP, {
                 "dropped": dropped,
@@ -229,8 +243,11 @@ class Relay:
         for frames in messages:
             self.replayed.add(self.msg_id(frames))
             self.deliver("iopub", frames)
-        for frames in held:
-            self.to_client("iopub", frames, set())
+        for frames, msg_id in zip(held[skip:], held_ids[skip:], strict=True):
+            if msg_id not in self.replayed:  # only if the host could not place it
+                self.deliver("iopub", frames)
+        if held:
+            self.replayed.clear()  # live messages after the held ones are all new
 
     @staticmethod
     def msg_id(frames: list[Any]) -> str:
@@ -270,6 +287,7 @@ class Relay:
         Done at connection and after each kernel restart (ZeroMQ then reconnects the SUB
         socket on its own time), so the output of the next request cannot be lost.
         """
+        self.restarted = False  # a restart seen from here on needs its own confirmation
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge = 0.0
         while time.monotonic() < deadline:
@@ -315,17 +333,33 @@ class Relay:
             return
         self.send(channel, parts)
         if channel == "iopub":
-            self.last_iopub = bytes(parts[0])
+            self.unwritten.append((self.ws.sock.taken, bytes(parts[0])))
             self.unreported = True
             self.report_progress()
 
     def report_progress(self, now: bool = False) -> None:
-        """Tell the host how far this client has got: whenever the pump falls idle, and every
-        PROGRESS_INTERVAL during a burst, so a killed worker costs its clients no output."""
-        if self.last_iopub is None or not (now or time.monotonic() - self.reported_at >= PROGRESS_INTERVAL):
+        """Tell the host how far this client has got, counting only messages written to its
+        socket (not those still queued, which a slow client's close drops): whenever the pump
+        falls idle, and every PROGRESS_INTERVAL during a burst, so a killed worker costs its
+        clients no output."""
+        if not (now or time.monotonic() - self.reported_at >= PROGRESS_INTERVAL):
             return
-        self.host.progress(self.progress, self.kernel_id, self.connection_id, self.last_iopub)
-        self.reported_at, self.unreported = time.monotonic(), False
+        header = self.advance_written()
+        self.unreported = bool(self.unwritten)
+        if header is None:
+            return
+        self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
+        self.reported_at = time.monotonic()
+
+    def advance_written(self) -> bytes | None:
+        """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
+        written = self.ws.sock.written
+        header = None
+        while self.unwritten and self.unwritten[0][0] <= written:
+            header = self.unwritten.popleft()[1]
+        if header is not None:
+            self.last_iopub = header
+        return header
 
     def send(self, channel: str, parts: list[bytes]) -> None:
         if self.v1:

@@ -32,6 +32,9 @@ class Cursor:
     at: float = field(default_factory=time.monotonic)
 
 
+ENTRY_OVERHEAD = 512  # bytes of Python objects per kept message, besides its frames
+
+
 class ReplayBuffer:
     """The newest iopub messages of one kernel, at most `max_bytes` and `max_age` seconds old."""
 
@@ -43,9 +46,15 @@ class ReplayBuffer:
         self.latest = 0  # seq of the newest message ever added; 0 before the first
         self.cursors: dict[str, Cursor] = {}
 
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0 and self.max_age > 0
+
     def append(self, msg_id: str, frames: list[bytes]) -> None:
         self.latest += 1
-        size = sum(len(frame) for frame in frames)
+        if not self.enabled:
+            return
+        size = ENTRY_OVERHEAD + sum(len(frame) for frame in frames)
         self.entries.append(Entry(self.latest, time.monotonic(), msg_id, frames, size))
         self.size += size
         self.trim()
@@ -60,6 +69,14 @@ class ReplayBuffer:
         for entry in reversed(self.entries):
             if entry.msg_id == msg_id:
                 return entry.seq
+        return None
+
+    def msg_id_at(self, seq: int) -> str | None:
+        for entry in reversed(self.entries):
+            if entry.seq == seq:
+                return entry.msg_id
+            if entry.seq < seq:
+                break
         return None
 
     def since(self, seq: int) -> tuple[list[Entry], int]:
@@ -79,9 +96,10 @@ class ReplayBuffer:
             if cursor.at < oldest:
                 del self.cursors[name]
 
-    def take(self, session_id: str) -> tuple[list[Entry], int] | None:
-        """What session `session_id` missed since it went away; None for a session never seen."""
+    def take(self, session_id: str) -> int | None:
+        """The place of session `session_id`, which is back; None for a session never seen
+        (or gone longer than the buffer keeps messages, or with replay off)."""
         cursor = self.cursors.pop(session_id, None)
-        if cursor is None or time.monotonic() - cursor.at > self.max_age:
+        if cursor is None or not self.enabled or time.monotonic() - cursor.at > self.max_age:
             return None
-        return self.since(cursor.seq)
+        return cursor.seq

@@ -63,6 +63,8 @@ class SendAllSocket:
         self._sock = sock
         self.limit = limit
         self.queued = 0  # bytes taken and not yet written, those being written included
+        self.taken = 0  # bytes ever taken; a message taken when this was N ends at offset N
+        self.written = 0  # bytes ever written to the socket: messages ending there are out
         self.error: OSError | None = None
         self._send_now = immediate_sender(sock)
         self._rest: list[bytes] | None = None  # the unwritten end of a message already begun
@@ -99,6 +101,7 @@ class SendAllSocket:
             if bounded and self.queued and self.queued + size > self.limit:
                 return False
             self.queued += size
+            self.taken += size
             if self._writing or self._rest is not None or self._queue or self._send_now is None:
                 self._queue.append((size, pieces))
                 self._work.notify()
@@ -187,6 +190,7 @@ class SendAllSocket:
         with self._work:
             self._writing = False
             self.queued -= size - sum(len(piece) for piece in rest)
+            self.written += size - sum(len(piece) for piece in rest)
             if rest:
                 self._rest = rest
             if rest or self._queue or self._stopping:

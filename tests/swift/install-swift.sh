@@ -13,5 +13,5 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SWIFT_VENV=${SWIFT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/nbflask/swift-venv}
-SCRATCH_PYTHON=${SWIFT_PYTHON:-python3} exec bash "$HERE/../scratch-venv.sh" "$SWIFT_VENV" "$HERE/constraints.txt" \
+SCRATCH_MARKER=.nbflask-swift-ready SCRATCH_PYTHON=${SWIFT_PYTHON:-python3} exec bash "$HERE/../scratch-venv.sh" "$SWIFT_VENV" "$HERE/constraints.txt" \
     "python -c 'import swift.proxy.server, swiftclient'" swift python-swiftclient
