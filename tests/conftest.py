@@ -13,7 +13,10 @@ from live import TOKEN  # one token for in-process and live servers
 
 import nbflask
 
-pytest_plugins = ["swift_fixtures"]  # a real Swift server: swift_server, swift_options
+pytest_plugins = [
+    "swift_fixtures",  # a real Swift server: swift_server, swift_options
+    "ui_tools",  # headless Chromium and live servers for the front-ends: browser, server
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -20,11 +20,9 @@ from ui_tools import (
     KnownError,
     Lab,
     accept_dialog,
-    browser,  # noqa: F401 (a fixture)
     log_in,
     needs_chromium,
     new_page,
-    server,  # noqa: F401 (a fixture)
 )
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -53,7 +51,7 @@ KNOWN_ERRORS = [
 
 
 @pytest.fixture
-def lab(browser, server) -> Iterator[Lab]:  # noqa: F811
+def lab(browser, server) -> Iterator[Lab]:
     page, watch = new_page(browser, ALLOWED, KNOWN_ERRORS)
     log_in(page, server, "lab")
     lab = Lab(page, watch)
@@ -63,14 +61,14 @@ def lab(browser, server) -> Iterator[Lab]:  # noqa: F811
     page.context.close()
 
 
-def screenshot(lab: Lab, server, name: str) -> None:  # noqa: F811
+def screenshot(lab: Lab, server, name: str) -> None:
     """Keep a picture for the docs when asked to (UI_SCREENSHOTS), from one deployment."""
     folder = os.environ.get("UI_SCREENSHOTS")
     if folder and not server.uses_password:
         lab.page.screenshot(path=Path(folder) / name)
 
 
-def test_launcher_notebook_shows_text_html_png_markdown_math_and_a_traceback(lab, server):  # noqa: F811
+def test_launcher_notebook_shows_text_html_png_markdown_math_and_a_traceback(lab, server):
     lab.new_notebook()
     cell = lab.run("print('hello from the kernel')")
     expect(lab.output(cell, STDOUT)).to_have_text("hello from the kernel\n")
@@ -114,7 +112,7 @@ def test_input_is_answered_sleep_is_interrupted_and_restart_clears_the_kernel(la
     expect(lab.output(cell, STDOUT)).to_have_text("False\n")
 
 
-def test_first_save_renames_and_the_outputs_survive_a_reload(lab, server):  # noqa: F811
+def test_first_save_renames_and_the_outputs_survive_a_reload(lab, server):
     lab.new_notebook()
     lab.run("print('still here after reload')")
     lab.page.keyboard.press("Control+s")
@@ -130,7 +128,7 @@ def test_first_save_renames_and_the_outputs_survive_a_reload(lab, server):  # no
     expect(lab.page.locator(".jp-mod-current .lm-TabBar-tabLabel")).to_contain_text("kept.ipynb")
 
 
-def test_file_browser_makes_renames_uploads_and_deletes(lab, server, tmp_path):  # noqa: F811
+def test_file_browser_makes_renames_uploads_and_deletes(lab, server, tmp_path):
     contents = server.session()
     lab.browser_command("filebrowser:create-new-directory")
     lab.rename_in_place("made")

@@ -18,11 +18,9 @@ from playwright.sync_api import expect
 from ui_tools import (
     KnownError,
     Tree,
-    browser,  # noqa: F401 (a fixture)
     log_in,
     needs_chromium,
     new_page,
-    server,  # noqa: F401 (a fixture)
 )
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -44,7 +42,7 @@ KNOWN_ERRORS = [
 
 
 @pytest.fixture
-def tree(browser, server) -> Iterator[Tree]:  # noqa: F811
+def tree(browser, server) -> Iterator[Tree]:
     page, watch = new_page(browser, [], KNOWN_ERRORS)
     log_in(page, server, "tree")
     tree = Tree(page, watch)
@@ -53,7 +51,7 @@ def tree(browser, server) -> Iterator[Tree]:  # noqa: F811
     page.context.close()
 
 
-def test_tree_lists_new_runs_and_running_shuts_the_kernel_down(tree, server):  # noqa: F811
+def test_tree_lists_new_runs_and_running_shuts_the_kernel_down(tree, server):
     client = server.session()
     for path, model in (
         ("project", {"type": "directory"}),
