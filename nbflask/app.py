@@ -12,9 +12,26 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request, Response
 
-from . import __version__, errors, request_rules, runtime, security
-from .blueprints import api, auth, contents, dashboard, files, kernels, kernelspecs, sessions
+from . import __version__, compression, errors, request_rules, runtime, security
+from .blueprints import (
+    api,
+    assets,
+    auth,
+    configapi,
+    contents,
+    files,
+    kernels,
+    kernelspecs,
+    lab,
+    labapi,
+    nbconvert,
+    notebook,
+    pages,
+    probes,
+    sessions,
+)
 from .config import ConfigError, Settings, load_settings
+from .frontend.service import open_frontends
 from .kernels.client import KernelHost
 from .kernels.endpoints import SocketPathTooLong
 from .state import EXTENSION, ServerState
@@ -66,18 +83,28 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         JSON_SORT_KEYS=False,
         NBFLASK_VERSION=__version__,
     )
+    store = open_store(settings.store, settings.source)
     app.extensions[EXTENSION] = ServerState(
         settings=settings,
         token=_effective_token(settings),
-        store=open_store(settings.store, settings.source),
+        store=store,
         kernels=_kernel_host(settings),
+        frontends=open_frontends(store),
     )
 
     errors.init_app(app)
     request_rules.init_app(app)
+    compression.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(notebook.bp)
+    app.register_blueprint(lab.bp)
+    app.register_blueprint(labapi.bp)
+    app.register_blueprint(assets.bp)
+    app.register_blueprint(configapi.bp)
+    app.register_blueprint(probes.bp)
+    app.register_blueprint(nbconvert.bp)
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(kernels.bp)

@@ -87,11 +87,17 @@ class KernelSettings:
 
 
 @dataclass(frozen=True)
+class UISettings:
+    default_url: str = "/tree"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     kernels: KernelSettings = field(default_factory=KernelSettings)
+    ui: UISettings = field(default_factory=UISettings)
     source: str | None = None
 
     @property
@@ -108,6 +114,7 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "store": StoreSettings,
     "kernels": KernelSettings,
+    "ui": UISettings,
 }
 
 # One help line per option: `nbflask config init` writes them next to the defaults.
@@ -115,7 +122,7 @@ HELP: dict[str, str] = {
     "server.ip": "interface to listen on; '*' = every interface (IPv4 and IPv6)",
     "server.port": "port to listen on",
     "server.port_retries": "if the port is busy, try this many following ports",
-    "server.open_browser": "open a browser on the dashboard at start",
+    "server.open_browser": "open a browser on the start page (ui.default_url) at start",
     "server.base_url": "URL prefix the whole server lives under, e.g. /ipython/",
     "server.certfile": "PEM certificate for https (may also hold the key, like the seed's mycert.pem)",
     "server.keyfile": "PEM private key, when not inside certfile",
@@ -149,6 +156,7 @@ HELP: dict[str, str] = {
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
+    "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
 
 
@@ -377,6 +385,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
                 f"{origin('kernels', key)}: kernels.{key}: expected 0 (no replay) or more,"
                 f" found {getattr(settings.kernels, key)}"
             )
+    default_url = settings.ui.default_url
+    if not default_url.startswith("/") or default_url.startswith("//") or "\\" in default_url:
+        raise ConfigError(
+            f"{origin('ui', 'default_url')}: ui.default_url: expected a path on this server such as"
+            f" '/tree' or '/lab', found {default_url!r}"
+        )
     return dataclasses.replace(
         settings, server=dataclasses.replace(server, base_url=base_url, **files)
     )

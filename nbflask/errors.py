@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .api_error import APIError
@@ -21,9 +21,27 @@ def json_error(status: int, message: str, reason: str | None = None) -> Response
     return response
 
 
+def html_error(error: HTTPException) -> Response | HTTPException:
+    """Our error page for browsers (redirects and bodiless answers pass through as they are)."""
+    code = error.code or 500
+    if code < 400 or request.method == "HEAD":
+        return error
+    html = render_template("error.html", code=code, name=error.name, description=error.description)
+    return _with_headers_of(error, Response(html, status=code, mimetype="text/html"))
+
+
+def _with_headers_of(error: HTTPException, response: Response) -> Response:
+    """Keep what the error says besides its body (Allow on 405, Retry-After, ...)."""
+    for key, value in error.get_headers():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
+    return response
+
+
 def _wants_json() -> bool:
     path = request.path
-    return path == "/api" or path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    api = path == "/api" or path.startswith(("/api/", "/lab/api/"))
+    return api or request.accept_mimetypes.best == "application/json"
 
 
 def init_app(app: Flask) -> None:
@@ -34,12 +52,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response | HTTPException:
         if not _wants_json():
-            return error
-        response = json_error(error.code or 500, error.description or error.name, None)
-        for key, value in error.get_headers():
-            if key.lower() not in ("content-type", "content-length"):
-                response.headers[key] = value
-        return response
+            return html_error(error)
+        return _with_headers_of(error, json_error(error.code or 500, error.description or error.name, None))
 
     @app.errorhandler(RecursionError)
     def handle_too_deep(error: RecursionError) -> Response:
@@ -52,5 +66,5 @@ def init_app(app: Flask) -> None:
     def handle_unexpected(error: Exception) -> Response | HTTPException:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if not _wants_json():
-            return InternalServerError()
+            return html_error(InternalServerError())
         return json_error(500, "Internal server error: see the server log", type(error).__name__)

@@ -16,6 +16,7 @@ from .clock import utcnow
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .frontend.service import FrontendService
     from .kernels.client import KernelHost
     from .stores.base import Store
 
@@ -30,6 +31,7 @@ class ServerState:
     token: str
     store: Store
     kernels: KernelHost
+    frontends: FrontendService
     started: datetime = field(default_factory=utcnow)
     last_activity: datetime = field(default_factory=utcnow)
 

@@ -13,7 +13,10 @@ from live import TOKEN  # one token for in-process and live servers
 
 import nbflask
 
-pytest_plugins = ["swift_fixtures"]  # a real Swift server: swift_server, swift_options
+pytest_plugins = [
+    "swift_fixtures",  # a real Swift server: swift_server, swift_options
+    "ui_tools",  # headless Chromium and live servers for the front-ends: browser, server
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "id", "")
         if item.path.name.startswith("test_swift") or "swift" in params.split("-"):
             item.add_marker(pytest.mark.swift)
-        if item.path.name == "test_ui_chromium.py":
+        if item.path.name.startswith("test_ui_"):
             item.add_marker(pytest.mark.browser)
 
 

@@ -18,7 +18,13 @@ from nbflask.blueprints.auth import LIMITER
 from nbflask.config import ConfigError
 
 SEED_HASH = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a"  # "mypassword"
-PUBLIC_ENDPOINTS = {"api.version", "auth.login", "static"}
+# The front-ends' bundles, themes and extension files are the open-source builds, nothing of
+# the user's: public, so browsers and proxies may cache them.
+ASSET_ENDPOINTS = {
+    "assets.lab_static", "assets.notebook_static", "assets.theme", "assets.extension_static",
+    "assets.favicon",
+}
+PUBLIC_ENDPOINTS = {"api.version", "auth.login", "static"} | ASSET_ENDPOINTS
 
 
 def xsrf_of(client, base="/") -> str:

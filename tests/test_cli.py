@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -208,9 +209,12 @@ def test_plain_pip_install_ships_templates_and_static(tmp_path):
     assert installed.startswith(site)
     with start_nbflask(tmp_path, command=str(venv / "bin" / "nbflask")) as server:
         page = requests.get(server.url + f"tree/?token={TOKEN}", timeout=10)
-        assert page.status_code == 200 and "listing" in page.text
-        for asset in ("style.css", "tree.js"):
+        assert page.status_code == 200 and 'id="jupyter-config-data"' in page.text
+        script = re.search(r'<script defer src="/(static/notebook/main\.[0-9a-f]+\.js)', page.text)
+        assert script and requests.get(server.url + script.group(1), timeout=10).status_code == 200
+        for asset in ("style.css", "favicon.svg"):
             assert requests.get(server.url + "static/" + asset, timeout=10).status_code == 200
+        assert "login" in requests.get(server.url + "login", timeout=10).text
 
 
 @pytest.mark.slow

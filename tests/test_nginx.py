@@ -4,12 +4,14 @@ with config/behind-proxy.yaml's settings, under /ipython/."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
+import websocket
 import yaml
 from kernelws import KernelSocket
 from live import TOKEN, free_port, make_cert, start_gunicorn
@@ -112,3 +114,33 @@ def test_kernel_websocket_through_nginx(proxied, v1):
             assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
     finally:
         assert api.delete(url + f"api/kernels/{kernel['id']}").status_code == 204
+
+
+def test_front_ends_through_nginx(proxied):
+    """What a browser does at https://host/ipython/: token link, JupyterLab's page with the
+    prefix in its config, its bundle (gzip, cached for a year), a settings save echoing
+    `_xsrf`, and the kernel websocket by cookie from the page's own origin."""
+    url, cert = proxied
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.verify = str(cert)
+    assert browser.get(url + f"?token={TOKEN}").url == url + "tree"
+    page = browser.get(url + "lab")
+    assert page.status_code == 200 and '"baseUrl": "/ipython/"' in page.text
+    assert '"fullStaticUrl": "/ipython/static/lab"' in page.text
+    (script,) = re.findall(r'<script defer src="([^"]+)"', page.text)
+    origin = url.split("/ipython/")[0]
+    bundle = browser.get(origin + script, headers={"Accept-Encoding": "gzip"}, stream=True)
+    assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
+    assert bundle.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    xsrf = {"X-XSRFToken": browser.cookies.get("_xsrf")}
+    theme = {"raw": '{"theme": "JupyterLab Dark"}'}
+    assert browser.put(url + "lab/api/settings/@jupyterlab/apputils-extension:themes", json=theme,
+                       headers=xsrf).status_code == 204
+    kernel = browser.post(url + "api/kernels", json={"name": "python3"}, headers=xsrf).json()
+    cookies = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
+    channels = url.replace("https", "wss", 1) + f"api/kernels/{kernel['id']}/channels"
+    tls = {"ca_certs": str(cert)}
+    channel = websocket.create_connection(channels, cookie=cookies, origin=origin, sslopt=tls, timeout=30)
+    channel.close()
+    assert browser.delete(url + f"api/kernels/{kernel['id']}", headers=xsrf).status_code == 204

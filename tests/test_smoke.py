@@ -43,7 +43,8 @@ def test_login_flow_and_cookie_stay_under_the_prefix(site):
     assert f"Path={prefix}" in cookie and "HttpOnly" in cookie
     page = client.get(prefix + "tree")
     assert page.status_code == 200
-    assert f'href="{prefix}static/style.css' in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert f'src="{prefix}static/notebook/main.' in html and f'"baseUrl": "{prefix}"' in html
     assert client.get(prefix + "static/style.css").status_code == 200
 
 

@@ -1,5 +1,5 @@
 """The server-wide API routes of Jupyter Server: `/api` (version, public), `/api/status`,
-`/api/me`, `/api/spec.yaml`, `/api/resolvePath` and the CSP report endpoint."""
+`/api/me`, `/api/spec.yaml`, `/api/resolvePath`, the CSP report endpoint and `/api/shutdown`."""
 
 from __future__ import annotations
 
@@ -170,3 +170,11 @@ def csp_report() -> Response:
     shown = body[:CSP_REPORT_LOGGED].translate({c: " " for c in range(32)})
     log.warning("Content security violation: %s%s", shown, " ..." if len(body) > CSP_REPORT_LOGGED else "")
     return Response(status=200, mimetype="application/json")
+
+
+@bp.post("/shutdown")
+def shutdown() -> Response:
+    """JupyterLab's File > Shut Down. A server that may be one of many gunicorn workers, or
+    serve a whole team, is not stopped by one browser: it says how to stop it instead."""
+    raise APIError(403, "Shutting the server down from the browser is off: run `nbflask stop` where it runs",
+                   "Forbidden")

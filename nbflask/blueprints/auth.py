@@ -129,7 +129,8 @@ def header_token() -> str | None:
 
 
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    """API calls (Jupyter's and the front-ends' `/lab/api/`) get 403, never a login redirect."""
+    return request.path == "/api" or request.path.startswith(("/api/", "/lab/api/"))
 
 
 def log_in() -> None:
@@ -254,7 +255,9 @@ def security_headers(response: Response) -> Response:
 @bp.after_app_request
 def xsrf_cookie(response: Response) -> Response:
     """Mirror the session's XSRF token in a cookie scripts can read (not HttpOnly)."""
-    if request.endpoint == "static" or not (response.mimetype == "text/html" or session.get("user")):
+    if request.endpoint == "static" or request.blueprint == "assets":
+        return response
+    if not (response.mimetype == "text/html" or session.get("user")):
         return response
     token = xsrf_token()
     if request.cookies.get(XSRF_COOKIE) != token:
@@ -265,7 +268,8 @@ def xsrf_cookie(response: Response) -> Response:
 
 
 def next_target() -> str:
-    return security.safe_next(request.values.get("next"), request.script_root, url_for("dashboard.tree"))
+    home = request.script_root + state().settings.ui.default_url
+    return security.safe_next(request.values.get("next"), request.script_root, home)
 
 
 def login_page(error: str | None, status: int = 200) -> tuple[str, int]:

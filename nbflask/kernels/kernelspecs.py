@@ -9,6 +9,7 @@ never takes the listing, or the other kernels, down with it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -88,12 +89,19 @@ def kernel_dirs() -> list[Path]:
     return [Path(path) for path in jupyter_path("kernels")]
 
 
-def _native() -> KernelSpec:
-    from ipykernel.kernelspec import RESOURCES
+def _ipykernel_resources() -> Path:
+    """ipykernel's logo folder, found without importing ipykernel: importing it imports
+    jupyter_client and tornado, which the server itself never needs (only kernels do)."""
+    spec = importlib.util.find_spec("ipykernel")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("ipykernel is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "resources"
 
+
+def _native() -> KernelSpec:
     return KernelSpec(
         name=NATIVE,
-        resource_dir=Path(RESOURCES),
+        resource_dir=_ipykernel_resources(),
         argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="Python 3 (ipykernel)",
         language="python",

@@ -147,6 +147,9 @@ class Store(abc.ABC):
 
     #: Short name used in error messages, e.g. "file", "swift".
     name = "store"
+    #: True when many web hosts serve one store (Swift): per-user front-end state then
+    #: lives in the store (nbflask/frontend/userstate.py) so every host sees it.
+    shares_state = False
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -205,6 +205,7 @@ class SwiftStore(Store):
     """The store contract on one Swift container (see the module docstring for the layout)."""
 
     name = "swift"
+    shares_state = True
 
     def __init__(self, **options: Any) -> None:
         auth_url = _option(options, "auth_url", (str,))

@@ -1,0 +1,85 @@
+"""`/lab/api/...`: what JupyterLab and Notebook 7 both call besides the Jupyter Server API.
+
+Settings (schemas plus the user's JSON5 overrides), translations (English only: no language
+packs are installed), listings (no allow/block lists) and workspaces.
+The logic is in `nbflask.frontend`; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..errors import APIError
+from ..frontend.service import FrontendService
+from ..state import state
+from .bodies import json_object
+
+bp = Blueprint("labapi", __name__, url_prefix="/lab/api")
+
+ENGLISH = {"en": {"displayName": "English", "nativeName": "English"}}
+
+
+def frontends() -> FrontendService:
+    return state().frontends
+
+
+@bp.get("/settings", strict_slashes=False)
+def list_settings() -> Response:
+    registry = frontends().settings
+    if request.args.get("ids_only", "").lower() in ("1", "true"):
+        return jsonify(settings=[{"id": plugin_id} for plugin_id in registry.ids()])
+    return jsonify(settings=registry.list())
+
+
+@bp.get("/settings/<path:plugin_id>")
+def get_setting(plugin_id: str) -> Response:
+    return jsonify(frontends().settings.get(plugin_id))
+
+
+@bp.put("/settings/<path:plugin_id>")
+def put_setting(plugin_id: str) -> tuple[str, int]:
+    body = json_object() or {}
+    raw = body.get("raw")
+    if not isinstance(raw, str):
+        raise APIError(400, "expected a JSON object with the settings text in 'raw'", "bad json")
+    frontends().settings.save(plugin_id, raw)
+    return "", 204
+
+
+@bp.get("/translations", strict_slashes=False)
+def languages() -> Response:
+    return jsonify(data=ENGLISH, message="")
+
+
+@bp.get("/translations/<locale>")
+def language_pack(locale: str) -> Response:
+    message = "" if locale in ENGLISH else f"Language pack '{locale}' not installed!"
+    return jsonify(data={}, message=message)
+
+
+@bp.get("/listings/<path:name>")
+def listings(name: str) -> Response:
+    return jsonify(blocked_extensions_uris=[], allowed_extensions_uris=[], blocked_extensions=[],
+                   allowed_extensions=[])
+
+
+@bp.get("/workspaces", strict_slashes=False)
+def list_workspaces() -> Response:
+    return jsonify(workspaces=frontends().workspaces.list())
+
+
+@bp.get("/workspaces/<name>")
+def get_workspace(name: str) -> Response:
+    return jsonify(frontends().workspaces.get(name))
+
+
+@bp.put("/workspaces/<name>")
+def put_workspace(name: str) -> tuple[str, int]:
+    frontends().workspaces.save(name, json_object())
+    return "", 204
+
+
+@bp.delete("/workspaces/<name>")
+def delete_workspace(name: str) -> tuple[str, int]:
+    frontends().workspaces.delete(name)
+    return "", 204

@@ -1,0 +1,41 @@
+"""Services JupyterLab and Notebook 7 look for at start that nbflask does not offer.
+
+Answering "nothing here" the way the real services would keeps the pages quiet: without
+these the page retries the event stream websocket forever and logs a 404 for the language
+server status on every load.
+
+- `/api/events/subscribe`: Jupyter Server's event bus. The websocket is accepted and stays
+  open; nbflask emits no events on it (none of the pages' features needs one).
+- `/lsp/status`: jupyter-lsp's status; no language servers are configured.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..errors import APIError
+from ..kernels import websocket
+from ..state import state
+
+bp = Blueprint("probes", __name__)
+
+
+@bp.route("/api/events/subscribe", websocket=True)
+def events() -> Response:
+    if not websocket.is_upgrade(request.environ):
+        raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
+
+    def listen(ws: websocket.Websocket) -> None:
+        while ws.receive() is not None:
+            pass
+
+    settings = state().settings
+    return websocket.serve(
+        request.environ, listen, subprotocols=[], compression=False,
+        ping_interval=settings.kernels.ping_interval, max_message_size=64 * 1024,
+    )
+
+
+@bp.get("/lsp/status")
+def lsp_status() -> Response:
+    return jsonify(version=2, sessions={}, specs={})
