@@ -21,7 +21,7 @@ def test_nbflask_run_serves_api_and_pages(tmp_path, tls):
         anonymous = requests.get(server.url + "api/status", verify=server.verify, timeout=10)
         assert anonymous.status_code == 403
         page = requests.get(server.url + "tree/?token=" + TOKEN, verify=server.verify, timeout=10)
-        assert page.status_code == 200 and "nbflask" in page.text
+        assert page.status_code == 200 and 'id="jupyter-config-data"' in page.text  # Notebook 7's page
         css = requests.get(server.url + "static/style.css", verify=server.verify, timeout=10)
         assert css.status_code == 200 and "font" in css.text
         assert server.stop(signal.SIGINT) == 0
