@@ -109,3 +109,31 @@ def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(ser
         finally:
             stalled.close()
         assert stdout_bytes_of(reader, "print('still here')") == len("still here\n")
+
+
+def test_messages_discarded_before_a_close_never_count_as_written():
+    """A relay tells the kernel host which iopub messages its client got by their end offsets:
+    a close frame written after queued messages were dropped must not make them look sent."""
+    from nbflask.kernels.websocket import SendAllSocket
+
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sender = SendAllSocket(ours, limit=1 << 30)
+    try:
+        ends = []
+        for _ in range(4096):  # far more than the socket buffers: most wait in the queue
+            assert sender.offer([b"m" * 100])  # each shorter than the close frame
+            ends.append(sender.taken)
+        dropped = sender.discard()
+        assert dropped > 0
+        sender.send(b"c" * 125)  # the close frame, behind what was kept
+        received = 0
+        while received < sender.taken - dropped:
+            received += len(theirs.recv(1 << 20))
+        assert sender.drain(10)
+        kept = [end for end in ends if sender.is_out(end)]
+        assert kept and len(kept) < len(ends)
+        assert received == kept[-1] + 125  # every message counted as out was received whole
+    finally:
+        sender.close()
+        theirs.close()

@@ -41,6 +41,7 @@ NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client con
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STOP = b""
+LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
 
 
@@ -200,6 +201,7 @@ class Relay:
             for sock in (*sockets.values(), events, pipe, self.progress):
                 sock.close()
             if attached:
+                self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
                 self.advance_written()
                 try:
                     self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
@@ -353,9 +355,8 @@ class Relay:
 
     def advance_written(self) -> bytes | None:
         """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
-        written = self.ws.sock.written
         header = None
-        while self.unwritten and self.unwritten[0][0] <= written:
+        while self.unwritten and self.ws.sock.is_out(self.unwritten[0][0]):
             header = self.unwritten.popleft()[1]
         if header is not None:
             self.last_iopub = header
@@ -382,6 +383,8 @@ class Relay:
         elif kind == "restarted":
             self.restarted = True  # a new process: its iopub must be confirmed again
         elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
+            if kind == "replaced":  # what is still queued, the new connection replays
+                self.ws.sock.discard()
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True

@@ -65,6 +65,7 @@ class SendAllSocket:
         self.queued = 0  # bytes taken and not yet written, those being written included
         self.taken = 0  # bytes ever taken; a message taken when this was N ends at offset N
         self.written = 0  # bytes ever written to the socket: messages ending there are out
+        self.cut: int | None = None  # messages ending past this offset were discarded
         self.error: OSError | None = None
         self._send_now = immediate_sender(sock)
         self._rest: list[bytes] | None = None  # the unwritten end of a message already begun
@@ -116,7 +117,15 @@ class SendAllSocket:
             dropped = sum(size for size, _ in self._queue)
             self._queue.clear()
             self.queued -= dropped
+            if dropped:
+                kept = self.taken - dropped
+                self.cut = kept if self.cut is None else min(self.cut, kept)
         return dropped
+
+    def is_out(self, end: int) -> bool:
+        """Whether the message taken when `taken` became `end` has been written whole (the bytes
+        of a close written after a discard do not count for the messages discarded)."""
+        return end <= self.written and (self.cut is None or end <= self.cut)
 
     def drain(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Take no more, let the writer finish what it has and end; True if it did in time.
