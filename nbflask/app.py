@@ -28,6 +28,7 @@ from .blueprints import (
     notebook,
     pages,
     probes,
+    runs,
     sessions,
 )
 from .config import ConfigError, Settings, load_settings
@@ -108,6 +109,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(kernels.bp)
+    app.register_blueprint(runs.bp)
     app.register_blueprint(kernelspecs.bp)
     app.register_blueprint(sessions.bp)
 

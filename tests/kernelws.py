@@ -92,14 +92,14 @@ class KernelSocket:
         return self.ws.getsubprotocol()
 
     def send(self, channel: str, msg_type: str, content: dict[str, Any], buffers: list[bytes] = (),
-             parent: dict[str, Any] | None = None) -> str:
+             parent: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> str:
         header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "username": "test",
                   "session": self.session_id, "date": "2026-01-01T00:00:00Z", "version": "5.3"}
         if self.v1:
-            parts = [json.dumps(x).encode() for x in (header, parent or {}, {}, content)]
+            parts = [json.dumps(x).encode() for x in (header, parent or {}, metadata or {}, content)]
             self.ws.send_binary(v1_pack(channel, parts + list(buffers)))
         else:
-            message = {"header": header, "parent_header": parent or {}, "metadata": {},
+            message = {"header": header, "parent_header": parent or {}, "metadata": metadata or {},
                        "content": content, "channel": channel, "buffers": []}
             self.ws.send(json.dumps(message))
         return header["msg_id"]

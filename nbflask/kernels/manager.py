@@ -33,6 +33,7 @@ from ..api_error import APIError
 from ..clock import isoformat, utcnow
 from . import endpoints, kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
+from .outputs import Execution, Recording
 from .replay import ReplayBuffer
 
 log = logging.getLogger("nbflask.kernels")
@@ -41,6 +42,8 @@ STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh r
 HOST_SESSION = "nbflask-kernel-host"
 HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
+RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
+                      "update_display_data", "status"})  # iopub messages that change a cell's outputs
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
@@ -66,6 +69,7 @@ class Kernel:
     connection: dict[str, Any]
     connection_file: Path
     replay: ReplayBuffer
+    recording: Recording
     process: subprocess.Popen | None = None
     execution_state: str = "starting"
     last_activity: datetime = field(default_factory=utcnow)
@@ -114,6 +118,7 @@ class KernelManager:
         self.kernels: dict[str, Kernel] = {}
         self.lost: dict[str, str] = {}  # kernel id -> why it is gone (its host died)
         self.on_shutdown: list[Callable[[str], None]] = []
+        self.on_output: list[Callable[[Kernel, Execution], None]] = []  # a recorded run changed
 
     # Lookup ------------------------------------------------------------------------------
 
@@ -207,7 +212,10 @@ class KernelManager:
                                 " or stopping, or another server of this user runs one", "KernelIdInUse")
         runtime.write_private(connection_file, wire.dumps({**connection, HOST_KEY: os.getpid()}))
         replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
-        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
+        recording = Recording(self.settings["recording_bytes"], self.settings["recording_age"],
+                              self.settings["recording_stream_chars"])
+        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay,
+                        recording)
         try:
             self._spawn(kernel, wait=False)
         except APIError:
@@ -537,16 +545,46 @@ class KernelManager:
                     head = wire.loads_object(parts[0], "header")
                     kernel.touch()
                     kernel.replay.append(str(head.get("msg_id")), frames)
-                    if head.get("msg_type") == "status":
+                    msg_type = str(head.get("msg_type"))
+                    if msg_type == "status":
                         kernel.signer.verify(signature, parts)
                         state = wire.loads_object(parts[3], "content").get("execution_state")
                         # a kernel's own `starting` may come after its kernel_info reply was seen
                         if isinstance(state, str) and not (state == "starting" and kernel.settled.is_set()):
                             kernel.execution_state = state
+                    self._record(kernel, msg_type, signature, parts)
                 except wire.WireError as exc:
                     log.warning("kernel %s: dropped an iopub message: %s", kernel.kernel_id, exc)
         finally:
             sub.close()
+
+    def _record(self, kernel: Kernel, msg_type: str, signature: bytes, parts: list[bytes]) -> None:
+        """Apply an iopub message to the kernel's recording: outputs outlive every client."""
+        if not kernel.recording.enabled or msg_type not in RECORDED:
+            return
+        parent = wire.loads_object(parts[1], "parent_header").get("msg_id")
+        parent = parent if isinstance(parent, str) else None
+        if (msg_type not in ("execute_input", "update_display_data")
+                and parent not in kernel.recording.executions):
+            return  # not a cell run: kernel_info, completions, comm traffic
+        if msg_type != "status":
+            kernel.signer.verify(signature, parts)  # only signed outputs go into a notebook
+        execution = kernel.recording.apply(msg_type, parent, wire.loads_object(parts[3], "content"))
+        if execution is not None:
+            for callback in self.on_output:
+                callback(kernel, execution)
+
+    def executing(self, kernel_id: str, cell_id: str | None, header: bytes) -> None:
+        """A client sent an execute request (the header given) from notebook cell `cell_id`."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None or not kernel.recording.enabled:
+            return
+        try:
+            msg_id = wire.loads_object(header, "header").get("msg_id")
+        except wire.WireError:
+            return
+        if isinstance(msg_id, str):
+            kernel.recording.expect(msg_id, cell_id if isinstance(cell_id, str) else None, None)
 
     def cull_idle(self) -> None:
         """Shut down kernels idle longer than cull_idle_timeout (connected/busy ones if allowed)."""
