@@ -32,6 +32,8 @@ from .blueprints import (
     sessions,
 )
 from .config import ConfigError, Settings, load_settings
+from .contents import Contents, Trust
+from .contents.recorded import RecordedOutputs
 from .frontend.service import open_frontends
 from .kernels.client import KernelHost
 from .kernels.endpoints import SocketPathTooLong
@@ -85,13 +87,21 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         NBFLASK_VERSION=__version__,
     )
     store = open_store(settings.store, settings.source)
+    contents_service = Contents(store, Trust(), allow_hidden=settings.store.allow_hidden,
+                                max_checkpoints=settings.store.max_checkpoints,
+                                checkpoints=settings.store.checkpoints)
+    kernel_host = _kernel_host(settings)
+    recorded = RecordedOutputs(kernel_host, contents_service, settings.kernels.recording_save_interval)
     app.extensions[EXTENSION] = ServerState(
         settings=settings,
         token=_effective_token(settings),
         store=store,
-        kernels=_kernel_host(settings),
+        contents=contents_service,
+        kernels=kernel_host,
+        recorded=recorded,
         frontends=open_frontends(store),
     )
+    app.before_request(recorded.start)  # in the serving process: gunicorn's workers, not its master
 
     errors.init_app(app)
     request_rules.init_app(app)

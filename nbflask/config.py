@@ -86,6 +86,7 @@ class KernelSettings:
     recording_bytes: int = 64 * 1024 * 1024
     recording_age: int = 86400
     recording_stream_chars: int = 1_000_000
+    recording_save_interval: int = 10
     transport: str = "ipc"
 
 
@@ -161,6 +162,8 @@ HELP: dict[str, str] = {
     "kernels.recording_bytes": "output bytes of recent cell runs the kernel host keeps per kernel (0: none)",
     "kernels.recording_age": "seconds a finished cell run's outputs are kept by the kernel host",
     "kernels.recording_stream_chars": "characters kept per stream output (the newest, and a note of the cut)",
+    "kernels.recording_save_interval": "seconds between saves of a running cell's outputs into a notebook no"
+                                       " page has open (at its end too; 0: never)",
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
@@ -386,7 +389,7 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             " again and again"
         )
     for key in ("replay_buffer_bytes", "replay_buffer_age", "recording_bytes", "recording_age",
-                "recording_stream_chars"):
+                "recording_stream_chars", "recording_save_interval"):
         if getattr(settings.kernels, key) < 0:
             what = "replay" if key.startswith("replay") else "recording"
             raise ConfigError(

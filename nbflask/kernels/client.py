@@ -321,6 +321,13 @@ class KernelHost:
         args = {"kernel_id": kernel_id, "run_id": run_id, "after": after, "timeout": timeout}
         return self._exchange("wait_run", timeout + 10, args)[0]
 
+    def runs_to_save(self, interval: float) -> list[dict[str, Any]]:
+        """Runs this worker should write into their notebooks now (see `RecordedOutputs`)."""
+        return self._call("runs_to_save", worker=os.getpid(), interval=interval)
+
+    def run_saved(self, kernel_id: str, run_id: str, version: int) -> None:
+        self._call("run_saved", kernel_id=kernel_id, run_id=run_id, version=version, worker=os.getpid())
+
     # Sessions ------------------------------------------------------------------------------
 
     def list_sessions(self) -> list[dict[str, Any]]:

@@ -12,28 +12,44 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
 import gevent.event
 import zmq
 
+from .. import runtime
 from ..api_error import APIError
 from . import wire, zmqlib
 from .manager import Kernel, KernelManager
 from .outputs import Execution
+from .sessions import SessionRegistry
 
 log = logging.getLogger("nbflask.kernels.executions")
 
 REPLY_POLL = 1.0  # seconds between checks that a kernel awaited for a reply still lives
 SETTLE_WAIT = 60.0  # a run sent to a kernel that is starting waits this long for it
+LEASE = 30.0  # seconds a web worker has to save the runs it was handed before another may
+
+
+@dataclass
+class Saving:
+    """How far a run has been written into its notebook, and who is writing it now."""
+
+    version: int = -1
+    at: float = 0.0
+    worker: int = 0
+    leased_at: float = 0.0
 
 
 class Executions:
-    def __init__(self, kernels: KernelManager) -> None:
+    def __init__(self, kernels: KernelManager, sessions: SessionRegistry) -> None:
         self.kernels = kernels
+        self.sessions = sessions
         self.session = uuid.uuid4().hex
         self.changed: dict[tuple[str, str], gevent.event.Event] = {}
+        self.saving: dict[tuple[str, str], Saving] = {}
         kernels.on_output.append(self._wake)
         kernels.on_shutdown.append(self._forget_kernel)
 
@@ -126,3 +142,46 @@ class Executions:
     def _forget_kernel(self, kernel_id: str) -> None:
         for key in [key for key in self.changed if key[0] == kernel_id]:
             self.changed.pop(key).set()
+        for key in [key for key in self.saving if key[0] == kernel_id]:
+            del self.saving[key]
+
+    # Saving into notebooks -----------------------------------------------------------------
+
+    def to_save(self, worker: int, interval: float) -> list[dict[str, Any]]:
+        """Runs web worker `worker` should now write into their notebooks, leased to it: those
+        of cells in notebooks no client has open (no websocket on the kernel; a page that has
+        it open saves it itself), changed since last written, once ended or every `interval`
+        seconds while running. Only a cell's newest run counts: a rerun replaces it."""
+        now = time.monotonic()
+        due = []
+        for kernel in list(self.kernels.kernels.values()):
+            if kernel.connections:
+                continue
+            paths = self.sessions.paths_of(kernel.kernel_id)
+            newest: dict[str, Execution] = {}
+            for execution in list(kernel.recording.executions.values()):
+                if execution.cell_id:
+                    newest[execution.cell_id] = execution
+            for execution in newest.values():
+                saving = self.saving.setdefault((kernel.kernel_id, execution.msg_id), Saving())
+                if execution.changes <= saving.version:
+                    continue
+                if execution.ended_at is None and now - saving.at < interval:
+                    continue
+                if (saving.worker not in (0, worker) and now - saving.leased_at < LEASE
+                        and runtime.pid_alive(saving.worker)):
+                    continue  # another worker is writing it
+                saving.worker, saving.leased_at = worker, now
+                run = self.model(kernel, execution)
+                run["paths"] = [execution.path] if execution.path else paths
+                due.append(run)
+        return due
+
+    def saved(self, kernel_id: str, run_id: str, version: int, worker: int) -> None:
+        """Worker `worker` wrote version `version` of a run (or found nothing to write)."""
+        saving = self.saving.get((kernel_id, run_id))
+        if saving is None or saving.worker != worker:
+            return
+        saving.version = max(saving.version, version)
+        saving.at = time.monotonic()
+        saving.worker = 0

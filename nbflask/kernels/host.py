@@ -36,7 +36,7 @@ class Host:
         self.owner_pid = owner_pid
         self.kernels = KernelManager(config, self.publish)
         self.sessions = SessionRegistry(self.kernels)
-        self.executions = Executions(self.kernels)
+        self.executions = Executions(self.kernels, self.sessions)
         self.stopping = gevent.event.Event()
         self.send_lock = gevent.lock.Semaphore()
         self.events: Any = None
@@ -69,6 +69,8 @@ class Host:
             "get_run": executions.get,
             "list_runs": executions.list,
             "wait_run": executions.wait,
+            "runs_to_save": executions.to_save,
+            "run_saved": executions.saved,
             "list_sessions": sessions.list,
             "get_session": lambda session_id: sessions.model(sessions.get(session_id)),
             "create_session": sessions.create,

@@ -129,6 +129,7 @@ class Execution:
     msg_id: str
     cell_id: str | None = None
     path: str | None = None
+    code: str | None = None
     execution_count: int | None = None
     status: str = "running"  # then ok, error or aborted
     outputs: list[dict[str, Any]] = field(default_factory=list)
@@ -143,7 +144,7 @@ class Execution:
         return sum(self.sizes)
 
     def model(self) -> dict[str, Any]:
-        return {"msg_id": self.msg_id, "cell_id": self.cell_id, "path": self.path,
+        return {"msg_id": self.msg_id, "cell_id": self.cell_id, "path": self.path, "code": self.code,
                 "execution_count": self.execution_count, "status": self.status,
                 "outputs": self.notebook_outputs()}
 
@@ -228,6 +229,7 @@ class Recording:
         before = execution.size
         if msg_type == "execute_input":
             execution.execution_count = content.get("execution_count")
+            execution.code = content.get("code") if isinstance(content.get("code"), str) else None
             execution.changes += 1
         elif msg_type == "clear_output":
             if content.get("wait"):
