@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 
@@ -131,3 +133,49 @@ def test_old_executions_go_first_once_the_recording_is_full_but_a_running_one_st
     assert "done-9" in recording.executions and "done-0" not in recording.executions
     assert recording.size <= 4000 + 1100
     assert recording.dropped >= 6
+
+
+def raw(name: str, text: str, compact: bool = False) -> bytes:
+    """A stream message's content as jupyter_client serialises it (or as orjson would)."""
+    separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps({"name": name, "text": text}, ensure_ascii=False, separators=separators).encode()
+
+
+def test_streams_taken_unparsed_come_out_as_parsed_ones():
+    messages = [("stdout", "a\n"), ("stdout", "10%"), ("stdout", "\r50%"), ("stderr", "warn é\n"),
+                ("stdout", "\r100%\n"), ("stdout", "tab\tquote\" back\\slash\n")]
+    parsed, unparsed = fresh(), fresh()
+    for recording in (parsed, unparsed):
+        recording.apply("execute_input", "r", {"execution_count": 1})
+    for index, (name, text) in enumerate(messages):
+        parsed.apply("stream", "r", {"name": name, "text": text})
+        assert unparsed.apply_stream("r", raw(name, text, compact=index % 2 == 1)) is not None
+    assert unparsed.executions["r"].notebook_outputs() == parsed.executions["r"].notebook_outputs()
+    assert [o["name"] for o in parsed.executions["r"].notebook_outputs()] == ["stdout", "stderr", "stdout"]
+    assert unparsed.apply_stream("not-a-run", raw("stdout", "x")) is None
+    assert unparsed.apply_stream("r", b"{not json") is None
+
+
+def test_a_huge_unparsed_stream_stays_bounded_and_says_about_how_much_was_cut():
+    recording = Recording(max_bytes=1 << 30, max_age=3600, max_stream=10_000)
+    recording.apply("execute_input", "r", {"execution_count": 1})
+    line = "y" * 999 + "\n"
+    for _ in range(2000):  # 2 MB of text through a 10,000 character stream
+        recording.apply_stream("r", raw("stdout", line))
+    stream = recording.executions["r"].outputs[0]["text"]
+    assert stream.raw_bytes < 100_000  # dropped unparsed, not kept
+    note, kept = recording.executions["r"].notebook_outputs()[0]["text"].split("\n", 1)
+    assert kept == line * 10
+    cut = int(note.split("about ")[1].split()[0])
+    assert abs(cut - 1_990_000) < 20_000  # 1,990,000 characters, counted from their bytes
+    assert recording.size < 100_000
+
+
+def test_many_tiny_unparsed_messages_are_parsed_before_they_pile_up():
+    recording = Recording(max_bytes=1 << 30, max_age=3600, max_stream=1000)
+    recording.apply("execute_input", "r", {"execution_count": 1})
+    for _ in range(100_000):
+        recording.apply_stream("r", raw("stdout", "."))
+    stream = recording.executions["r"].outputs[0]["text"]
+    assert stream.raw_bytes <= 8 * 1000 + 65536 and stream.length <= 1000
+    assert recording.executions["r"].notebook_outputs()[0]["text"].endswith("." * 1000)

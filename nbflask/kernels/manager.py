@@ -567,9 +567,12 @@ class KernelManager:
         if (msg_type not in ("execute_input", "update_display_data")
                 and parent not in kernel.recording.executions):
             return  # not a cell run: kernel_info, completions, comm traffic
-        if msg_type != "status":
-            kernel.signer.verify(signature, parts)  # only signed outputs go into a notebook
-        execution = kernel.recording.apply(msg_type, parent, wire.loads_object(parts[3], "content"))
+        if msg_type == "stream":  # plain text: unsigned would be harmless, and it is the bulk
+            execution = kernel.recording.apply_stream(parent, bytes(parts[3]))
+        else:
+            if msg_type != "status":
+                kernel.signer.verify(signature, parts)  # only signed rich outputs go into a notebook
+            execution = kernel.recording.apply(msg_type, parent, wire.loads_object(parts[3], "content"))
         if execution is not None:
             for callback in self.on_output:
                 callback(kernel, execution)

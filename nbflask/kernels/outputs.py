@@ -14,6 +14,7 @@ than `max_bytes` or they ended more than `max_age` seconds ago.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -51,15 +52,27 @@ def _apply_line(line: str) -> str:
 class StreamText:
     """One stream output's text, appended to cheaply (a long run writes it thousands of times):
     kept as pieces, controls applied to the current line only, at most `limit` characters, the
-    newest, cut at a line start where there is one."""
+    newest, cut at a line start where there is one.
+
+    Messages come as their raw content JSON and are parsed only when the text is read: most of
+    a long run's text is cut before anyone reads it, so it is dropped unparsed once the newer
+    messages surely hold `limit` characters (the cut is then counted from their bytes)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.pieces: deque[str] = deque()
         self.length = 0
         self.cut = 0  # characters dropped from the start
+        self.estimated = False  # `cut` counts some messages dropped unparsed, by their bytes
+        self.raw: deque[bytes] = deque()  # content JSON not parsed yet, newest last
+        self.raw_bytes = 0
+        self.raw_chars = 0  # at least this many characters are in `raw`
 
     def write(self, text: str) -> None:
+        self.fold()  # after what came raw before it
+        self._write(text)
+
+    def _write(self, text: str) -> None:
         if "\r" in text or "\b" in text:  # they reach back to the start of the current line
             line: list[str] = []
             while self.pieces and "\n" not in self.pieces[-1]:
@@ -77,11 +90,39 @@ class StreamText:
         if self.length > self.limit:
             self._trim()
 
+    def write_raw(self, content: bytes) -> None:
+        self.raw.append(content)
+        self.raw_bytes += len(content)
+        self.raw_chars += least_chars(content)
+        while self.raw_chars - least_chars(self.raw[0]) >= self.limit:
+            dropped = self.raw.popleft()  # what follows is kept instead, and all before it is cut
+            self.raw_bytes -= len(dropped)
+            self.raw_chars -= least_chars(dropped)
+            self._drop(self.length)
+            self.pieces.clear()
+            self.cut += max(len(dropped) - ENVELOPE, 0)
+            self.estimated = True
+        if self.raw_bytes > FOLD_FACTOR * self.limit + FOLD_SLACK:  # many small ones: parse them
+            self.fold()
+
+    def fold(self) -> None:
+        """Parse what came raw, in order."""
+        while self.raw:
+            content = self.raw.popleft()
+            try:
+                text = json.loads(content).get("text", "")
+            except (ValueError, AttributeError):
+                text = ""
+            self._write(text if isinstance(text, str) else "")
+        self.raw_bytes = self.raw_chars = 0
+
     def _trim(self) -> None:
         while self.length - len(self.pieces[0]) >= self.limit:
             self._drop(len(self.pieces.popleft()))
-        first = self.pieces.popleft()
         over = self.length - self.limit
+        if over <= 0:
+            return
+        first = self.pieces.popleft()
         newline = first.find("\n", max(over - 1, 0))
         start = newline + 1 if newline >= 0 else over
         self._drop(start)
@@ -92,16 +133,34 @@ class StreamText:
         self.length -= count
         self.cut += count
 
+    @property
+    def size(self) -> int:
+        return self.length + self.raw_bytes
+
     def value(self) -> str:
+        self.fold()
         text = "".join(self.pieces)
         self.pieces = deque([text] if text else [])
-        return CUT_NOTE.format(cut=self.cut) + text if self.cut else text
+        if not self.cut:
+            return text
+        return CUT_NOTE.format(cut=f"about {self.cut}" if self.estimated else self.cut) + text
+
+
+ENVELOPE = len(b'{"name": "stdout", "text": ""}')
+JSON_BYTES_PER_CHAR = 6  # at most: a `\u00XX` escape (jupyter_client writes UTF-8, not \u escapes)
+FOLD_FACTOR, FOLD_SLACK = 8, 1 << 16  # raw bytes kept unparsed: at most this times `limit`, plus this
+STREAM_START = re.compile(rb'\{\s*"name"\s*:\s*"(stdout|stderr)"\s*,\s*"text"\s*:')
+
+
+def least_chars(content: bytes) -> int:
+    """The fewest characters of text a stream message's content JSON can hold."""
+    return max(len(content) - 64, 0) // JSON_BYTES_PER_CHAR
 
 
 def measure(output: dict[str, Any]) -> int:
     """About the bytes an output takes: its text, or its JSON (done once per rich output)."""
     if output["output_type"] == "stream":
-        return output["text"].length + 64
+        return output["text"].size + 64
     return len(json.dumps(output, default=str))
 
 
@@ -177,6 +236,19 @@ class Execution:
         self.sizes[-1] = measure(self.outputs[-1])
         self.changes += 1
 
+    def add_stream(self, name: str, content: bytes, max_stream: int) -> None:
+        """A stream message, by its raw content JSON (parsed when read)."""
+        if self.clear_pending:
+            self.clear()
+        last = self.outputs[-1] if self.outputs else None
+        if last is None or last["output_type"] != "stream" or last["name"] != name:
+            last = {"output_type": "stream", "name": name, "text": StreamText(max_stream)}
+            self.outputs.append(last)
+            self.sizes.append(0)
+        last["text"].write_raw(content)
+        self.sizes[-1] = measure(last)
+        self.changes += 1
+
     def update_display(self, display_id: str, content: dict[str, Any]) -> bool:
         indexes = self.displays.get(display_id, [])
         for index in indexes:
@@ -250,6 +322,25 @@ class Recording:
             if output is None:
                 return None
             execution.add(output, (content.get("transient") or {}).get("display_id"), self.max_stream)
+        self.size += execution.size - before
+        self.trim()
+        return execution
+
+    def apply_stream(self, parent_id: str | None, content: bytes) -> Execution | None:
+        """A stream message given as its content JSON, unparsed when it looks like what
+        ipykernel sends (the stream's name first): a long run's stream costs a list append."""
+        execution = self.executions.get(parent_id or "")
+        if not self.enabled or execution is None:
+            return None
+        start = STREAM_START.match(content)
+        if start is None:
+            try:
+                parsed = json.loads(content)
+            except ValueError:
+                return None
+            return self.apply("stream", parent_id, parsed) if isinstance(parsed, dict) else None
+        before = execution.size
+        execution.add_stream(start.group(1).decode(), content, self.max_stream)
         self.size += execution.size - before
         self.trim()
         return execution
