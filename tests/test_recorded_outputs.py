@@ -5,10 +5,13 @@ several gunicorn workers."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 
 import nbformat
+import psutil
 import pytest
 from kernelws import KernelSocket
 from live import start_gunicorn, start_nbflask
@@ -114,3 +117,28 @@ def test_a_cell_never_reopened_is_saved_while_it_runs_and_at_its_end(server):
     assert seen_running  # saved during the run, not only at its end
     other = server.session().get(server.url + "api/contents/long.ipynb", timeout=30).json()["content"]
     assert [c["source"] for c in other["cells"]] == ["# above", CODE, "1 + 1"]  # the rest untouched
+
+
+def test_killing_every_web_worker_mid_run_loses_no_line(tmp_path):
+    """gunicorn replaces its workers; the kernel host (the master's) records on meanwhile, and
+    the new workers write the whole run into the notebook."""
+    with start_gunicorn(tmp_path, {"kernels": {"recording_save_interval": 2}}, workers=2) as server:
+        session = notebook_with_the_cell(server)
+        start_the_cell_and_leave(server, session["kernel"]["id"])
+        workers = [child for child in psutil.Process(server.proc.pid).children()
+                   if "nbflask.kernels.host" not in " ".join(child.cmdline())]
+        assert len(workers) == 2
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                outputs = stored_cell(server)["outputs"]
+            except Exception:  # noqa: BLE001 - the workers are coming back
+                outputs = []
+            if outputs and outputs[0]["text"] == LINES:
+                break
+            assert time.monotonic() < deadline, f"not saved in time: {outputs}"
+            time.sleep(0.5)
+        kernels = server.session().get(server.url + "api/kernels", timeout=30).json()
+        assert [k["id"] for k in kernels] == [session["kernel"]["id"]]
