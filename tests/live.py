@@ -208,9 +208,12 @@ def start_flask(
 
 def start_gunicorn(
     tmp_path: Path, config: dict[str, Any] | None = None, *, tls: bool = False, workers: int = 3,
-    args: list[str] | None = None, env: dict[str, str] | None = None,
+    args: list[str] | None = None, env: dict[str, str] | None = None, mount: str = "",
 ) -> LiveServer:
-    """gunicorn with gevent workers and the project's `config/gunicorn.conf.py`."""
+    """gunicorn with gevent workers and the project's `config/gunicorn.conf.py`.
+
+    `mount`: the application root gunicorn mounts the app at (its SCRIPT_NAME), e.g. '/ipython'.
+    """
     merged, cert, port = _deployment(tmp_path, config, tls)
     merged["server"].pop("certfile", None)
     path = write_config(tmp_path, merged)
@@ -221,7 +224,11 @@ def start_gunicorn(
         *(["--certfile", str(cert), "--keyfile", str(cert)] if cert else []),
         *(args or []), "nbflask:create_app()",
     ]
+    url = _url(merged, port, tls)
+    if mount:
+        url = url.replace(f":{port}/", f":{port}{mount.rstrip('/')}/", 1)
+        env = {"SCRIPT_NAME": mount.rstrip("/"), **(env or {})}
     return LiveServer(
-        argv, _url(merged, port, tls), token=merged["auth"].get("token") or None, cert=cert,
+        argv, url, token=merged["auth"].get("token") or None, cert=cert,
         env={"NBFLASK_CONFIG": str(path), **(env or {})}, cwd=tmp_path, log=tmp_path / "server.log",
     )
