@@ -76,9 +76,6 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         SECRET_KEY=security.session_key(runtime.secret("cookie_secret"), settings),
         MAX_CONTENT_LENGTH=settings.server.max_body_size,
         SESSION_COOKIE_NAME="nbflask-session",
-        # Where the app lives outside a request; during one, every URL and cookie path is
-        # built from the request's SCRIPT_NAME (a WSGI mount, X-Forwarded-Prefix, base_url).
-        APPLICATION_ROOT=base_url,
         SESSION_COOKIE_PATH=base_url,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

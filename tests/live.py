@@ -29,13 +29,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_cert(directory: Path, name: str = "mycert.pem") -> Path:
+def make_cert(directory: Path, name: str = "mycert.pem", days: int = 30) -> Path:
     """A self-signed certificate and key in one PEM, as the seed's openssl recipe makes it,
     plus subjectAltNames so clients can verify it on loopback."""
     path = directory / name
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "rsa:2048",
+            "openssl", "req", "-x509", "-nodes", "-days", str(days), "-newkey", "rsa:2048",
             "-keyout", str(path), "-out", str(path), "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
         ],

@@ -139,6 +139,19 @@ def test_behind_a_proxy_that_strips_the_prefix(tmp_path):
             nginx.stop()
 
 
+@pytest.mark.slow
+def test_gunicorn_leaves_forwarded_headers_to_trust_xheaders(tmp_path):
+    """gunicorn by itself believes X-Forwarded-Proto and a SCRIPT_NAME header from loopback;
+    config/gunicorn.conf.py turns that off, so `trust_xheaders: false` means what it says."""
+    with start_gunicorn(tmp_path, workers=1) as server:
+        headers = {**FORWARDED, "SCRIPT_NAME": "/elsewhere"}
+        login = requests.get(server.url + f"tree?token={TOKEN}", headers=headers, allow_redirects=False,
+                             timeout=30)
+    assert login.headers["Location"] == "/tree"
+    cookie = set_cookies(login)["nbflask-session"]
+    assert "Path=/;" in cookie and "Secure" not in cookie
+
+
 FORWARDED = {"X-Forwarded-Prefix": "/outer", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "nb.example"}
 
 
