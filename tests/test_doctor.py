@@ -14,16 +14,19 @@ from live import BIN, TOKEN, free_port, make_cert, start_gunicorn, start_nbflask
 from proxy import NGINX, REPO, Nginx, example_site
 from tools import needs_package
 
+from nbflask.passwords import hash_password
+
 pytestmark = pytest.mark.slow
 needs_nginx = needs_package(NGINX, "nginx-light")
 CHECKS = ("tls", "server", "auth", "base_url", "cookies", "websocket", "kernel")
 
 
-def doctor(url: str, *args: str) -> tuple[int, dict[str, str]]:
-    """Run `nbflask doctor`; its exit status and each check's line by name."""
-    done = subprocess.run([str(BIN / "nbflask"), "doctor", url, *args], capture_output=True, text=True,
-                          timeout=120)
-    assert not done.stderr, done.stderr
+def doctor(url: str, *args: str, stdin: str = "") -> tuple[int, dict[str, str]]:
+    """Run `nbflask doctor` (away from any terminal, so a password is read from `stdin`);
+    its exit status and each check's line by name."""
+    done = subprocess.run([str(BIN / "nbflask"), "doctor", url, *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
+    assert "Traceback" not in done.stderr, done.stderr
     lines = {}
     for line in done.stdout.splitlines():
         if line.startswith(("PASS", "FAIL")):
@@ -86,6 +89,19 @@ def test_the_token_may_come_in_the_url_as_servers_print_it(tmp_path):
     assert status == 1
     assert passed(lines) == ["tls", "server", "auth", "base_url", "cookies"]
     assert "run again with --token" in lines["kernel"]
+
+
+def test_a_password_logs_in_as_the_login_form_does(tmp_path):
+    config = {"auth": {"token": "", "password": hash_password("correct horse")}}
+    with start_gunicorn(tmp_path, config, tls=True, workers=1) as server:
+        status, lines = doctor(server.url, "--password", "--cafile", str(server.cert),
+                               stdin="correct horse\n")
+        assert (status, passed(lines)) == (0, list(CHECKS)), lines
+        assert "the password logs in" in lines["auth"]
+        status, lines = doctor(server.url, "--password", "--cafile", str(server.cert), stdin="wrong\n")
+    assert status == 1
+    assert "the password did not log in" in lines["auth"] and "nbflask passwd" in lines["auth"]
+    assert "not checked" in lines["kernel"]
 
 
 @needs_nginx

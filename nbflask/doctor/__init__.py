@@ -23,11 +23,15 @@ def _split_token(url: str) -> tuple[str, str | None]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), token
 
 
-def diagnose(url: str, *, token: str | None = None, cafile: str | None = None, timeout: float = 10,
-             say: Callable[[str], None] = print) -> bool:
-    """Run every check against `url`, saying each result as it comes; True if all passed."""
+def diagnose(url: str, *, token: str | None = None, password: str | None = None, cafile: str | None = None,
+             timeout: float = 10, say: Callable[[str], None] = print) -> bool:
+    """Run every check against `url`, saying each result as it comes; True if all passed.
+
+    With a token or a password the doctor logs in as a browser would, and checks a kernel.
+    """
     url, linked_token = _split_token(url)
-    visit = Visit(Client(Target.parse(url), cafile=cafile, timeout=timeout), token or linked_token)
+    client = Client(Target.parse(url), cafile=cafile, timeout=timeout)
+    visit = Visit(client, token=token or linked_token, password=password)
     passed = True
     for check in CHECKS:
         for result in _results(check, visit):

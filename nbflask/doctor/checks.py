@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .client import Client, Closed, Rejected, Reply, Target, WebSocket
 
@@ -29,6 +29,11 @@ COOKIES = ("nbflask-session", "_xsrf")
 UPGRADE_HEADERS = ("proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade;"
                    " proxy_set_header Connection $connection_upgrade; (and the map from config/nginx.conf)")
 REWRITES = "check what rewrites cookies between the server and the browser"
+CREDENTIALS_FIX = {
+    "token": "give the token the server logged at start, or the one set in auth.token",
+    "password": "give the password whose hash is in auth.password (set it anew with `nbflask passwd`)",
+}
+COOKIE_FIX = "check that the proxy passes Cookie and Set-Cookie unchanged"
 PREFIX_FIX = ("the prefix is lost on the way: either forward the full path and set server.base_url to it,"
               " or have the proxy send X-Forwarded-Prefix and set server.trust_xheaders: true")
 
@@ -56,43 +61,68 @@ def fail(name: str, detail: str, fix: str, *, blocking: bool = False) -> Result:
 
 @dataclass
 class Visit:
-    """One look at a deployment, with what the checks learn on the way (cookies, a kernel)."""
+    """One look at a deployment, with what the checks learn on the way (cookies, a login)."""
 
     client: Client
-    token: str | None
+    token: str | None = None
+    password: str | None = None
     cookies: dict[str, str] = field(default_factory=dict)
     set_cookies: list[str] = field(default_factory=list)
+    logged_in: bool = False
 
     @property
     def target(self) -> Target:
         return self.client.target
 
-    def get(self, path: str, *, auth: bool = False, cookies: bool = False) -> Reply:
-        return self.client.request("GET", path, self._headers(auth, cookies))
+    @property
+    def credentials(self) -> str | None:
+        return "password" if self.password else "token" if self.token else None
 
-    def _headers(self, auth: bool, cookies: bool) -> dict[str, str]:
-        headers = {}
-        if auth and self.token:
-            headers["Authorization"] = f"token {self.token}"
-        if cookies and self.cookies:
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        return headers
+    def get(self, path: str, *, cookies: bool = False) -> Reply:
+        return self.client.request("GET", path, self.cookie_header() if cookies else {})
 
-    def keep_cookies(self, reply: Reply) -> None:
-        for line in reply.all("Set-Cookie"):
-            self.set_cookies.append(line)
+    def cookie_header(self) -> dict[str, str]:
+        if not self.cookies:
+            return {}
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
+
+    def api(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        """An API request as the logged-in page makes it: its cookies and the XSRF header."""
+        headers = {**self.cookie_header(), "X-XSRFToken": self.cookies.get("_xsrf", "")}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return self.client.request(method, self.target.path + path, headers, body)
+
+    def note_cookies(self, reply: Reply) -> Reply:
+        """Remember the cookies `reply` sets, for the cookie check only."""
+        self.set_cookies.extend(reply.all("Set-Cookie"))
+        return reply
+
+    def keep_cookies(self, reply: Reply) -> Reply:
+        """Keep the cookies `reply` sets, as the browser would, and note them."""
+        for line in self.note_cookies(reply).all("Set-Cookie"):
             try:
                 parsed = SimpleCookie(line)
             except CookieError:
                 continue
             for name, morsel in parsed.items():
                 self.cookies[name] = morsel.value
-
-    def login(self) -> Reply:
-        """Follow the token link as a browser does (`tree?token=`), keeping its cookies."""
-        reply = self.get(self.target.path + f"tree?token={self.token}")
-        self.keep_cookies(reply)
         return reply
+
+    def login(self) -> str | None:
+        """Log in as a browser does (the token link, or the login form); None, or what failed."""
+        prefix = self.target.path
+        if self.password:
+            self.keep_cookies(self.get(prefix + "login", cookies=True))
+            form = urlencode({"password": self.password, "_xsrf": self.cookies.get("_xsrf", "")})
+            headers = {**self.cookie_header(), "Content-Type": "application/x-www-form-urlencoded"}
+            reply = self.keep_cookies(self.client.request("POST", prefix + "login", headers, form.encode()))
+        else:
+            reply = self.keep_cookies(self.get(prefix + f"tree?token={self.token}"))
+        if reply.status not in (302, 303) or "nbflask-session" not in self.cookies:
+            return f"the {self.credentials} did not log in (HTTP {reply.status})"
+        self.logged_in = True
+        return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -228,24 +258,27 @@ def check_server(visit: Visit) -> Iterator[Result]:
 
 
 def check_auth(visit: Visit) -> Iterator[Result]:
-    status = visit.target.path + "api/status"
-    anonymous = visit.get(status)
+    anonymous = visit.get(visit.target.path + "api/status")
     if anonymous.status == 200:
         yield fail("auth", "the API answers without credentials: anyone reaching this URL runs code",
-                     "set auth.password (`nbflask passwd --config FILE`) or keep auth.token")
+                   "set auth.password (`nbflask passwd --config FILE`) or keep auth.token")
         return
     if anonymous.status != 403:
         yield fail("auth", f"api/status without credentials answered HTTP {anonymous.status}, not 403",
-                     "check that the proxy forwards the API unchanged")
+                   "check that the proxy forwards the API unchanged")
         return
-    if not visit.token:
-        yield ok("auth", "credentials are required (give --token to check the token and kernels)")
+    if not visit.credentials:
+        yield ok("auth", "credentials are required (give --token or --password to log in and check kernels)")
         return
-    if visit.get(status, auth=True).status != 200:
-        yield fail("auth", "credentials are required, but the server refused the token",
-                     "give the token the server logged at start, or the one set in auth.token")
+    problem = visit.login()
+    if problem:
+        yield fail("auth", f"credentials are required, but {problem}", CREDENTIALS_FIX[visit.credentials])
         return
-    yield ok("auth", "credentials are required, and the token is accepted")
+    status = visit.api("GET", "api/status").status
+    if status != 200:
+        yield fail("auth", f"logged in, but api/status then answered HTTP {status}", COOKIE_FIX)
+        return
+    yield ok("auth", f"credentials are required, and the {visit.credentials} logs in")
 
 
 def _page_base_url(html: str) -> str | None:
@@ -258,8 +291,7 @@ def _page_base_url(html: str) -> str | None:
 
 def check_base_url(visit: Visit) -> Iterator[Result]:
     target = visit.target
-    redirect = visit.get(target.path + "tree")
-    visit.keep_cookies(redirect)
+    redirect = visit.note_cookies(visit.get(target.path + "tree"))  # anonymous: the login stays
     location = urlsplit(redirect.header("Location"))
     if redirect.status in (301, 302, 303, 307, 308):
         if location.netloc and f"{location.scheme}://{location.netloc}" != target.origin:
@@ -271,12 +303,8 @@ def check_base_url(visit: Visit) -> Iterator[Result]:
         if not location.path.startswith(target.path):
             yield fail("base_url", f"redirects go to {location.path}, outside {target.path}", PREFIX_FIX)
             return
-    if not visit.token:
-        yield ok("base_url", f"redirects stay under {target.path} (give --token to check a page)")
-        return
-    if visit.login().status not in (302, 303):
-        yield fail("base_url", "the token link did not log in (no redirect)",
-                     "give the token the server logged at start, or the one set in auth.token")
+    if not visit.logged_in:
+        yield ok("base_url", f"redirects stay under {target.path} (log in to check a page)")
         return
     page = visit.get(target.path + "tree", cookies=True)
     base_url = _page_base_url(page.body.decode("utf-8", "replace"))
@@ -320,8 +348,6 @@ def check_cookies(visit: Visit) -> Iterator[Result]:
         detail, fix = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         yield fail("cookies", detail + more, fix)
-    elif "nbflask-session" not in seen and visit.token:
-        yield fail("cookies", "the token login set no session cookie", "check the server's log")
     elif not seen:
         yield fail("cookies", "the server set no cookie", "check that the proxy passes Set-Cookie")
     else:
@@ -362,36 +388,31 @@ def _kernel_info_round_trip(ws: WebSocket, session_id: str) -> dict:
 
 def check_kernel(visit: Visit) -> Iterator[Result]:
     """Start a kernel by REST, open its websocket as the page would, ask kernel_info, delete it."""
-    if not visit.token:
+    if not visit.logged_in:
         for name in ("websocket", "kernel"):
-            yield fail(name, "not checked: it needs a token to start a kernel", "run again with --token")
+            yield fail(name, "not checked: starting a kernel needs a login",
+                       "run again with --token or --password")
         return
-    target = visit.target
-    auth = {"Authorization": f"token {visit.token}", "Content-Type": "application/json"}
-    started = visit.client.request("POST", target.path + "api/kernels", auth, b"{}")
+    started = visit.api("POST", "api/kernels", b"{}")
     kernel_id = (started.json() or {}).get("id") if started.status == 201 else None
     if not kernel_id:
         yield fail("websocket", f"could not start a kernel: HTTP {started.status}"
-                     f" {started.body.decode('utf-8', 'replace')[:200]}", "see the server's log")
+                   f" {started.body.decode('utf-8', 'replace')[:200]}", "see the server's log")
         return
     try:
         yield from _over_websocket(visit, kernel_id)
     finally:
-        deleted = visit.client.request("DELETE", target.path + f"api/kernels/{kernel_id}", auth)
+        deleted = visit.api("DELETE", f"api/kernels/{kernel_id}")
     if deleted.status != 204:
         yield fail("cleanup", f"could not delete the kernel it started ({kernel_id}): HTTP {deleted.status}",
-                     f"delete it: DELETE {target.path}api/kernels/{kernel_id}")
+                     f"delete it: DELETE {visit.target.path}api/kernels/{kernel_id}")
 
 
 def _over_websocket(visit: Visit, kernel_id: str) -> Iterator[Result]:
     target = visit.target
     session_id = uuid.uuid4().hex
     path = target.path + f"api/kernels/{kernel_id}/channels?session_id={session_id}"
-    headers = {"Origin": target.origin}
-    if "nbflask-session" in visit.cookies:  # as the page does: its cookie rides along
-        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in visit.cookies.items())
-    else:
-        path += f"&token={visit.token}"
+    headers = {"Origin": target.origin, **visit.cookie_header()}  # as the page opens it
     scheme = "wss" if target.secure else "ws"
     try:
         ws = WebSocket(visit.client, path, headers)
