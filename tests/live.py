@@ -232,3 +232,16 @@ def start_gunicorn(
         argv, url, token=merged["auth"].get("token") or None, cert=cert,
         env={"NBFLASK_CONFIG": str(path), **(env or {})}, cwd=tmp_path, log=tmp_path / "server.log",
     )
+
+
+def run_doctor(url: str, *args: str, stdin: str = "") -> tuple[int, dict[str, str]]:
+    """Run `nbflask doctor` (away from any terminal, so a password is read from `stdin`);
+    its exit status and each check's line by name."""
+    done = subprocess.run([str(BIN / "nbflask"), "doctor", url, *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = {}
+    for line in done.stdout.splitlines():
+        if line.startswith(("PASS", "FAIL")):
+            lines[line.split()[1]] = line
+    return done.returncode, lines

@@ -3,14 +3,14 @@ gevent workers and a certificate made here, the project's nginx set-up, real ker
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
-from live import BIN, TOKEN, free_port, make_cert, start_gunicorn, start_nbflask
+from live import TOKEN, free_port, make_cert, start_gunicorn, start_nbflask
+from live import run_doctor as doctor
 from proxy import NGINX, REPO, Nginx, example_site
 from tools import needs_package
 
@@ -19,19 +19,6 @@ from nbflask.passwords import hash_password
 pytestmark = pytest.mark.slow
 needs_nginx = needs_package(NGINX, "nginx-light")
 CHECKS = ("tls", "server", "auth", "base_url", "cookies", "websocket", "kernel")
-
-
-def doctor(url: str, *args: str, stdin: str = "") -> tuple[int, dict[str, str]]:
-    """Run `nbflask doctor` (away from any terminal, so a password is read from `stdin`);
-    its exit status and each check's line by name."""
-    done = subprocess.run([str(BIN / "nbflask"), "doctor", url, *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, start_new_session=True)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = {}
-    for line in done.stdout.splitlines():
-        if line.startswith(("PASS", "FAIL")):
-            lines[line.split()[1]] = line
-    return done.returncode, lines
 
 
 def passed(lines: dict[str, str]) -> list[str]:

@@ -6,7 +6,7 @@ c. nginx stripping /ipython/ and saying so in X-Forwarded-Prefix, with `trust_xh
 
 Each is checked the way a browser meets it: redirects, the token login and its cookies'
 paths and flags, a front-end page and its static files, the API's Location headers, and a
-kernel websocket opened by cookie from the page's origin.
+kernel websocket opened by cookie from the page's origin; then `nbflask doctor` has its look.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from kernelws import KernelSocket
-from live import TOKEN, free_port, make_cert, start_gunicorn
+from live import TOKEN, free_port, make_cert, run_doctor, start_gunicorn
 from proxy import NGINX, Nginx, example_site
 from tools import needs_package
 
@@ -95,6 +95,10 @@ def assert_works_under_prefix(url: str, cert: Path) -> None:
             assert result.of_type("execute_result")[0]["content"]["data"]["text/plain"] == "42"
     finally:
         assert browser.delete(url + f"api/kernels/{kernel_id}", headers=xsrf).status_code == 204
+
+    # And `nbflask doctor` finds nothing to fix.
+    status, lines = run_doctor(url, "--token", TOKEN, "--cafile", str(cert))
+    assert status == 0 and all(line.startswith("PASS") for line in lines.values()), lines
 
 
 def stripping_site(port: int, upstream: int, cert: Path) -> str:
