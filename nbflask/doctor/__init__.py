@@ -10,8 +10,9 @@ import http.client
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from .checks import CHECKS, Result, Visit
+from .checks import CHECKS
 from .client import Client, DoctorError, Target
+from .visit import Result, Visit
 
 __all__ = ["DoctorError", "Result", "diagnose"]
 

@@ -2,8 +2,9 @@
 certificate, the server under the URL's path, authentication, the prefix in the server's
 own links, the cookies, and a kernel reached over a websocket.
 
-Each check yields Results: a pass or a fail with the fix an operator can apply. A check whose
-failure leaves nothing for the later ones to look at is `blocking`.
+Each check yields Results (`visit.py`): a pass or a fail with the fix an operator can apply.
+A check whose failure leaves nothing for the later ones to look at is `blocking`. The kernel
+check has a module of its own (`kernel.py`).
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import re
 import socket
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
-from .client import Client, Closed, Rejected, Reply, Target, WebSocket
+from .client import Reply, Target
+from .kernel import check_kernel
+from .visit import Result, Visit, fail, ok
 
 RENEW_WITHIN_DAYS = 14
-KERNEL_REPLY_SECONDS = 60
 COOKIES = ("nbflask-session", "_xsrf")
-UPGRADE_HEADERS = ("proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade;"
-                   " proxy_set_header Connection $connection_upgrade; (and the map from config/nginx.conf)")
 REWRITES = "check what rewrites cookies between the server and the browser"
 CREDENTIALS_FIX = {
     "token": "give the token the server logged at start, or the one set in auth.token",
@@ -36,93 +34,6 @@ CREDENTIALS_FIX = {
 COOKIE_FIX = "check that the proxy passes Cookie and Set-Cookie unchanged"
 PREFIX_FIX = ("the prefix is lost on the way: either forward the full path and set server.base_url to it,"
               " or have the proxy send X-Forwarded-Prefix and set server.trust_xheaders: true")
-
-
-@dataclass
-class Result:
-    name: str
-    passed: bool
-    detail: str
-    fix: str = ""
-    blocking: bool = False
-
-    def line(self) -> str:
-        text = f"{'PASS' if self.passed else 'FAIL'}  {self.name:<9} {self.detail}"
-        return text + (f" -- fix: {self.fix}" if self.fix and not self.passed else "")
-
-
-def ok(name: str, detail: str) -> Result:
-    return Result(name, True, detail)
-
-
-def fail(name: str, detail: str, fix: str, *, blocking: bool = False) -> Result:
-    return Result(name, False, detail, fix, blocking)
-
-
-@dataclass
-class Visit:
-    """One look at a deployment, with what the checks learn on the way (cookies, a login)."""
-
-    client: Client
-    token: str | None = None
-    password: str | None = None
-    cookies: dict[str, str] = field(default_factory=dict)
-    set_cookies: list[str] = field(default_factory=list)
-    logged_in: bool = False
-
-    @property
-    def target(self) -> Target:
-        return self.client.target
-
-    @property
-    def credentials(self) -> str | None:
-        return "password" if self.password else "token" if self.token else None
-
-    def get(self, path: str, *, cookies: bool = False) -> Reply:
-        return self.client.request("GET", path, self.cookie_header() if cookies else {})
-
-    def cookie_header(self) -> dict[str, str]:
-        if not self.cookies:
-            return {}
-        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
-
-    def api(self, method: str, path: str, body: bytes | None = None) -> Reply:
-        """An API request as the logged-in page makes it: its cookies and the XSRF header."""
-        headers = {**self.cookie_header(), "X-XSRFToken": self.cookies.get("_xsrf", "")}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        return self.client.request(method, self.target.path + path, headers, body)
-
-    def note_cookies(self, reply: Reply) -> Reply:
-        """Remember the cookies `reply` sets, for the cookie check only."""
-        self.set_cookies.extend(reply.all("Set-Cookie"))
-        return reply
-
-    def keep_cookies(self, reply: Reply) -> Reply:
-        """Keep the cookies `reply` sets, as the browser would, and note them."""
-        for line in self.note_cookies(reply).all("Set-Cookie"):
-            try:
-                parsed = SimpleCookie(line)
-            except CookieError:
-                continue
-            for name, morsel in parsed.items():
-                self.cookies[name] = morsel.value
-        return reply
-
-    def login(self) -> str | None:
-        """Log in as a browser does (the token link, or the login form); None, or what failed."""
-        prefix = self.target.path
-        if self.password:
-            self.keep_cookies(self.get(prefix + "login", cookies=True))
-            form = urlencode({"password": self.password, "_xsrf": self.cookies.get("_xsrf", "")})
-            headers = {**self.cookie_header(), "Content-Type": "application/x-www-form-urlencoded"}
-            reply = self.keep_cookies(self.client.request("POST", prefix + "login", headers, form.encode()))
-        else:
-            reply = self.keep_cookies(self.get(prefix + f"tree?token={self.token}"))
-        if reply.status not in (302, 303) or "nbflask-session" not in self.cookies:
-            return f"the {self.credentials} did not log in (HTTP {reply.status})"
-        self.logged_in = True
-        return None
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,16 +95,16 @@ def check_tls(visit: Visit) -> Iterator[Result]:
     except ssl.SSLError as exc:
         if _speaks_plain_http(target):
             yield fail("tls", f"{where} answers in plain HTTP, not TLS",
-                         "turn TLS on for this port (nginx `listen ... ssl`, gunicorn --certfile/--keyfile,"
-                         " or server.certfile), or use the http:// URL if TLS ends elsewhere", blocking=True)
+                       "turn TLS on for this port (nginx `listen ... ssl`, gunicorn --certfile/--keyfile,"
+                       " or server.certfile), or use the http:// URL if TLS ends elsewhere", blocking=True)
         else:
             yield fail("tls", f"TLS with {where} failed: {exc.reason or exc}",
-                         "check the certificate and key the server loads (its log says why)", blocking=True)
+                       "check the certificate and key the server loads (its log says why)", blocking=True)
         return
     except OSError as exc:
         yield fail("tls", f"cannot connect to {where}: {exc.strerror or exc}",
-                     "start the server, and check it listens on that address and the firewall lets it",
-                     blocking=True)
+                   "start the server, and check it listens on that address and the firewall lets it",
+                   blocking=True)
         return
     with sock:
         if not target.secure:
@@ -204,7 +115,7 @@ def check_tls(visit: Visit) -> Iterator[Result]:
                 yield ok("tls", "plain HTTP on loopback: nothing crosses the network")
             else:
                 yield fail("tls", "plain HTTP: tokens, passwords and cookies cross the network readable",
-                             "serve https (nginx with a certificate, or server.certfile), use https://")
+                           "serve https (nginx with a certificate, or server.certfile), use https://")
             return
         summary, days = _certificate_summary(sock)
     if days < RENEW_WITHIN_DAYS:
@@ -246,15 +157,15 @@ def check_server(visit: Visit) -> Iterator[Result]:
     found = _find_prefix(visit)
     if found and found != target.path:
         yield fail("server", f"nothing at {target.path}api (HTTP {reply.status}); the server is at {found}",
-                     f"browse to {target.origin}{found}, or make server.base_url and the proxy's location"
+                   f"browse to {target.origin}{found}, or make server.base_url and the proxy's location"
                    f" agree on {target.path}", blocking=True)
     elif reply.status in (502, 503, 504):
         yield fail("server", f"the proxy answered HTTP {reply.status}: it cannot reach the server",
-                     "start the server; make the proxy's upstream (proxy_pass) match gunicorn's -b",
-                     blocking=True)
+                   "start the server; make the proxy's upstream (proxy_pass) match gunicorn's -b",
+                   blocking=True)
     else:
         yield fail("server", f"no Jupyter API at {target.url('api')} (HTTP {reply.status})",
-                     "check the URL's path against server.base_url and the proxy's location", blocking=True)
+                   "check the URL's path against server.base_url and the proxy's location", blocking=True)
 
 
 def check_auth(visit: Visit) -> Iterator[Result]:
@@ -297,8 +208,8 @@ def check_base_url(visit: Visit) -> Iterator[Result]:
         if location.netloc and f"{location.scheme}://{location.netloc}" != target.origin:
             elsewhere = f"{location.scheme}://{location.netloc}"
             yield fail("base_url", f"redirects go to {elsewhere}, not {target.origin}",
-                         "the proxy must pass the browser's Host (proxy_set_header Host $http_host) and"
-                         " X-Forwarded-Proto, with server.trust_xheaders: true")
+                       "the proxy must pass the browser's Host (proxy_set_header Host $http_host) and"
+                       " X-Forwarded-Proto, with server.trust_xheaders: true")
             return
         if not location.path.startswith(target.path):
             yield fail("base_url", f"redirects go to {location.path}, outside {target.path}", PREFIX_FIX)
@@ -310,13 +221,13 @@ def check_base_url(visit: Visit) -> Iterator[Result]:
     base_url = _page_base_url(page.body.decode("utf-8", "replace"))
     if base_url != target.path:
         yield fail("base_url", f"the page's baseUrl is {base_url!r} (HTTP {page.status}), not {target.path}",
-                     PREFIX_FIX)
+                   PREFIX_FIX)
         return
     scripts = re.findall(r'<script defer src="([^"]+)"', page.body.decode("utf-8", "replace"))
     broken = [src for src in scripts if visit.get(src).status != 200]
     if broken or not scripts:
         yield fail("base_url", f"the page's scripts do not load: {', '.join(broken) or 'none named'}",
-                     "forward the static files (under the prefix) to nbflask too")
+                   "forward the static files (under the prefix) to nbflask too")
         return
     yield ok("base_url", f"redirects, the page config and its scripts are under {target.path}")
 
@@ -353,97 +264,6 @@ def check_cookies(visit: Visit) -> Iterator[Result]:
     else:
         flags = "Secure, " if visit.target.secure else ""
         yield ok("cookies", f"{', '.join(seen)}: Path={visit.target.path}, {flags}session HttpOnly")
-
-
-def _upgrade_refused(exc: Rejected) -> Result:
-    body = exc.body.decode("utf-8", "replace")
-    if exc.status == 400 and "only accepts websocket upgrades" in body:
-        return fail("websocket", "the upgrade reached nbflask as a plain request (HTTP 400):"
-                      " the proxy dropped the Upgrade and Connection headers", UPGRADE_HEADERS)
-    if exc.status == 403:
-        return fail("websocket", f"the server refused the upgrade (HTTP 403): {body.strip()[:200]}",
-                      "pass the browser's Host (proxy_set_header Host $http_host), or list the page's"
-                      " origin in auth.allow_origin")
-    if exc.status in (502, 503, 504):
-        return fail("websocket", f"the proxy could not relay the upgrade (HTTP {exc.status})",
-                      UPGRADE_HEADERS)
-    return fail("websocket", f"the upgrade was answered with HTTP {exc.status}, not 101",
-                  "forward /api/kernels/<id>/channels to nbflask as a websocket: " + UPGRADE_HEADERS)
-
-
-def _kernel_info_round_trip(ws: WebSocket, session_id: str) -> dict:
-    msg_id = uuid.uuid4().hex
-    header = {"msg_id": msg_id, "msg_type": "kernel_info_request", "username": "nbflask-doctor",
-              "session": session_id, "date": datetime.now(timezone.utc).isoformat(), "version": "5.3"}
-    ws.send_text(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": {},
-                             "channel": "shell", "buffers": []}))
-    deadline = time.monotonic() + KERNEL_REPLY_SECONDS
-    while True:
-        message = ws.receive(deadline)
-        if isinstance(message, str):
-            reply = json.loads(message)
-            if reply.get("parent_header", {}).get("msg_id") == msg_id and reply.get("channel") == "shell":
-                return reply
-
-
-def check_kernel(visit: Visit) -> Iterator[Result]:
-    """Start a kernel by REST, open its websocket as the page would, ask kernel_info, delete it."""
-    if not visit.logged_in:
-        for name in ("websocket", "kernel"):
-            yield fail(name, "not checked: starting a kernel needs a login",
-                       "run again with --token or --password")
-        return
-    started = visit.api("POST", "api/kernels", b"{}")
-    kernel_id = (started.json() or {}).get("id") if started.status == 201 else None
-    if not kernel_id:
-        yield fail("websocket", f"could not start a kernel: HTTP {started.status}"
-                   f" {started.body.decode('utf-8', 'replace')[:200]}", "see the server's log")
-        return
-    try:
-        yield from _over_websocket(visit, kernel_id)
-    finally:
-        deleted = visit.api("DELETE", f"api/kernels/{kernel_id}")
-    if deleted.status != 204:
-        yield fail("cleanup", f"could not delete the kernel it started ({kernel_id}): HTTP {deleted.status}",
-                     f"delete it: DELETE {visit.target.path}api/kernels/{kernel_id}")
-
-
-def _over_websocket(visit: Visit, kernel_id: str) -> Iterator[Result]:
-    target = visit.target
-    session_id = uuid.uuid4().hex
-    path = target.path + f"api/kernels/{kernel_id}/channels?session_id={session_id}"
-    headers = {"Origin": target.origin, **visit.cookie_header()}  # as the page opens it
-    scheme = "wss" if target.secure else "ws"
-    try:
-        ws = WebSocket(visit.client, path, headers)
-    except Rejected as exc:
-        yield _upgrade_refused(exc)
-        return
-    except TimeoutError:
-        yield fail("websocket", f"no answer to the upgrade within {visit.client.timeout:.0f} s",
-                     "something between holds upgrades back: " + UPGRADE_HEADERS)
-        return
-    except (Closed, OSError) as exc:
-        yield fail("websocket", f"the connection ended during the upgrade: {exc}", UPGRADE_HEADERS)
-        return
-    try:
-        yield ok("websocket", f"upgraded (101) at {scheme}://{target.netloc}{target.path}api/kernels/…")
-        began = time.monotonic()
-        try:
-            reply = _kernel_info_round_trip(ws, session_id)
-        except TimeoutError:
-            yield fail("kernel", f"no kernel_info_reply within {KERNEL_REPLY_SECONDS} s",
-                         "the proxy must not buffer or cut the stream (proxy_buffering off;"
-                         " proxy_read_timeout 1d;), and the kernel must start (see the server's log)")
-            return
-        except (Closed, OSError) as exc:
-            yield fail("kernel", f"the websocket ended before the kernel replied: {exc}",
-                         "see the server's and the proxy's logs")
-            return
-        language = reply.get("content", {}).get("language_info", {}).get("name", "?")
-        yield ok("kernel", f"kernel_info_reply ({language}) in {time.monotonic() - began:.1f} s")
-    finally:
-        ws.close()
 
 
 CHECKS: tuple[Callable[[Visit], Iterator[Result]], ...] = (
