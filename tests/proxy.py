@@ -57,9 +57,9 @@ class Nginx:
         deadline = time.monotonic() + 20
         while True:
             try:
-                requests.get(url, verify=str(cert) if cert else True, timeout=2)
+                requests.get(url, verify=str(cert) if cert else True, timeout=5)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its backend still booting
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.stop()
                     raise

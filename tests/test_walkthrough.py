@@ -94,9 +94,9 @@ class Walk:
         while time.monotonic() < deadline:
             assert server.poll() is None, (self.tmp_path / "background.log").read_text()
             try:
-                if requests.get(url, timeout=2).status_code == 200:
+                if requests.get(url, timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still booting
                 pass
             time.sleep(0.2)
         raise AssertionError("gunicorn never answered:\n" + (self.tmp_path / "background.log").read_text())
