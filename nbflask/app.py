@@ -61,7 +61,7 @@ def _outside_prefix(base_url: str):
     @Request.application
     def app(request: Request) -> Response:
         if request.path == "/":
-            return redirect(base_url)
+            return redirect(request.script_root + base_url)
         return Response("Not found: this server lives under " + base_url, status=404)
 
     return app
@@ -123,10 +123,12 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(kernelspecs.bp)
     app.register_blueprint(sessions.bp)
 
-    if settings.server.trust_xheaders:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    # Outermost first: a proxy's X-Forwarded-Prefix becomes SCRIPT_NAME, to which base_url
+    # then adds its own part, so /outer + /ipython/ is where the browser sees the server.
     if base_url != "/":
         app.wsgi_app = DispatcherMiddleware(
             _outside_prefix(base_url), {base_url.rstrip("/"): app.wsgi_app}
         )
+    if settings.server.trust_xheaders:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
     return app
