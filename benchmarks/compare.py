@@ -33,7 +33,6 @@ import datetime
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +64,7 @@ NBFLASK_RUN, GUNICORN, JUPYTER, DIRECT = "nbflask run", "nbflask gunicorn", "Jup
 
 
 # --- clients -------------------------------------------------------------------------------
+
 
 class Websocket:
     """A Jupyter client on a server's kernel websocket, legacy JSON or v1 binary."""
@@ -170,27 +169,46 @@ def kernel_info(client, iopub: bool = False) -> None:
 
 # --- the servers ---------------------------------------------------------------------------
 
+
 def kernelspec(folder: Path) -> Path:
     """A data folder whose python3 kernelspec runs nbflask's own ipykernel, so that every
     server drives the same kernel."""
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True)
-    spec.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)", "language": "python",
-    }))
+    spec.joinpath("kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        )
+    )
     return folder
 
 
 def jupyter_venv(pages: bool) -> Path:
     """The bench venv (Jupyter Server with jupyterlab), built if missing; the
     gateway tests' Jupyter Server venv when page loads are not wanted and it exists."""
-    if not pages and (FALLBACK_VENV / ".nbflask-ready").exists() and not (BENCH_VENV / ".nbflask-ready").exists():
+    if (
+        not pages
+        and (FALLBACK_VENV / ".nbflask-ready").exists()
+        and not (BENCH_VENV / ".nbflask-ready").exists()
+    ):
         return FALLBACK_VENV
     out = subprocess.run(
-        ["bash", str(REPO / "tests" / "scratch-venv.sh"), str(BENCH_VENV), str(HERE / "bench-constraints.txt"),
-         "jupyter-lab --version", "jupyter_server", "jupyterlab"],
-        check=True, capture_output=True, text=True,
+        [
+            "bash",
+            str(REPO / "tests" / "scratch-venv.sh"),
+            str(BENCH_VENV),
+            str(HERE / "bench-constraints.txt"),
+            "jupyter-lab --version",
+            "jupyter_server",
+            "jupyterlab",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return Path(out.stdout.strip())
 
@@ -200,13 +218,25 @@ def start_jupyter(folder: Path, venv: Path) -> LiveServer:
     root.mkdir(parents=True)
     port = free_port()
     argv = [
-        str(venv / "bin" / "jupyter-server"), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={TOKEN}",
+        str(venv / "bin" / "jupyter-server"),
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={TOKEN}",
         "--ZMQChannelsWebsocketConnection.limit_rate=False",  # iopub rate limits off
         *(["--allow-root"] if os.geteuid() == 0 else []),
     ]
-    env = {name: str(folder / name.lower()) for name in (
-        "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}
+    env = {
+        name: str(folder / name.lower())
+        for name in (
+            "JUPYTER_CONFIG_DIR",
+            "JUPYTER_RUNTIME_DIR",
+            "JUPYTERLAB_SETTINGS_DIR",
+            "JUPYTERLAB_WORKSPACES_DIR",
+        )
+    }
     env["JUPYTER_DATA_DIR"] = str(kernelspec(folder / "data"))
     return LiveServer(argv, f"http://127.0.0.1:{port}/", cwd=folder, env=env, log=folder / "server.log")
 
@@ -221,13 +251,23 @@ class DirectKernels:
 
     def launch(self) -> dict:
         key = uuid.uuid4().hex
-        connection = {"transport": "tcp", "ip": "127.0.0.1", "key": key, "signature_scheme": "hmac-sha256",
-                      **{f"{name}_port": free_port() for name in ("shell", "iopub", "stdin", "control", "hb")}}
+        connection = {
+            "transport": "tcp",
+            "ip": "127.0.0.1",
+            "key": key,
+            "signature_scheme": "hmac-sha256",
+            **{f"{name}_port": free_port() for name in ("shell", "iopub", "stdin", "control", "hb")},
+        }
         path = self.folder / f"kernel-{key}.json"
         path.write_text(json.dumps(connection))
-        self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "ipykernel_launcher", "-f", str(path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "ipykernel_launcher", "-f", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        )
         return connection
 
     def stop(self, process: subprocess.Popen | None = None) -> None:
@@ -278,8 +318,10 @@ class Target:
                     raise
                 time.sleep(0.2)
 
-    def memory_mib(self) -> float:
-        """RSS of the server's processes, kernels (and what they started) left out."""
+    def memory_mib(self, proportional: bool = False) -> float:
+        """RSS of the server's processes summed, kernels (and what they started) left out;
+        `proportional`: PSS instead, where pages the processes share (gunicorn's forked
+        workers, shared libraries) count once, split between them."""
         if not self.server:
             return float("nan")
         children: dict[int, list[int]] = {}
@@ -289,14 +331,15 @@ class Target:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(status.parent.name))
+        source, field = ("smaps_rollup", "Pss:") if proportional else ("status", "VmRSS:")
         total, todo = 0, [self.server.proc.pid]
         while todo:
             pid = todo.pop()
             try:
                 if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     continue
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
+                for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
+                    if line.startswith(field):
                         total += int(line.split()[1])
             except OSError:
                 continue
@@ -305,6 +348,7 @@ class Target:
 
 
 # --- measurements ----------------------------------------------------------------------------
+
 
 @dataclass
 class Results:
@@ -386,8 +430,10 @@ def displays(target: Target, kernel, count: int) -> float:
     """Seconds for `count` display_data messages of 100 KiB each."""
     client = target.ready_client(kernel)
     try:
-        code = (f"from IPython.display import display\nfor i in range({count}):\n"
-                "    display({'text/plain': 'y' * 102400}, raw=True)")
+        code = (
+            f"from IPython.display import display\nfor i in range({count}):\n"
+            "    display({'text/plain': 'y' * 102400}, raw=True)"
+        )
         started = time.perf_counter()
         seen = execute(client, code)
         elapsed = time.perf_counter() - started
@@ -418,26 +464,26 @@ def kernel_start(target: Target) -> float:
 
 
 def contents(target: Target, body: bytes) -> tuple[float, float]:
-    """Seconds for one PUT and one GET of the big notebook (after one warm-up of each)."""
+    """Seconds for one PUT and one GET of the big notebook (after one warm-up of each), to
+    the last byte of the reply."""
     url = target.server.url + "api/contents/big.ipynb"
     headers = {"Content-Type": "application/json"}
 
-    def put() -> None:
-        target.http.put(url, data=body, headers=headers, timeout=120).raise_for_status()
+    def put() -> requests.Response:
+        return target.http.put(url, data=body, headers=headers, timeout=120)
 
-    def get() -> None:
-        reply = target.http.get(url, timeout=120)
-        reply.raise_for_status()
-        assert len(reply.json()["content"]["cells"]) == bench_contents.CELLS
+    def get() -> requests.Response:
+        return target.http.get(url, timeout=120)
 
-    put()
-    get()
     times = []
-    for action in (put, get):
+    for action in (put, get, put, get):  # the first two warm up
         started = time.perf_counter()
-        action()
+        reply = action()  # the whole body is in when it returns
         times.append(time.perf_counter() - started)
-    return times[0], times[1]
+        reply.raise_for_status()
+    # Checked after the clock stops: decoding 5 MB of JSON is the client's time, not the server's.
+    assert len(reply.json()["content"]["cells"]) == bench_contents.CELLS
+    return times[2], times[3]
 
 
 class SwiftCount:
@@ -453,24 +499,32 @@ class SwiftCount:
         store = {"class": "swift", **self.swift.options("bench"), "timeout": 30}
         self.server = start_nbflask(folder / "nbflask", {"store": store})
         self.http = self.server.session()
-        self.http.put(self.server.url + "api/contents/warm.ipynb", json=self.model(), timeout=60).raise_for_status()
+        self.http.put(
+            self.server.url + "api/contents/warm.ipynb", json=self.model(), timeout=60
+        ).raise_for_status()
 
     @staticmethod
     def model() -> dict:
-        return {"type": "notebook", "format": "json", "content": {
-            "cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+        return {
+            "type": "notebook",
+            "format": "json",
+            "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
+        }
 
     def requests_for(self, path: str) -> int:
         log = self.swift.folder / "log" / "proxy.log"
         before = self.logged(log)
-        self.http.put(self.server.url + f"api/contents/{path}", json=self.model(), timeout=60).raise_for_status()
+        self.http.put(
+            self.server.url + f"api/contents/{path}", json=self.model(), timeout=60
+        ).raise_for_status()
         time.sleep(0.3)  # the proxy logs after it answers
         return self.logged(log) - before
 
     @staticmethod
     def logged(log: Path) -> int:
-        """Client requests in the proxy log (proxy-logging lines name the HTTP method)."""
-        pattern = re.compile(r"proxy-server: .*\b(GET|HEAD|PUT|POST|DELETE|COPY) /v1/")
+        """Client requests in the proxy log: proxy-logging names the client's address on them,
+        and "-" on the proxy's own subrequests."""
+        pattern = re.compile(r"proxy-server: 127\.0\.0\.1 \S+ \S+ [A-Z]+ /")
         return sum(1 for line in log.read_text(errors="replace").splitlines() if pattern.search(line))
 
     def stop(self) -> None:
@@ -484,12 +538,16 @@ def page_loads(browser, target: Target) -> tuple[float, float]:
     try:
         cold, warm = cold_then_warm(browser, target.server, frozenset(target.kernels))
     except Exception:
-        print(f"{target.name}: page load failed; its log ends with:\n{target.server.log()[-3000:]}", file=sys.stderr)
+        print(
+            f"{target.name}: page load failed; its log ends with:\n{target.server.log()[-3000:]}",
+            file=sys.stderr,
+        )
         raise
     return cold.usable, warm.usable
 
 
 # --- the table -------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -516,8 +574,10 @@ ROWS = [
     Row("displays", "200 display_data of 100 KiB", "ms", 1000, DIRECT, None, digits=0),
     Row("put", "PUT of a 5 MB notebook (2,000 cells)", "ms", 1000, JUPYTER, 0.5, digits=0),
     Row("get", "GET of the same", "ms", 1000, JUPYTER, 0.5, digits=0),
-    Row("mem_idle", "server memory idle (RSS, kernels excluded)", "MiB", 1, JUPYTER, 0.8),
-    Row("mem_after", "memory after the concurrency run", "MiB", 1, JUPYTER, 0.8),
+    Row("mem_idle", "server memory idle, before any kernel (RSS, all processes)", "MiB", 1, JUPYTER, 0.8),
+    Row("mem_after", "memory after the concurrency run (RSS, kernels excluded)", "MiB", 1, JUPYTER, 0.8),
+    Row("mem_idle_pss", "server memory idle (PSS: shared pages once)", "MiB", 1, JUPYTER, None),
+    Row("mem_after_pss", "memory after the concurrency run (PSS)", "MiB", 1, JUPYTER, None),
     Row("kernel_start", "kernel start to kernel_info_reply", "ms", 1000, DIRECT, 1.1, digits=0),
     Row("swift_new", "Swift: requests for one save of a new notebook", "", 1, None, 4, digits=0),
     Row("swift_existing", "Swift: requests for one save of an existing one", "", 1, None, 3, digits=0),
@@ -530,7 +590,11 @@ COLUMNS = [NBFLASK_RUN, GUNICORN, JUPYTER, DIRECT]
 def cell(row: Row, values: list[float] | None) -> str:
     if not values:
         return "-"
-    median, low, high = (statistics.median(values) * row.scale, min(values) * row.scale, max(values) * row.scale)
+    median, low, high = (
+        statistics.median(values) * row.scale,
+        min(values) * row.scale,
+        max(values) * row.scale,
+    )
     text = f"{median:.{row.digits}f}"
     if len(values) > 1 and high > low:
         text += f" ({low:.{row.digits}f}-{high:.{row.digits}f})"
@@ -539,8 +603,6 @@ def cell(row: Row, values: list[float] | None) -> str:
 
 def verdict(row: Row, samples: dict[str, list[float]]) -> tuple[str, str]:
     """Ratios of the nbflask columns to the reference, and whether the target is met."""
-    if row.goal is None:
-        return "", "no target"
     ratios, met = [], []
     for name in (NBFLASK_RUN, GUNICORN):
         if not samples.get(name):
@@ -548,35 +610,47 @@ def verdict(row: Row, samples: dict[str, list[float]]) -> tuple[str, str]:
         ours = statistics.median(samples[name])
         if row.reference is None:
             ratios.append(f"{ours:.0f}")
-            met.append(ours <= row.goal)
+            met.append(row.goal is not None and ours <= row.goal)
             continue
         if not samples.get(row.reference):
             continue
         ratio = ours / statistics.median(samples[row.reference])
         ratios.append(f"{ratio:.2f}x")
-        met.append(ratio >= row.goal if row.higher_is_better else ratio <= row.goal)
-    goal = (f"{'>=' if row.higher_is_better else '<='} {row.goal}"
-            + (f"x {row.reference}" if row.reference else ""))
+        if row.goal is not None:
+            met.append(ratio >= row.goal if row.higher_is_better else ratio <= row.goal)
+    if row.goal is None:
+        return " / ".join(ratios), f"no target (ratio to {row.reference})"
+    goal = f"{'>=' if row.higher_is_better else '<='} {row.goal}" + (
+        f"x {row.reference}" if row.reference else ""
+    )
     if not met:
         return " / ".join(ratios), f"{goal}: not measured"
     return " / ".join(ratios), f"{goal}: " + ("**met**" if all(met) else "NOT met")
 
 
 def table(results: Results, header: str) -> str:
-    lines = [header, "", "| metric | " + " | ".join(COLUMNS) + " | nbflask run / gunicorn ratio | target |",
-             "|---" * (len(COLUMNS) + 3) + "|"]
+    lines = [
+        header,
+        "",
+        "| metric | " + " | ".join(COLUMNS) + " | ratio: nbflask run / gunicorn | target |",
+        "|---" * (len(COLUMNS) + 3) + "|",
+    ]
     for row in ROWS:
         samples = results.values.get(row.metric, {})
         if not samples:
             continue
         unit = f" ({row.unit})" if row.unit else ""
         ratio, target = verdict(row, samples)
-        lines.append(f"| {row.label}{unit} | " + " | ".join(cell(row, samples.get(name)) for name in COLUMNS)
-                     + f" | {ratio} | {target} |")
+        lines.append(
+            f"| {row.label}{unit} | "
+            + " | ".join(cell(row, samples.get(name)) for name in COLUMNS)
+            + f" | {ratio} | {target} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 # --- the run -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -588,8 +662,9 @@ class Plan:
     skip: set[str]
 
 
-def measure_round(plan: Plan, targets: list[Target], results: Results, body: bytes, browser,
-                  swift: SwiftCount | None) -> None:
+def measure_round(
+    plan: Plan, targets: list[Target], results: Results, body: bytes, browser, swift: SwiftCount | None
+) -> None:
     kernels = {target.name: target.kernels for target in targets}
     for v1, metric in ((False, "rtt_legacy"), (True, "rtt_v1")):
         for target in targets:
@@ -602,6 +677,7 @@ def measure_round(plan: Plan, targets: list[Target], results: Results, body: byt
         results.add("conc_p99", target.name, percentile(latencies, 0.99))
         if target.server:
             results.add("mem_after", target.name, target.memory_mib())
+            results.add("mem_after_pss", target.name, target.memory_mib(proportional=True))
     for target in targets:
         results.add("stream", target.name, stream_rate(target, kernels[target.name][0], plan.megabytes))
     for target in targets:
@@ -625,8 +701,12 @@ def measure_round(plan: Plan, targets: list[Target], results: Results, body: byt
 
 
 def start_targets(folder: Path, venv: Path, skip: set[str]) -> list[Target]:
-    env = lambda name: {"NBFLASK_DATA_DIR": str(folder / name / "data"),  # noqa: E731
-                        "NBFLASK_RUNTIME_DIR": str(folder / name / "runtime")}
+    def env(name: str) -> dict[str, str]:
+        return {
+            "NBFLASK_DATA_DIR": str(folder / name / "data"),
+            "NBFLASK_RUNTIME_DIR": str(folder / name / "runtime"),
+        }
+
     targets = []
     for name, start in (
         (NBFLASK_RUN, lambda path: start_nbflask(path, env=env("run"))),
@@ -643,20 +723,28 @@ def start_targets(folder: Path, venv: Path, skip: set[str]) -> list[Target]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--executions", type=int, default=300, help="sequential round trips per round")
     parser.add_argument("--seconds", type=float, default=10, help="length of each concurrency run")
     parser.add_argument("--megabytes", type=int, default=32, help="MiB of 64 KiB stdout messages")
-    parser.add_argument("--quick", action="store_true", help="short rounds while developing (1 round, small runs)")
-    parser.add_argument("--skip", default="", help=f"comma-separated: pages, swift, or a server ({GUNICORN}, ...)")
+    parser.add_argument(
+        "--quick", action="store_true", help="short rounds while developing (1 round, small runs)"
+    )
+    parser.add_argument(
+        "--skip", default="", help=f"comma-separated: pages, swift, or a server ({GUNICORN}, ...)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the Markdown table")
     args = parser.parse_args()
     skip = {item.strip() for item in args.skip.split(",") if item.strip()}
     plan = Plan(args.rounds, args.executions, args.seconds, args.megabytes, 200, skip)
     if args.quick:
         plan = Plan(1, 50, 3, 8, 50, skip)
-    body = json.dumps({"type": "notebook", "format": "json", "content": bench_contents.make_notebook()}).encode()
+    body = json.dumps(
+        {"type": "notebook", "format": "json", "content": bench_contents.make_notebook()}
+    ).encode()
     venv = jupyter_venv("pages" not in skip)
     results = Results()
     with tempfile.TemporaryDirectory(prefix="nbflask-compare-") as scratch:
@@ -669,6 +757,7 @@ def main() -> int:
                     target.http.get(target.server.url + "api/contents", timeout=30).raise_for_status()
                     time.sleep(1)
                     results.add("mem_idle", target.name, target.memory_mib())
+                    results.add("mem_idle_pss", target.name, target.memory_mib(proportional=True))
             for target in targets:
                 target.kernels = [target.start_kernel() for _ in range(4)]
             if "swift" not in skip:
@@ -680,8 +769,9 @@ def main() -> int:
                 for target in targets:
                     if target.server:
                         model = {"type": "notebook", "content": __import__("bench_pages").make_notebook()}
-                        target.http.put(target.server.url + "api/contents/bench.ipynb", json=model,
-                                        timeout=30).raise_for_status()
+                        target.http.put(
+                            target.server.url + "api/contents/bench.ipynb", json=model, timeout=30
+                        ).raise_for_status()
                 playwright = sync_playwright().start()
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for number in range(plan.rounds):
@@ -700,10 +790,12 @@ def main() -> int:
                 if target.direct:
                     target.direct.stop()
     when = datetime.datetime.now(datetime.timezone.utc)
-    header = (f"## nbflask vs Jupyter Server vs direct ZeroMQ, {when:%Y-%m-%d %H:%M} UTC\n\n"
-              f"{plan.rounds} round(s), medians (min-max) of the per-round values; {plan.executions} sequential"
-              f" round trips per round, {plan.seconds:g} s concurrency runs, {plan.megabytes} MiB streams,"
-              f" {plan.display_count} displays; {os.cpu_count()} cores; `{' '.join(sys.argv[1:])}`.")
+    header = (
+        f"## nbflask vs Jupyter Server vs direct ZeroMQ, {when:%Y-%m-%d %H:%M} UTC\n\n"
+        f"{plan.rounds} round(s), medians (min-max) of the per-round values; {plan.executions} sequential"
+        f" round trips per round, {plan.seconds:g} s concurrency runs, {plan.megabytes} MiB streams,"
+        f" {plan.display_count} displays; {os.cpu_count()} cores; `{' '.join(sys.argv[1:])}`."
+    )
     text = table(results, header)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"compare-{when:%Y%m%d-%H%M}{'-quick' if args.quick else ''}.md"
