@@ -348,14 +348,14 @@ class Relay:
         the pump falls idle. Reporting each time it fell idle cost a third of a busy worker's
         time with 40 connections (docs/performance.md); the host hears at most 20 a second
         from each."""
-        if time.monotonic() - self.reported_at < PROGRESS_INTERVAL:
+        now = time.monotonic()
+        if now - self.reported_at < PROGRESS_INTERVAL:
             return
+        self.reported_at = now  # even if nothing moved: the next look is due in as long
         header = self.advance_written()
         self.unreported = bool(self.unwritten)
-        if header is None:
-            return
-        self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
-        self.reported_at = time.monotonic()
+        if header is not None:
+            self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
 
     def report_due(self) -> float:
         """Seconds until the next progress report may go (at least 1 ms: poll needs a wait)."""
