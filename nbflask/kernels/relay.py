@@ -345,8 +345,8 @@ class Relay:
         """Tell the host how far this client has got, counting only messages written to its
         socket (not those still queued, which a slow client's close drops), so a killed worker
         costs its clients no output: at most every PROGRESS_INTERVAL, during a burst and when
-        the pump falls idle. Reporting each time it fell idle cost a third of a busy worker's
-        time with 40 connections (docs/performance.md); the host hears at most 20 a second
+        the pump falls idle. Reporting each time it fell idle took 16-31% of a busy worker's
+        samples with 40 connections (docs/performance.md); the host hears at most 20 a second
         from each."""
         now = time.monotonic()
         if now - self.reported_at < PROGRESS_INTERVAL:
