@@ -365,17 +365,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def round_trips(target: Target, kernel, executions: int, v1: bool) -> list[float]:
-    client = target.ready_client(kernel, v1)
+def round_trips(targets: list[Target], executions: int) -> dict[tuple[str, bool], list[float]]:
+    """Sequential `1+1` round trips on each target's first kernel, legacy JSON and v1, taking
+    turns execution by execution, so a busy moment of the shared machine hits all alike."""
+    clients = {
+        (target.name, v1): target.ready_client(target.kernels[0], v1)
+        for v1 in (False, True)
+        for target in targets
+    }
+    samples: dict[tuple[str, bool], list[float]] = {key: [] for key in clients}
     try:
-        samples = []
         for _ in range(executions):
-            started = time.perf_counter()
-            execute(client, "1+1")
-            samples.append(time.perf_counter() - started)
+            for key, client in clients.items():
+                started = time.perf_counter()
+                execute(client, "1+1")
+                samples[key].append(time.perf_counter() - started)
         return samples
     finally:
-        client.close()
+        for client in clients.values():
+            client.close()
 
 
 def concurrency(target: Target, kernels: list, sockets: int, seconds: float) -> tuple[float, list[float]]:
@@ -666,11 +674,10 @@ def measure_round(
     plan: Plan, targets: list[Target], results: Results, body: bytes, browser, swift: SwiftCount | None
 ) -> None:
     kernels = {target.name: target.kernels for target in targets}
-    for v1, metric in ((False, "rtt_legacy"), (True, "rtt_v1")):
-        for target in targets:
-            samples = round_trips(target, kernels[target.name][0], plan.executions, v1)
-            results.add(metric, target.name, statistics.median(samples))
-            results.add(metric + "_p99", target.name, percentile(samples, 0.99))
+    for (name, v1), samples in round_trips(targets, plan.executions).items():
+        metric = "rtt_v1" if v1 else "rtt_legacy"
+        results.add(metric, name, statistics.median(samples))
+        results.add(metric + "_p99", name, percentile(samples, 0.99))
     for target in targets:
         rate, latencies = concurrency(target, kernels[target.name][:4], 40, plan.seconds)
         results.add("conc_rate", target.name, rate)
@@ -794,7 +801,8 @@ def main() -> int:
         f"## nbflask vs Jupyter Server vs direct ZeroMQ, {when:%Y-%m-%d %H:%M} UTC\n\n"
         f"{plan.rounds} round(s), medians (min-max) of the per-round values; {plan.executions} sequential"
         f" round trips per round, {plan.seconds:g} s concurrency runs, {plan.megabytes} MiB streams,"
-        f" {plan.display_count} displays; {os.cpu_count()} cores; `{' '.join(sys.argv[1:])}`."
+        f" {plan.display_count} displays; {os.cpu_count()} cores; load average at the end"
+        f" {os.getloadavg()[0]:.1f}; arguments: `{' '.join(sys.argv[1:]) or 'none'}`."
     )
     text = table(results, header)
     args.out.mkdir(parents=True, exist_ok=True)
