@@ -36,7 +36,8 @@ from . import endpoints, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
-NUDGE_INTERVAL = 0.5
+NUDGE_FIRST = 0.025  # the first nudges come fast (a kernel just started is soon up), then
+NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this
 NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
@@ -165,8 +166,9 @@ class Relay:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
                     if self.unreported:
-                        self.report_progress(now=True)
-                    wait = PROGRESS_INTERVAL if self.unreported else HOST_CHECK_INTERVAL  # still queued
+                        self.report_progress()
+                    # Unreported (too soon, or still queued): wake up when a report is due.
+                    wait = self.report_due() if self.unreported else HOST_CHECK_INTERVAL
                     ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
@@ -308,14 +310,14 @@ class Relay:
         """
         self.restarted = False  # a restart seen from here on needs its own confirmation
         deadline = time.monotonic() + NUDGE_TIMEOUT
-        next_nudge = 0.0
+        next_nudge, interval = 0.0, NUDGE_FIRST
         while time.monotonic() < deadline:
             if time.monotonic() >= next_nudge:
                 nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
                 nudges.add(nudge.msg_id)
                 sockets["shell"].send_multipart(self.signer.serialize(nudge))
-                next_nudge = time.monotonic() + NUDGE_INTERVAL
-            for sock, _ in poller.poll(100):
+                next_nudge, interval = time.monotonic() + interval, min(2 * interval, NUDGE_INTERVAL)
+            for sock, _ in poller.poll(max(1, (next_nudge - time.monotonic()) * 1000)):
                 if sock is events:
                     if not self.on_event(events.recv_multipart()):
                         raise ConnectionAbortedError("closed while connecting")
@@ -356,19 +358,25 @@ class Relay:
             self.unreported = True
             self.report_progress()
 
-    def report_progress(self, now: bool = False) -> None:
+    def report_progress(self) -> None:
         """Tell the host how far this client has got, counting only messages written to its
-        socket (not those still queued, which a slow client's close drops): whenever the pump
-        falls idle, and every PROGRESS_INTERVAL during a burst, so a killed worker costs its
-        clients no output."""
-        if not (now or time.monotonic() - self.reported_at >= PROGRESS_INTERVAL):
+        socket (not those still queued, which a slow client's close drops), so a killed worker
+        costs its clients no output: at most every PROGRESS_INTERVAL, during a burst and when
+        the pump falls idle. Reporting each time it fell idle took 16-31% of a busy worker's
+        samples with 40 connections (docs/performance.md); the host hears at most 20 a second
+        from each."""
+        now = time.monotonic()
+        if now - self.reported_at < PROGRESS_INTERVAL:
             return
+        self.reported_at = now  # even if nothing moved: the next look is due in as long
         header = self.advance_written()
         self.unreported = bool(self.unwritten)
-        if header is None:
-            return
-        self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
-        self.reported_at = time.monotonic()
+        if header is not None:
+            self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
+
+    def report_due(self) -> float:
+        """Seconds until the next progress report may go (at least 1 ms: poll needs a wait)."""
+        return max(0.001, self.reported_at + PROGRESS_INTERVAL - time.monotonic())
 
     def advance_written(self) -> bytes | None:
         """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
