@@ -85,6 +85,7 @@ class Kernel:
     monitor: Any = None
     lock: Any = field(default_factory=gevent.lock.RLock)
     settled: Any = field(default_factory=gevent.event.Event)  # set once ready or dead after a start
+    iopub_seen: Any = field(default_factory=gevent.event.Event)  # the host's monitor hears this process
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -251,6 +252,7 @@ class KernelManager:
         kernel.process = process
         kernel.started_at = time.monotonic()
         kernel.settled.clear()
+        kernel.iopub_seen.clear()
         if wait:
             self._become_ready(kernel, process)
         else:
@@ -278,20 +280,29 @@ class KernelManager:
             self.publish(kernel.kernel_id, {"event": "dead", "reason": exc.message})
 
     def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
-        """Until the kernel answers kernel_info on shell; its process exiting ends the wait."""
+        """Until the kernel answers kernel_info on shell and the host's own iopub subscription
+        hears it (a SUB socket joins late: the first run's output must be recorded and kept for
+        replay like every later one); its process exiting ends the wait."""
         process = kernel.process
         assert process is not None
         shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
         try:
             request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
             shell.send_multipart(kernel.signer.serialize(request))
+            answered = False
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
                 if shell.poll(200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
+                    answered = True
+                if answered and kernel.iopub_seen.is_set():
                     return
+                if answered:  # each request makes the kernel say busy and idle on iopub
+                    request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
+                    shell.send_multipart(kernel.signer.serialize(request))
+                    answered = False
             raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
         finally:
@@ -540,6 +551,7 @@ class KernelManager:
         try:
             while True:
                 frames = sub.recv_multipart()
+                kernel.iopub_seen.set()
                 try:
                     _, signature, parts = wire.split(frames)
                     head = wire.loads_object(parts[0], "header")
