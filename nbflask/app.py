@@ -29,6 +29,7 @@ from .blueprints import (
     pages,
     probes,
     sessions,
+    terminals,
 )
 from .config import ConfigError, Settings, load_settings
 from .frontend.service import open_frontends
@@ -110,6 +111,8 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(kernels.bp)
     app.register_blueprint(kernelspecs.bp)
     app.register_blueprint(sessions.bp)
+    if settings.terminals.enabled:
+        app.register_blueprint(terminals.bp)
 
     if settings.server.trust_xheaders:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)

@@ -10,6 +10,7 @@ from ..errors import APIError
 from ..kernels import websocket, wire
 from ..kernels.relay import Relay
 from ..state import state
+from . import upgrade
 from .bodies import json_object
 
 bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
@@ -67,8 +68,7 @@ def restart_kernel(kernel_id: str) -> Response:
 @bp.route("/<kernel_id>/channels", websocket=True)
 def channels(kernel_id: str) -> Response:
     server = state()
-    if not websocket.is_upgrade(request.environ):
-        raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
+    upgrade.require()
     connection = server.kernels.connection_info(kernel_id)
     session_id = request.args.get("session_id", "")
 
@@ -77,10 +77,5 @@ def channels(kernel_id: str) -> Response:
                      connection=connection)
         link.run()
 
-    return websocket.serve(
-        request.environ, relay, subprotocols=[wire.V1_SUBPROTOCOL],
-        compression=server.settings.server.websocket_compression,
-        ping_interval=server.settings.kernels.ping_interval,
-        max_message_size=server.settings.server.max_body_size,
-        send_buffer=server.settings.server.websocket_send_buffer,
-    )
+    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL])
+

@@ -42,7 +42,6 @@ HOST_SESSION = "nbflask-kernel-host"
 HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
-PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
 def describe_exit(returncode: int) -> str:
@@ -228,9 +227,7 @@ class KernelManager:
         `idle`, or `dead` with the reason (told to connected clients like any death).
         """
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
-        env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
-        for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
-            env.pop(private, None)
+        env = runtime.child_environment({**kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())})
         command = kernel.spec.command(str(kernel.connection_file))
         kernel.execution_state = "starting"
         try:
@@ -474,11 +471,6 @@ class KernelManager:
                     log.info("kernel %s: connection %s went with its worker %d", kernel.kernel_id,
                              connection_id, worker)
                     self._depart(kernel, connection_id)
-
-    def prune_forever(self) -> None:
-        while True:
-            gevent.sleep(PRUNE_INTERVAL)
-            self.prune_connections()
 
     @staticmethod
     def _position(kernel: Kernel, msg_id: str, wait: float = 0.5) -> int | None:
