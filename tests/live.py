@@ -225,3 +225,23 @@ def start_gunicorn(
         argv, _url(merged, port, tls), token=merged["auth"].get("token") or None, cert=cert,
         env={"NBFLASK_CONFIG": str(path), **(env or {})}, cwd=tmp_path, log=tmp_path / "server.log",
     )
+
+
+def workers_serving(master_pid: int, port: int) -> set[int]:
+    """Pids of the gunicorn workers holding an open connection on the server's port."""
+    import psutil
+
+    serving = set()
+    for child in psutil.Process(master_pid).children():
+        if "nbflask.kernels.host" in " ".join(child.cmdline()):
+            continue
+        if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+               for c in child.net_connections(kind="tcp")):
+            serving.add(child.pid)
+    return serving
+
+
+def fresh_request(method: str, url: str) -> requests.Response:
+    """A request on a new TCP connection, so any gunicorn worker may take it."""
+    headers = {"Authorization": f"token {TOKEN}", "Connection": "close"}
+    return requests.request(method, url, headers=headers, timeout=60)
