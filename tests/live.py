@@ -140,6 +140,17 @@ class LiveServer:
         self.stop()
 
 
+def own_folders(directory: Path) -> dict[str, str]:
+    """Environment giving a server started by a module-scoped fixture its own runtime, user
+    data and user config folders: such fixtures run before the per-test isolation, and the
+    user's real folders would carry workspaces and settings from one run into the next."""
+    folders = {"NBFLASK_RUNTIME_DIR": "runtime", "NBFLASK_DATA_DIR": "userdata",
+               "NBFLASK_CONFIG_DIR": "userconfig"}
+    for name in folders.values():
+        (directory / name).mkdir(mode=0o700, exist_ok=True)
+    return {variable: str(directory / name) for variable, name in folders.items()}
+
+
 def write_config(directory: Path, config: dict[str, Any], name: str = "nbflask.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
