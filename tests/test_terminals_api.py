@@ -145,3 +145,13 @@ def test_terminal_settings_are_checked(tmp_path):
         load_settings({"terminals": {"cull_interval": 0}})
     with pytest.raises(ConfigError, match="unknown key 'terminals.shell'"):
         load_settings({"terminals": {"shell": "bash"}})
+
+
+def test_terminals_created_at_once_get_names_of_their_own(tclient):
+    """JupyterLab restores every terminal of a workspace at once, each a POST."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        names = list(pool.map(lambda _: tclient.post("/api/terminals").get_json()["name"], range(4)))
+    assert sorted(names) == ["1", "2", "3", "4"]
+    assert sorted(t["name"] for t in tclient.get("/api/terminals").get_json()) == ["1", "2", "3", "4"]

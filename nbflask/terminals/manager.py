@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-import gevent.event
+import gevent.lock
 import gevent.os
 import gevent.queue
 
@@ -53,27 +53,28 @@ def topic(name: str) -> bytes:
 
 
 class Scrollback:
-    """The newest output of a terminal, at most `limit` characters, in numbered chunks."""
+    """The newest output of a terminal, at most `limit` bytes of UTF-8, in numbered chunks."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.chunks: deque[str] = deque()
+        self.chunks: deque[tuple[str, int]] = deque()  # text, its size in bytes
         self.size = 0
         self.seq = 0  # the number of the newest chunk
 
-    def append(self, text: str) -> int:
+    def append(self, text: str, size: int) -> int:
         self.seq += 1
-        self.chunks.append(text)
-        self.size += len(text)
+        self.chunks.append((text, size))
+        self.size += size
         while self.size > self.limit and len(self.chunks) > 1:
-            self.size -= len(self.chunks.popleft())
+            self.size -= self.chunks.popleft()[1]
         if self.size > self.limit:  # one chunk bigger than the whole buffer: keep its end
-            self.chunks[0] = self.chunks[0][-self.limit:]
-            self.size = len(self.chunks[0])
+            end = text.encode()[-self.limit:].decode(errors="ignore")
+            self.chunks[0] = (end, len(end.encode()))
+            self.size = self.chunks[0][1]
         return self.seq
 
     def text(self) -> str:
-        return "".join(self.chunks)
+        return "".join(text for text, _ in self.chunks)
 
 
 @dataclass
@@ -161,6 +162,7 @@ class TerminalManager:
         self.config = config
         self.send = send
         self.terminals: dict[str, Terminal] = {}
+        self.creating = gevent.lock.Semaphore()  # one at a time: a free name stays free until taken
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -211,9 +213,12 @@ class TerminalManager:
                 return self.terminals[name].model()
         if cwd is not None and not isinstance(cwd, str):
             raise APIError(400, "'cwd' must be a string", "Bad Request")
-        name = name or self._free_name()
-        terminal = self._spawn(name, self.working_dir(cwd))
-        self.terminals[name] = terminal
+        with self.creating:  # starting a shell yields to other greenlets
+            if name in self.terminals:
+                return self.terminals[name].model()
+            name = name or self._free_name()
+            terminal = self._spawn(name, self.working_dir(cwd))
+            self.terminals[name] = terminal
         terminal.greenlets = [gevent.spawn(self._read, terminal), gevent.spawn(self._write, terminal)]
         log.info("terminal %s started in %s (pid %d)", name, terminal.cwd, terminal.process.pid)
         return terminal.model()
@@ -258,11 +263,12 @@ class TerminalManager:
             text = decoder.decode(data)
             if text:
                 terminal.touch()
-                seq = terminal.scrollback.append(text)
-                self.send([topic(terminal.name), b'{"event": "stdout", "seq": %d}' % seq, text.encode()])
+                encoded = text.encode()
+                seq = terminal.scrollback.append(text, len(encoded))
+                self.send([topic(terminal.name), b'{"event": "stdout", "seq": %d}' % seq, encoded])
         if not terminal.closed:
             log.info("terminal %s ended: its shell exited", terminal.name)
-            gevent.spawn(self.shutdown, terminal.name)
+            gevent.spawn(self.end, terminal)
 
     def _write(self, terminal: Terminal) -> None:
         """Write queued input to the pty, in order, waiting while the program is not reading."""
@@ -285,13 +291,18 @@ class TerminalManager:
         terminal.input.put(data.encode("utf-8", "surrogateescape"))
 
     def shutdown(self, name: str) -> None:
+        self.end(self.get(name))
+
+    def end(self, terminal: Terminal) -> None:
         """End the terminal: SIGHUP to its whole session (as a closing terminal would), then
-        SIGKILL to whatever is left; pages connected are told `disconnect`."""
-        terminal = self.get(name)
+        SIGKILL to whatever is left; pages connected are told `disconnect`. Once only: a
+        DELETE, the culler and the shell's own exit may all come at once."""
         if terminal.closed:
             return
         terminal.closed = True
-        self.terminals.pop(name, None)
+        name = terminal.name
+        if self.terminals.get(name) is terminal:
+            del self.terminals[name]
         leader = terminal.process.pid
         kill_session(leader, signal.SIGHUP)
         try:
@@ -309,7 +320,8 @@ class TerminalManager:
         log.info("terminal %s shut down", name)
 
     def shutdown_all(self) -> None:
-        gevent.joinall([gevent.spawn(self.shutdown, name) for name in list(self.terminals)], timeout=10)
+        gevent.joinall([gevent.spawn(self.end, terminal) for terminal in list(self.terminals.values())],
+                       timeout=10)
 
     # Connections, sizes, culling -----------------------------------------------------------
 
@@ -363,7 +375,7 @@ class TerminalManager:
             inactive = (now - terminal.last_activity).total_seconds()
             if inactive > timeout:
                 log.info("culling terminal %s, inactive for %.0f s", terminal.name, inactive)
-                gevent.spawn(self.shutdown, terminal.name)
+                gevent.spawn(self.end, terminal)
 
     def cull_forever(self) -> None:
         while True:
