@@ -33,14 +33,14 @@ def create_terminal() -> Response:
         name=optional_string(body, "name"), cwd=optional_string(body, "cwd")))
 
 
-@bp.get("/api/terminals/<name>")
-def get_terminal(name: str) -> Response:
-    return jsonify(state().kernels.get_terminal(name))
+@bp.get("/api/terminals/<terminal_name>")
+def get_terminal(terminal_name: str) -> Response:
+    return jsonify(state().kernels.get_terminal(terminal_name))
 
 
-@bp.delete("/api/terminals/<name>")
-def delete_terminal(name: str) -> tuple[str, int]:
-    state().kernels.delete_terminal(name)
+@bp.delete("/api/terminals/<terminal_name>")
+def delete_terminal(terminal_name: str) -> tuple[str, int]:
+    state().kernels.delete_terminal(terminal_name)
     return "", 204
 
 
