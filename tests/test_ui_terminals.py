@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from ui_tools import KnownError, Lab, Tree, log_in, needs_chromium, new_page
+from ui_tools import KnownError, Lab, Tree, Watch, log_in, needs_chromium, new_page
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 
@@ -55,17 +56,27 @@ def type_command(page: Page) -> None:
     page.keyboard.press("Enter")
 
 
+@contextmanager
+def watched(browser, server, path: str) -> Iterator[tuple[Page, Watch]]:
+    """A logged-in page on `path`, clean when done; the terminals it made are deleted after."""
+    page, watch = new_page(browser, [], KNOWN_ERRORS)
+    log_in(page, server, path)
+    try:
+        yield page, watch
+        watch.assert_clean()
+    finally:
+        page.context.close()
+        api = server.session()
+        for terminal in api.get(server.url + "api/terminals", timeout=30).json():
+            api.delete(server.url + f"api/terminals/{terminal['name']}", timeout=30)
+
+
 @pytest.fixture
 def lab(browser, server) -> Iterator[Lab]:
-    page, watch = new_page(browser, [], KNOWN_ERRORS)
-    log_in(page, server, "lab")
-    lab = Lab(page, watch)
-    lab.wait_ready()
-    yield lab
-    watch.assert_clean()
-    page.context.close()
-    for terminal in server.session().get(server.url + "api/terminals", timeout=30).json():
-        server.session().delete(server.url + f"api/terminals/{terminal['name']}", timeout=30)
+    with watched(browser, server, "lab") as (page, watch):
+        lab = Lab(page, watch)
+        lab.wait_ready()
+        yield lab
 
 
 def test_lab_launcher_opens_a_terminal_whose_output_survives_a_reload(lab, server):
@@ -85,14 +96,8 @@ def test_lab_launcher_opens_a_terminal_whose_output_survives_a_reload(lab, serve
 
 @pytest.fixture
 def tree(browser, server) -> Iterator[Tree]:
-    page, watch = new_page(browser, [], KNOWN_ERRORS)
-    log_in(page, server, "tree")
-    tree = Tree(page, watch)
-    yield tree
-    watch.assert_clean()
-    page.context.close()
-    for terminal in server.session().get(server.url + "api/terminals", timeout=30).json():
-        server.session().delete(server.url + f"api/terminals/{terminal['name']}", timeout=30)
+    with watched(browser, server, "tree") as (page, watch):
+        yield Tree(page, watch)
 
 
 def test_notebook_new_terminal_opens_a_terminal_whose_output_survives_a_reload(tree, server):
