@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import time
 from typing import Any
 
@@ -56,10 +55,14 @@ class TerminalSocket:
                 return match
             left = deadline - time.monotonic()
             assert left > 0, f"no {pattern!r} in the output: {self.output[-2000:]!r}"
-            # Wait here, not in recv: the server's pings would restart recv's own timeout.
-            if not select.select([self.ws.sock], [], [], min(left, 0.5))[0]:
+            # Short waits: recv answers the server's pings and reads on, so its own timeout,
+            # restarted by each ping, would never end.
+            self.ws.settimeout(min(left, 0.5))
+            try:
+                message = self.recv()
+            except websocket.WebSocketTimeoutException:
                 continue
-            if self.recv() is None:
+            if message is None:
                 raise AssertionError(f"closed before {pattern!r}: {self.output[-2000:]!r} {self.messages}")
 
     def wait_closed(self, timeout: float = 30) -> None:

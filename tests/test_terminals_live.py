@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 from kernelapp import wait_gone
-from live import TOKEN, start_nbflask
+from live import TOKEN, start_flask, start_nbflask
 from termws import TerminalSocket
 
 pytestmark = pytest.mark.slow
@@ -45,8 +45,9 @@ def server(tmp_path_factory):
     runtime = tmp / "runtime"
     runtime.mkdir(mode=0o700)
     (tmp / "fullscreen.py").write_text(FULLSCREEN)
+    (tmp / "notebooks" / "sub").mkdir(parents=True)
     config = {"terminals": {"shell_command": ["bash", "--norc", "--noprofile"],
-                            "env": {"PS1": "$ ", "FULLSCREEN": str(tmp / "fullscreen.py")},
+                            "env": {"PS1": "$ ", "EDITOR": "nano", "FULLSCREEN": str(tmp / "fullscreen.py")},
                             "scrollback_bytes": SCROLLBACK}}
     live = start_nbflask(tmp, config, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
     yield live
@@ -79,7 +80,7 @@ def test_setup_then_a_command_runs_in_the_store_root(server, terminal):
         assert term.recv() == ["setup", {}]
         term.type("echo nbflask-$((6*7)); pwd; echo TERM=$TERM\r")
         term.wait_for(r"nbflask-42\r\n")
-        assert str(server.url) and term.wait_for(r"\r\n(/\S+)\r\n").group(1).endswith("/notebooks")
+        term.wait_for(r"/notebooks\r\n")
         term.wait_for(r"TERM=xterm-256color")
 
 
@@ -189,3 +190,25 @@ def test_a_shell_that_exits_ends_its_terminal(server, api):
     while api.get(server.url + f"api/terminals/{name}").status_code != 404:
         assert time.monotonic() < deadline, "the ended terminal is still listed"
         time.sleep(0.1)
+
+
+def test_a_terminal_starts_in_the_folder_asked_for_with_the_configured_environment(server, api):
+    name = api.post(server.url + "api/terminals", json={"cwd": "sub"}).json()["name"]
+    try:
+        with connect(server, name) as term:
+            term.type("pwd; echo editor=$EDITOR token=${NBFLASK_AUTH_TOKEN:-none}\r")
+            term.wait_for(r"/notebooks/sub\r\n")
+            term.wait_for(r"editor=nano token=none\r\n")
+    finally:
+        api.delete(server.url + f"api/terminals/{name}")
+
+
+def test_terminals_work_under_flask_run_threads_too(tmp_path):
+    """`flask --app nbflask run`: real threads and plain ZeroMQ instead of gevent."""
+    config = {"terminals": {"shell_command": ["bash", "--norc", "--noprofile"]}}
+    with start_flask(tmp_path, config) as live:
+        name = live.session().post(live.url + "api/terminals").json()["name"]
+        with TerminalSocket(live.url, name, TOKEN) as term:
+            term.resize(20, 70)
+            term.type("echo threads-$((6*7)); stty size\r")
+            term.wait_for(r"threads-42\r\n20 70\r\n")
