@@ -45,7 +45,6 @@ IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<r
 RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
                       "update_display_data", "status"})  # iopub messages that change a cell's outputs
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
-PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
 def describe_exit(returncode: int) -> str:
@@ -237,9 +236,7 @@ class KernelManager:
         `idle`, or `dead` with the reason (told to connected clients like any death).
         """
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
-        env = {**os.environ, **kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())}
-        for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
-            env.pop(private, None)
+        env = runtime.child_environment({**kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())})
         command = kernel.spec.command(str(kernel.connection_file))
         kernel.execution_state = "starting"
         try:
@@ -493,11 +490,6 @@ class KernelManager:
                     log.info("kernel %s: connection %s went with its worker %d", kernel.kernel_id,
                              connection_id, worker)
                     self._depart(kernel, connection_id)
-
-    def prune_forever(self) -> None:
-        while True:
-            gevent.sleep(PRUNE_INTERVAL)
-            self.prune_connections()
 
     @staticmethod
     def _position(kernel: Kernel, msg_id: str, wait: float = 0.5) -> int | None:

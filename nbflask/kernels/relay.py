@@ -55,6 +55,32 @@ def receive(sock: Any) -> list[Any]:
     return [frame.bytes if len(frame) < ZERO_COPY else frame.buffer for frame in frames]
 
 
+def wake_reader(ws: Any) -> None:
+    """A reader may be waiting in `receive` for a frame that will never come: wake it up."""
+    event = getattr(ws, "event", None)
+    if event is not None:
+        event.set()
+
+
+def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str) -> bool:
+    """Ask the host for a hello on `topic` until one arrives on `events` (a SUB socket of the
+    host's event feed): from then on, nothing published on the topic can be missed. Other
+    messages seen meanwhile are dropped. False if no hello came within NUDGE_TIMEOUT."""
+    deadline = time.monotonic() + NUDGE_TIMEOUT
+    while time.monotonic() < deadline:
+        host.hello(topic, connection_id)
+        end = time.monotonic() + 0.1
+        while events.poll(max(0.0, end - time.monotonic()) * 1000):
+            frames = events.recv_multipart()
+            try:
+                event = wire.loads_object(frames[1], "event")
+            except (wire.WireError, IndexError):
+                continue
+            if event.get("event") == "hello" and event.get("connection_id") == connection_id:
+                return True
+    return False
+
+
 class Relay:
     def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
                  connection: dict[str, Any]) -> None:
@@ -211,7 +237,7 @@ class Relay:
                     self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
-            self.wake_reader()
+            wake_reader(self.ws)
 
     def note_execute(self, frames: list[bytes]) -> None:
         """An execute request: the host records its outputs for the cell JupyterLab and
@@ -286,15 +312,8 @@ class Relay:
             return None
 
     def confirm_events(self, events: Any) -> None:
-        """Ask the host for a hello until one arrives: then no news for us can be missed."""
-        deadline = time.monotonic() + NUDGE_TIMEOUT
-        while time.monotonic() < deadline:
-            self.host.hello(self.kernel_id, self.connection_id)
-            if events.poll(100):
-                event = wire.loads_object(events.recv_multipart()[-1], "event")
-                if event.get("event") == "hello" and event.get("connection_id") == self.connection_id:
-                    return
-        log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
+        if not confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
+            log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
 
     def close(self, code: int, message: str) -> None:
         try:
@@ -396,6 +415,8 @@ class Relay:
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""
+        if frames[0] != self.kernel_id.encode():
+            return True  # a topic our kernel's id begins (ZeroMQ subscribes by prefix)
         try:
             event = wire.loads_object(frames[-1], "event")
         except wire.WireError:
@@ -413,9 +434,3 @@ class Relay:
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True
-
-    def wake_reader(self) -> None:
-        """The reader may be waiting for a frame that will never come: wake it up."""
-        event = getattr(self.ws, "event", None)
-        if event is not None:
-            event.set()
