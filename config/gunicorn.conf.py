@@ -35,3 +35,9 @@ def on_exit(server):
     from nbflask.kernels import client
 
     client.stop_host()
+
+
+def post_worker_init(worker):
+    from nbflask.gevent_fixes import serve_accepted_connections_after_close
+
+    serve_accepted_connections_after_close()  # a recycled or reloaded worker drops no request
