@@ -84,6 +84,7 @@ class KernelSettings:
     replay_buffer_bytes: int = 16 * 1024 * 1024
     replay_buffer_age: int = 600
     transport: str = "ipc"
+    host: str = "own"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ HELP: dict[str, str] = {
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
+    "kernels.host": "own: the server starts its kernel host and stops it (and the kernels) when it stops;"
+                    " service: use the one `nbflask kernel-host` runs, so kernels outlive web restarts",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
 
@@ -371,6 +374,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('kernels', 'transport')}: kernels.transport: expected 'ipc' or 'tcp',"
             f" found {settings.kernels.transport!r}"
+        )
+    if settings.kernels.host not in ("own", "service"):
+        raise ConfigError(
+            f"{origin('kernels', 'host')}: kernels.host: expected 'own' or 'service',"
+            f" found {settings.kernels.host!r}"
         )
     if settings.kernels.replay_buffer_bytes > server.websocket_send_buffer:
         raise ConfigError(

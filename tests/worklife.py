@@ -53,11 +53,13 @@ class Follower:
         while not self.text:
             self.step(30)
 
-    def reconnect(self, url: str | None = None, deadline: float = 60) -> None:
-        """A new websocket of the same session (after a short pause, as a browser backs off)."""
+    def reconnect(self, url: str | None = None, cert: str | None = None, deadline: float = 60) -> None:
+        """A new websocket of the same session, to `url` and trusting `cert` if given (a new
+        server); retried until the server is back, as a browser does."""
         self.ks.close()
         if url:
             self.args = (url, *self.args[1:])
+        self.cert = cert or self.cert
         limit = time.monotonic() + deadline
         while True:
             try:

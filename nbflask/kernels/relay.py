@@ -210,16 +210,17 @@ class Relay:
             self.wake_reader()
 
     def host_died(self, pid: int | None) -> None:
-        """The kernel host is gone, and the kernel with it: say so, then hang up."""
-        reason = f"the kernel host (pid {pid}) died, and its kernels with it"
+        """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
+        reason, kernel_lost = self.host.departure(pid)
         log.warning("kernel %s: %s", self.kernel_id, reason)
-        status = wire.new_message("status", {"execution_state": "dead", "reason": reason},
-                                  session=self.session_id)
-        try:
-            self.send("iopub", status.parts())
-        except (ConnectionClosed, OSError):
-            return
-        self.close(1011, "kernel host died")
+        if kernel_lost:
+            status = wire.new_message("status", {"execution_state": "dead", "reason": reason},
+                                      session=self.session_id)
+            try:
+                self.send("iopub", status.parts())
+            except (ConnectionClosed, OSError):
+                return
+        self.close(1011, "kernel host died" if kernel_lost else "kernel host restarting")
 
     def replay(self) -> None:
         """Hand the client what it missed while away, then the live messages held meanwhile.
