@@ -129,8 +129,8 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         first.wait()
         with pytest.raises(ConnectionError, match="kernel host restarting"):
             while True:
-                message = ks.recv(timeout=20)
-                assert message["header"]["msg_type"] != "status" or message["content"]["execution_state"] != "dead"
+                message = ks.recv(timeout=20)  # the kernel lives: no `dead` status
+                assert message["content"].get("execution_state") != "dead"
         down = web.get("api/kernels")
         assert down.status_code == 503 and "kernel host service is not running" in down.json()["message"]
         os.kill(lost_pid, signal.SIGKILL)  # a kernel that ends while no host runs
@@ -144,7 +144,8 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         assert "lost while no kernel host ran" in gone.json()["message"]
         assert "process had exited" in gone.json()["message"]
         assert f"kernel {lost}: it was lost while no kernel host ran" in deployment.host_log()
-        assert f"kernel {kept} (pid {kept_pid}), left by kernel host {first.pid}, adopted" in deployment.host_log()
+        adopted = f"kernel {kept} (pid {kept_pid}), left by kernel host {first.pid}, adopted"
+        assert adopted in deployment.host_log()
         assert kernel_pid(kept) == kept_pid
         with KernelSocket(web.url, kept, TOKEN, session_id=ks.session_id, cert=str(web.cert)) as again:
             assert again.execute("print(x)").stream("stdout") == "42\n"  # the same kernel

@@ -53,7 +53,8 @@ PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker d
 def describe_exit(returncode: int) -> str:
     """Why a process ended, in words: the exit code, or the signal (and what it usually means)."""
     if returncode == UNKNOWN_EXIT:
-        return "the kernel process ended (it was adopted from an earlier kernel host: its exit code is unknown)"
+        return ("the kernel process ended (it was adopted from an earlier kernel host: its exit code"
+                " is unknown)")
     if returncode >= 0:
         return f"the kernel process exited with code {returncode}"
     number = -returncode
@@ -222,13 +223,17 @@ class KernelManager:
         kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
         try:
             if spec is None:
-                raise APIError(500, f"its kernelspec {connection.get('kernel_name')!r} is gone")
+                raise ValueError(f"its kernelspec {connection.get('kernel_name')!r} is gone")
             self._wait_ready(kernel, ADOPT_TIMEOUT)
-        except (APIError, KeyError, TypeError, ValueError) as exc:
+            problem = None
+        except APIError:
+            problem = f"it did not answer kernel_info within {ADOPT_TIMEOUT:g} s"
+        except (KeyError, TypeError, ValueError) as exc:  # a damaged file: no key, no ports
+            problem = f"it cannot be used: {exc}"
+        if problem is not None:
             kernel.monitor.kill(block=False)
             self._kill(kernel, kernel.process)
-            message = exc.message if isinstance(exc, APIError) else f"its connection file is unusable ({exc!r})"
-            return f"{gone}: it was stopped, as {message}"
+            return f"{gone}: {problem}, so it was stopped"
         kernel.execution_state = "idle"
         kernel.settled.set()
         kernel.watcher = gevent.spawn(self._watch, kernel, kernel.process)
