@@ -215,7 +215,7 @@ class KernelHost:
         try:
             sock.send(json.dumps({"op": op, "args": args}).encode())
             deadline = time.monotonic() + timeout
-            while not sock.poll(250):
+            while not zmqlib.poll(sock, 250):
                 if not runtime.pid_alive(pid):
                     raise APIError(503, f"the kernel host (pid {pid}) died while answering '{op}'",
                                    "KernelHostGone")

@@ -390,7 +390,7 @@ class KernelManager:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
-                if shell.poll(200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
+                if zmqlib.poll(shell, 200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
                     return
             raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
@@ -492,7 +492,8 @@ class KernelManager:
                 control.send_multipart(kernel.signer.serialize(request))
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
-                    if control.poll(200) and self._is_reply(kernel, control.recv_multipart(), request.msg_id):
+                    if zmqlib.poll(control, 200) and self._is_reply(kernel, control.recv_multipart(),
+                                                                     request.msg_id):
                         return
                 raise APIError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
             finally:

@@ -142,10 +142,10 @@ class Relay:
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
         self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
-        nudging = zmqlib.module().Poller()  # while confirming iopub: client requests wait
+        nudging = zmqlib.poller()  # while confirming iopub: client requests wait
         for sock in (sockets["shell"], sockets["iopub"], events):
             nudging.register(sock, zmq.POLLIN)
-        poller = zmqlib.module().Poller()
+        poller = zmqlib.poller()
         for sock in (*sockets.values(), events, pipe):
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
@@ -272,7 +272,7 @@ class Relay:
         deadline = time.monotonic() + NUDGE_TIMEOUT
         while time.monotonic() < deadline:
             self.host.hello(self.kernel_id, self.connection_id)
-            if events.poll(100):
+            if zmqlib.poll(events, 100):
                 event = wire.loads_object(events.recv_multipart()[-1], "event")
                 if event.get("event") == "hello" and event.get("connection_id") == self.connection_id:
                     return
