@@ -122,6 +122,8 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
     try:
         kept, lost = start_kernels(web, 2)
         kept_pid, lost_pid = kernel_pid(kept), kernel_pid(lost)
+        session = web.session().post(web.url + "api/sessions", timeout=60, json={
+            "path": "work.ipynb", "name": "work.ipynb", "type": "notebook", "kernel": {"id": kept}}).json()
         ks = KernelSocket(web.url, kept, TOKEN, cert=str(web.cert))
         assert ks.execute("x = 42; print(x)").stream("stdout") == "42\n"
 
@@ -147,6 +149,9 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         adopted = f"kernel {kept} (pid {kept_pid}), left by kernel host {first.pid}, adopted"
         assert adopted in deployment.host_log()
         assert kernel_pid(kept) == kept_pid
+        sessions = web.get("api/sessions").json()  # the notebook still knows its kernel
+        assert [(s["id"], s["path"], s["type"], s["kernel"]["id"]) for s in sessions] == [
+            (session["id"], "work.ipynb", "notebook", kept)]
         with KernelSocket(web.url, kept, TOKEN, session_id=ks.session_id, cert=str(web.cert)) as again:
             assert again.execute("print(x)").stream("stdout") == "42\n"  # the same kernel
         interrupted = web.session().post(web.url + f"api/kernels/{kept}/interrupt", timeout=30)

@@ -132,6 +132,7 @@ class Host:
         for stale in (paths.control_file, paths.events_file):
             stale.unlink(missing_ok=True)
         self.kernels.take_over()
+        self.sessions.restore()
         router = zmqlib.socket(zmq.ROUTER, bind=paths.control_url)
         self.events = zmqlib.socket(zmq.PUB, bind=paths.events_url, SNDHWM=0)
         os.chmod(paths.control_file, 0o600)

@@ -43,6 +43,7 @@ HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that o
 SERVICE_KEY = "nbflask_service"  # ... whether that host is the service one (its kernels outlive it)
 PID_KEY = "nbflask_kernel_pid"  # ... the kernel's process, which a new service host adopts
 CWD_KEY = "nbflask_cwd"  # ... and where it runs
+SESSIONS_KEY = "nbflask_sessions"  # ... and the sessions using it (the service host's kernels)
 UNKNOWN_EXIT = 256  # the "exit code" of an adopted kernel: no real one is this
 ADOPT_TIMEOUT = 10.0  # seconds a kernel left by a dead host has to answer kernel_info
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
@@ -146,6 +147,8 @@ class KernelManager:
         self.kernels: dict[str, Kernel] = {}
         self.lost: dict[str, str] = {}  # kernel id -> why it is gone (its host died)
         self.on_shutdown: list[Callable[[str], None]] = []
+        self.sessions_of: Callable[[str], list[dict[str, Any]]] = lambda kernel_id: []
+        self.adopted_sessions: list[dict[str, Any]] = []  # kept in the files of adopted kernels
 
     # Lookup ------------------------------------------------------------------------------
 
@@ -238,6 +241,10 @@ class KernelManager:
         kernel.settled.set()
         kernel.watcher = gevent.spawn(self._watch, kernel, kernel.process)
         self.kernels[kernel_id] = kernel
+        sessions = left.get(SESSIONS_KEY)
+        if isinstance(sessions, list):
+            self.adopted_sessions += [{**record, "kernel_id": kernel_id} for record in sessions
+                                      if isinstance(record, dict)]
         self._write_connection_file(kernel)
         log.info("kernel %s (pid %d), left by kernel host %d, adopted", kernel_id, pid, owner)
         return None
@@ -248,7 +255,16 @@ class KernelManager:
         extra = {HOST_KEY: os.getpid(), SERVICE_KEY: self.service, CWD_KEY: kernel.cwd}
         if kernel.process is not None:
             extra[PID_KEY] = kernel.process.pid
+        if self.service:
+            extra[SESSIONS_KEY] = self.sessions_of(kernel.kernel_id)
         runtime.write_private(kernel.connection_file, wire.dumps({**kernel.connection, **extra}))
+
+    def record_sessions(self, kernel_id: str) -> None:
+        """The service host keeps a kernel's sessions in its connection file, so a host that
+        adopts the kernel has them too."""
+        kernel = self.kernels.get(kernel_id)
+        if self.service and kernel is not None and kernel.connection_file.exists():
+            self._write_connection_file(kernel)
 
     def models(self) -> list[dict[str, Any]]:
         return [kernel.model() for kernel in list(self.kernels.values())]
