@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -187,3 +188,16 @@ def test_web_workers_without_the_service_host_say_how_to_start_it(tmp_path):
         assert web.get("api/status").status_code == 200
         assert requests.get(web.url + "api", verify=str(web.cert), timeout=30).status_code == 200
     assert kernel_files(deployment.runtime) == []
+
+
+def test_the_systemd_units_verify(tmp_path):
+    """`systemd-analyze verify` on both units, with this machine's paths to the programs."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (the units' ExecStart lines run in the tests above)")
+    for unit in ("nbflask-kernel-host.service", "nbflask-web.service"):
+        text = (CONFIG / unit).read_text().replace("/opt/nbflask/venv/bin/", f"{BIN}/")
+        (tmp_path / unit).write_text(text)
+    units = [str(path) for path in sorted(tmp_path.glob("*.service"))]
+    result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "nbflask" not in result.stderr, result.stderr  # no warning about our units
