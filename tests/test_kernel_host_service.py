@@ -121,8 +121,8 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
     first = deployment.start_host()
     web = deployment.start_web()
     try:
-        kept, lost = start_kernels(web, 2)
-        kept_pid, lost_pid = kernel_pid(kept), kernel_pid(lost)
+        kept, lost, frozen = start_kernels(web, 3)
+        kept_pid, lost_pid, frozen_pid = kernel_pid(kept), kernel_pid(lost), kernel_pid(frozen)
         session = web.session().post(web.url + "api/sessions", timeout=60, json={
             "path": "work.ipynb", "name": "work.ipynb", "type": "notebook", "kernel": {"id": kept}}).json()
         ks = KernelSocket(web.url, kept, TOKEN, cert=str(web.cert))
@@ -137,6 +137,7 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         down = web.get("api/kernels")
         assert down.status_code == 503 and "kernel host service is not running" in down.json()["message"]
         os.kill(lost_pid, signal.SIGKILL)  # a kernel that ends while no host runs
+        os.kill(frozen_pid, signal.SIGSTOP)  # one that runs but cannot answer
         assert wait_gone(lost_pid) and not wait_gone(kept_pid, timeout=1)
 
         second = deployment.start_host()  # systemd's Restart=on-failure
@@ -147,6 +148,9 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         assert "lost while no kernel host ran" in gone.json()["message"]
         assert "process had exited" in gone.json()["message"]
         assert f"kernel {lost}: it was lost while no kernel host ran" in deployment.host_log()
+        stuck = web.get(f"api/kernels/{frozen}").json()["message"]
+        assert "did not answer kernel_info within 10 s, so it was stopped" in stuck
+        assert wait_gone(frozen_pid)
         adopted = f"kernel {kept} (pid {kept_pid}), left by kernel host {first.pid}, adopted"
         assert adopted in deployment.host_log()
         assert kernel_pid(kept) == kept_pid

@@ -217,22 +217,24 @@ class KernelManager:
         connection = {key: value for key, value in left.items() if not key.startswith("nbflask_")}
         try:
             spec = kernelspecs.get(str(connection.get("kernel_name")))
-        except kernelspecs.NoSuchKernelSpec:
-            spec = None
+        except kernelspecs.NoSuchKernelSpec:  # it could not be restarted: stop it
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            return f"{gone}: its kernelspec {connection.get('kernel_name')!r} is gone, so it was stopped"
         replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
         cwd = left.get(CWD_KEY) if isinstance(left.get(CWD_KEY), str) else self.working_dir(None)
-        kernel = Kernel(kernel_id, spec or kernelspecs.get(self.settings["default"]), cwd, connection,
-                        path, replay, process=Adopted(pid), started_at=time.monotonic())
+        kernel = Kernel(kernel_id, spec, cwd, connection, path, replay, process=Adopted(pid),
+                        started_at=time.monotonic())
         kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
         try:
-            if spec is None:
-                raise ValueError(f"its kernelspec {connection.get('kernel_name')!r} is gone")
             self._wait_ready(kernel, ADOPT_TIMEOUT)
             problem = None
         except APIError:
             problem = f"it did not answer kernel_info within {ADOPT_TIMEOUT:g} s"
         except (KeyError, TypeError, ValueError) as exc:  # a damaged file: no key, no ports
-            problem = f"it cannot be used: {exc}"
+            problem = f"its connection file is unusable ({exc})"
         if problem is not None:
             kernel.monitor.kill(block=False)
             self._kill(kernel, kernel.process)
