@@ -43,6 +43,7 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    from nbflask.gevent_fixes import serve_accepted_connections_after_close
+    from nbflask import gunicorn_worker
 
-    serve_accepted_connections_after_close()  # a recycled or reloaded worker drops no request
+    gunicorn_worker.serve_accepted_connections_after_close()  # a retiring worker drops no request
+    gunicorn_worker.close_websockets_on_retirement(worker)  # ... nor keeps its websockets waiting

@@ -82,7 +82,7 @@ def test_a_killed_worker_is_replaced_and_its_clients_carry_on(tmp_path):
 
 
 def test_max_requests_recycling_keeps_kernels_and_output(tmp_path):
-    args = ["--max-requests", "30", "--graceful-timeout", "2"]
+    args = ["--max-requests", "30"]
     with start_gunicorn(tmp_path, tls=True, workers=WORKERS, args=args) as server:
         kernel_ids = start_kernels(server, 2)
         pids = {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids}
@@ -103,7 +103,7 @@ def test_max_requests_recycling_keeps_kernels_and_output(tmp_path):
 
 
 def test_sighup_reloads_every_worker_and_keeps_every_kernel(tmp_path):
-    with start_gunicorn(tmp_path, tls=True, workers=WORKERS, args=["--graceful-timeout", "2"]) as server:
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS) as server:
         kernel_ids = start_kernels(server, 2)
         pids = {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids}
         host = host_pid(server)
@@ -125,8 +125,7 @@ def test_sighup_reloads_every_worker_and_keeps_every_kernel(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_stopping_gunicorn_stops_its_kernels_and_orphans_nothing(tmp_path, sig):
-    # open websockets keep a stopping worker for its whole graceful timeout (30 s by default)
-    with start_gunicorn(tmp_path, tls=True, workers=WORKERS, args=["--graceful-timeout", "3"]) as server:
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS) as server:
         kernel_ids = start_kernels(server, 2)
         pids = [kernel_pid(kernel_id) for kernel_id in kernel_ids]
         host = host_pid(server)
@@ -134,7 +133,7 @@ def test_stopping_gunicorn_stops_its_kernels_and_orphans_nothing(tmp_path, sig):
         followers = spread_followers(server, kernel_ids, 2)
         run_cells(followers, counting(600))
         os.kill(server.proc.pid, sig)
-        server.proc.wait(30)
+        server.proc.wait(25)  # open websockets do not hold the workers for the graceful timeout (30 s)
         # before the test's own clean-up (which kills the process group) gets a chance
         for pid in (host, *pids, *children):
             assert wait_gone(pid), f"process {pid} outlived gunicorn"

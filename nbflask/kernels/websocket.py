@@ -21,6 +21,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,10 @@ TEXT, BINARY = 0x1, 0x2
 SLOW_CLIENT = 4008  # close code for a client whose unsent messages passed the send buffer
 SLOW_CLIENT_REASON = "client too slow: send buffer full; reconnect to catch up"
 CLOSE_TIMEOUT = 30.0  # seconds the last frames (the close among them) may take to go out
+GOING_AWAY = 1001  # close code when the server (this worker) stops: reconnect elsewhere
+
+_open: weakref.WeakSet[Websocket] = weakref.WeakSet()  # this process's open websockets
+_going_away: list[str] = []  # the reason, once close_all was called: later ones close at once
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -318,8 +323,12 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **optio
     """Accept the websocket (`options` as for Websocket), run `handler` until it returns, and
     end the HTTP exchange the way the server in use expects after an upgrade."""
     ws = Websocket(environ, **options)
+    _open.add(ws)
     try:
-        handler(ws)
+        if _going_away:  # accepted as the worker began to stop: send the client elsewhere
+            ws.close(GOING_AWAY, _going_away[0])
+        else:
+            handler(ws)
     except ConnectionClosed:
         pass
     except Exception:  # the HTTP exchange is over: log it, never write a response into the stream
@@ -330,7 +339,23 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **optio
         except (ConnectionClosed, OSError):
             pass
         ws.sock.drain()  # the server may only take the connection back once all is written
+        _open.discard(ws)
     return _AfterUpgrade(ws.mode)
+
+
+def close_all(reason: str) -> int:
+    """Close every open websocket of this process with GOING_AWAY (what each has already
+    taken is written first), and any opened later at once; returns how many were open. For
+    a worker that stops: its clients reconnect to another at once instead of hanging on
+    until it is killed."""
+    _going_away[:] = [reason]
+    closing = [ws for ws in list(_open) if ws.connected]
+    for ws in closing:
+        try:
+            ws.close(GOING_AWAY, reason)
+        except (ConnectionClosed, OSError):
+            pass
+    return len(closing)
 
 
 class _AfterUpgrade(Response):
