@@ -18,6 +18,11 @@ worker_class = "gevent"
 # Kernel websockets stay open for hours: gunicorn's worker timeout is about the heartbeat of
 # a worker, which gevent workers keep while connections are open.
 timeout = 60
+# What a proxy says (scheme, prefix, client) is nbflask's to trust, by server.trust_xheaders:
+# gunicorn's own defaults would take X-Forwarded-Proto and a SCRIPT_NAME header from any
+# process on loopback whatever that setting says.
+secure_scheme_headers = {}
+forwarder_headers = ""
 
 
 def on_starting(server):

@@ -28,9 +28,12 @@ from .blueprints import (
     notebook,
     pages,
     probes,
+    runs,
     sessions,
 )
 from .config import ConfigError, Settings, load_settings
+from .contents import Contents, Trust
+from .contents.recorded import RecordedOutputs
 from .frontend.service import open_frontends
 from .kernels.client import KernelHost
 from .kernels.endpoints import SocketPathTooLong
@@ -58,7 +61,7 @@ def _outside_prefix(base_url: str):
     @Request.application
     def app(request: Request) -> Response:
         if request.path == "/":
-            return redirect(base_url)
+            return redirect(request.script_root + base_url)
         return Response("Not found: this server lives under " + base_url, status=404)
 
     return app
@@ -84,13 +87,21 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         NBFLASK_VERSION=__version__,
     )
     store = open_store(settings.store, settings.source)
+    contents_service = Contents(store, Trust(), allow_hidden=settings.store.allow_hidden,
+                                max_checkpoints=settings.store.max_checkpoints,
+                                checkpoints=settings.store.checkpoints)
+    kernel_host = _kernel_host(settings)
+    recorded = RecordedOutputs(kernel_host, contents_service, settings.kernels.recording_save_interval)
     app.extensions[EXTENSION] = ServerState(
         settings=settings,
         token=_effective_token(settings),
         store=store,
-        kernels=_kernel_host(settings),
+        contents=contents_service,
+        kernels=kernel_host,
+        recorded=recorded,
         frontends=open_frontends(store),
     )
+    app.before_request(recorded.start)  # in the serving process: gunicorn's workers, not its master
 
     errors.init_app(app)
     request_rules.init_app(app)
@@ -108,13 +119,16 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(contents.bp)
     app.register_blueprint(files.bp)
     app.register_blueprint(kernels.bp)
+    app.register_blueprint(runs.bp)
     app.register_blueprint(kernelspecs.bp)
     app.register_blueprint(sessions.bp)
 
-    if settings.server.trust_xheaders:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    # Outermost first: a proxy's X-Forwarded-Prefix becomes SCRIPT_NAME, to which base_url
+    # then adds its own part, so /outer + /ipython/ is where the browser sees the server.
     if base_url != "/":
         app.wsgi_app = DispatcherMiddleware(
             _outside_prefix(base_url), {base_url.rstrip("/"): app.wsgi_app}
         )
+    if settings.server.trust_xheaders:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
     return app

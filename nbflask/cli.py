@@ -1,4 +1,4 @@
-"""The `nbflask` command: run, kernel-host, passwd, config init, list, stop.
+"""The `nbflask` command: run, kernel-host, passwd, config init, list, stop, doctor.
 
 `run` monkey-patches with gevent before anything imports Flask, ssl or zmq, so keep this
 module's top-level imports free of them.
@@ -127,8 +127,9 @@ def kernel_host(config: str | None, profile: str | None) -> None:
     settings = load_settings(config_file(config, profile))
     if settings.kernels.host != client.SERVICE:
         raise ConfigError(f"kernels.host is {settings.kernels.host!r} in {settings.source or 'the settings'}:"
-                          " set it to 'service' so the web servers use this kernel host instead of"
-                          " starting their own")
+                          " set it to 'service' (or NBFLASK_KERNELS_HOST=service, as the systemd units"
+                          " in config/ do) so the web servers use this kernel host instead of starting"
+                          " their own")
     host.run(client.host_config(settings))
 
 
@@ -224,6 +225,31 @@ def stop(port: int | None) -> None:
             return
         time.sleep(0.1)
     raise ConfigError(f"the server on port {info['port']} (pid {info['pid']}) did not stop within 10 s")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("url")
+@click.option("--token", metavar="T", help="A token the server accepts (else the URL's ?token=).")
+@click.option("--password", "ask_password", is_flag=True, help="Log in with the password (asked for).")
+@click.option("--cafile", metavar="PEM", help="Trust this CA (or self-signed certificate) for TLS.")
+@click.option("--timeout", type=float, default=10, show_default=True, help="Seconds to wait for each answer.")
+def doctor(url: str, token: str | None, ask_password: bool, cafile: str | None, timeout: float) -> None:
+    """Check a running deployment at URL from outside, as a browser meets it.
+
+    TLS and the certificate, authentication, the URL prefix, cookie flags, and a kernel
+    reached over a websocket (started and deleted again; needs a login by token or password).
+    One line per check with the fix; exit status 0 if all passed, 1 if not.
+    """
+    from .doctor import DoctorError, diagnose
+
+    if cafile and not Path(cafile).is_file():
+        fail(f"--cafile: no file at {cafile}")
+    password = click.prompt("Password", hide_input=True, err=True) if ask_password else None
+    try:
+        passed = diagnose(url, token=token, password=password, cafile=cafile, timeout=timeout, say=click.echo)
+    except DoctorError as exc:
+        fail(str(exc))
+    sys.exit(0 if passed else 1)
 
 
 if __name__ == "__main__":

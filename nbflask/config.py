@@ -83,6 +83,10 @@ class KernelSettings:
     ping_interval: int = 30
     replay_buffer_bytes: int = 16 * 1024 * 1024
     replay_buffer_age: int = 600
+    recording_bytes: int = 64 * 1024 * 1024
+    recording_age: int = 86400
+    recording_stream_chars: int = 1_000_000
+    recording_save_interval: int = 10
     transport: str = "ipc"
     host: str = "own"
 
@@ -156,6 +160,11 @@ HELP: dict[str, str] = {
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
+    "kernels.recording_bytes": "output bytes of recent cell runs the kernel host keeps per kernel (0: none)",
+    "kernels.recording_age": "seconds a finished cell run's outputs are kept by the kernel host",
+    "kernels.recording_stream_chars": "characters kept per stream output (the newest, and a note of the cut)",
+    "kernels.recording_save_interval": "seconds between saves of a running cell's outputs into a notebook no"
+                                       " page has open (at its end too; 0: never)",
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
     "kernels.host": "own: the server starts its kernel host and stops it (and the kernels) when it stops;"
                     " service: use the one `nbflask kernel-host` runs, so kernels outlive web restarts",
@@ -387,10 +396,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f" {settings.kernels.replay_buffer_bytes}: a replay that cannot fit would close the client"
             " again and again"
         )
-    for key in ("replay_buffer_bytes", "replay_buffer_age"):
+    for key in ("replay_buffer_bytes", "replay_buffer_age", "recording_bytes", "recording_age",
+                "recording_stream_chars", "recording_save_interval"):
         if getattr(settings.kernels, key) < 0:
+            what = "replay" if key.startswith("replay") else "recording"
             raise ConfigError(
-                f"{origin('kernels', key)}: kernels.{key}: expected 0 (no replay) or more,"
+                f"{origin('kernels', key)}: kernels.{key}: expected 0 (no {what}) or more,"
                 f" found {getattr(settings.kernels, key)}"
             )
     default_url = settings.ui.default_url

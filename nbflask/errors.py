@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import WebsocketMismatch
 
 from .api_error import APIError
 
@@ -48,6 +49,19 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError) -> Response:
         return json_error(error.status, error.message, error.reason)
+
+    @app.errorhandler(WebsocketMismatch)
+    def handle_websocket_mismatch(error: WebsocketMismatch) -> Response:
+        # Werkzeug's test for an upgrade; when it fails on a websocket route, the commonest
+        # cause is a proxy that drops Upgrade and Connection: say what is missing.
+        environ = request.environ
+        upgrading = (environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+                     and "upgrade" in environ.get("HTTP_CONNECTION", "").lower())
+        if upgrading:
+            return json_error(400, "This endpoint does not accept websocket upgrades", "Bad Request")
+        return json_error(400, "This endpoint only accepts websocket upgrades; the request came"
+                          " without 'Upgrade: websocket' and 'Connection: Upgrade' (a proxy in between"
+                          " may drop them)", "Bad Request")
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response | HTTPException:

@@ -16,6 +16,8 @@ from .clock import utcnow
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .contents import Contents
+    from .contents.recorded import RecordedOutputs
     from .frontend.service import FrontendService
     from .kernels.client import KernelHost
     from .stores.base import Store
@@ -30,7 +32,9 @@ class ServerState:
     settings: Settings
     token: str
     store: Store
+    contents: Contents
     kernels: KernelHost
+    recorded: RecordedOutputs
     frontends: FrontendService
     started: datetime = field(default_factory=utcnow)
     last_activity: datetime = field(default_factory=utcnow)
@@ -40,6 +44,7 @@ class ServerState:
 
     def close(self) -> None:
         """Stop what this app owns: its kernels first (they may be saving), then the store."""
+        self.recorded.stop()
         self.kernels.close()
         self.store.close()
 

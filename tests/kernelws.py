@@ -76,15 +76,18 @@ class Execution:
 
 
 class KernelSocket:
-    def __init__(self, base_url: str, kernel_id: str, token: str, *, v1: bool = False,
-                 session_id: str | None = None, timeout: float = 30, cert: str | None = None) -> None:
+    def __init__(self, base_url: str, kernel_id: str, token: str | None, *, v1: bool = False,
+                 session_id: str | None = None, timeout: float = 30, cert: str | None = None,
+                 cookie: str | None = None, origin: str | None = None) -> None:
+        """`token` in the URL, as API clients do; or `cookie` and `origin`, as a browser does."""
         self.session_id = session_id or uuid.uuid4().hex
         self.v1 = v1
         url = base_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
-        url += f"?session_id={self.session_id}&token={token}"
+        url += f"?session_id={self.session_id}" + (f"&token={token}" if token else "")
         self.ws = websocket.create_connection(url, timeout=timeout, subprotocols=[V1] if v1 else None,
                                               enable_multithread=True, skip_utf8_validation=True,
-                                              sslopt={"ca_certs": cert} if cert else None)
+                                              sslopt={"ca_certs": cert} if cert else None,
+                                              cookie=cookie, origin=origin)
         self.pending: list[dict[str, Any]] = []
 
     @property
@@ -92,14 +95,14 @@ class KernelSocket:
         return self.ws.getsubprotocol()
 
     def send(self, channel: str, msg_type: str, content: dict[str, Any], buffers: list[bytes] = (),
-             parent: dict[str, Any] | None = None) -> str:
+             parent: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> str:
         header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "username": "test",
                   "session": self.session_id, "date": "2026-01-01T00:00:00Z", "version": "5.3"}
         if self.v1:
-            parts = [json.dumps(x).encode() for x in (header, parent or {}, {}, content)]
+            parts = [json.dumps(x).encode() for x in (header, parent or {}, metadata or {}, content)]
             self.ws.send_binary(v1_pack(channel, parts + list(buffers)))
         else:
-            message = {"header": header, "parent_header": parent or {}, "metadata": {},
+            message = {"header": header, "parent_header": parent or {}, "metadata": metadata or {},
                        "content": content, "channel": channel, "buffers": []}
             self.ws.send(json.dumps(message))
         return header["msg_id"]

@@ -29,13 +29,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_cert(directory: Path, name: str = "mycert.pem") -> Path:
+def make_cert(directory: Path, name: str = "mycert.pem", days: int = 30) -> Path:
     """A self-signed certificate and key in one PEM, as the seed's openssl recipe makes it,
     plus subjectAltNames so clients can verify it on loopback."""
     path = directory / name
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "rsa:2048",
+            "openssl", "req", "-x509", "-nodes", "-days", str(days), "-newkey", "rsa:2048",
             "-keyout", str(path), "-out", str(path), "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
         ],
@@ -208,9 +208,12 @@ def start_flask(
 
 def start_gunicorn(
     tmp_path: Path, config: dict[str, Any] | None = None, *, tls: bool = False, workers: int = 3,
-    args: list[str] | None = None, env: dict[str, str] | None = None,
+    args: list[str] | None = None, env: dict[str, str] | None = None, mount: str = "",
 ) -> LiveServer:
-    """gunicorn with gevent workers and the project's `config/gunicorn.conf.py`."""
+    """gunicorn with gevent workers and the project's `config/gunicorn.conf.py`.
+
+    `mount`: the application root gunicorn mounts the app at (its SCRIPT_NAME), e.g. '/ipython'.
+    """
     merged, cert, port = _deployment(tmp_path, config, tls)
     merged["server"].pop("certfile", None)
     path = write_config(tmp_path, merged)
@@ -221,7 +224,24 @@ def start_gunicorn(
         *(["--certfile", str(cert), "--keyfile", str(cert)] if cert else []),
         *(args or []), "nbflask:create_app()",
     ]
+    url = _url(merged, port, tls)
+    if mount:
+        url = url.replace(f":{port}/", f":{port}{mount.rstrip('/')}/", 1)
+        env = {"SCRIPT_NAME": mount.rstrip("/"), **(env or {})}
     return LiveServer(
-        argv, _url(merged, port, tls), token=merged["auth"].get("token") or None, cert=cert,
+        argv, url, token=merged["auth"].get("token") or None, cert=cert,
         env={"NBFLASK_CONFIG": str(path), **(env or {})}, cwd=tmp_path, log=tmp_path / "server.log",
     )
+
+
+def run_doctor(url: str, *args: str, stdin: str = "") -> tuple[int, dict[str, str]]:
+    """Run `nbflask doctor` (away from any terminal, so a password is read from `stdin`);
+    its exit status and each check's line by name."""
+    done = subprocess.run([str(BIN / "nbflask"), "doctor", url, *args], input=stdin, capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = {}
+    for line in done.stdout.splitlines():
+        if line.startswith(("PASS", "FAIL")):
+            lines[line.split()[1]] = line
+    return done.returncode, lines

@@ -36,8 +36,25 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 def test_help_lists_every_command():
     result = nbflask("--help")
     assert result.returncode == 0
-    for command in ("run", "config", "list", "stop"):
+    for command in ("run", "config", "list", "stop", "doctor"):
         assert f"  {command} " in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ftp://host/"], "'ftp://host/' is not an http:// or https:// URL with a host name"),
+    (["https:///ipython/"], "is not an http:// or https:// URL with a host name"),
+    (["https://host:99999/"], "'https://host:99999/' has an invalid port"),
+    (["https://host/", "--cafile", "/nope/ca.pem"], "--cafile: no file at /nope/ca.pem"),
+])
+def test_doctor_refuses_what_it_cannot_check(args, message):
+    assert message in one_error_line(nbflask("doctor", *args))
+
+
+def test_doctor_says_when_nothing_listens():
+    result = nbflask("doctor", f"http://127.0.0.1:{free_port()}/")
+    assert result.returncode == 1
+    assert result.stdout.startswith("FAIL  tls       cannot connect to 127.0.0.1:")
+    assert "fix: start the server" in result.stdout
 
 
 BAD_CONFIGS = {

@@ -28,14 +28,24 @@ pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
+def unit_lines(unit: str, key: str) -> list[str]:
+    text = (CONFIG / unit).read_text().replace("\\\n", " ")
+    return [line.removeprefix(f"{key}=") for line in text.splitlines() if line.startswith(f"{key}=")]
+
+
 def exec_start(unit: str, replacements: dict[str, str]) -> list[str]:
     """The ExecStart command of a unit in config/, with its paths replaced by this test's."""
-    text = (CONFIG / unit).read_text().replace("\\\n", " ")
-    line = next(line for line in text.splitlines() if line.startswith("ExecStart="))
-    command = line.removeprefix("ExecStart=")
-    for old, new in {"/opt/nbflask/venv/bin/": f"{BIN}/", **replacements}.items():
+    (command,) = unit_lines(unit, "ExecStart")
+    for old, new in {"/srv/nbflask/venv/bin/": f"{BIN}/", **replacements}.items():
         command = command.replace(old, new)
     return shlex.split(command)
+
+
+def unit_environment(unit: str) -> dict[str, str]:
+    """The unit's Environment= settings, but for the paths (the test's own runtime folder)."""
+    found = dict(line.split("=", 1) for line in unit_lines(unit, "Environment"))
+    return {name: value for name, value in found.items()
+            if name not in ("NBFLASK_RUNTIME_DIR", "NBFLASK_CONFIG")}
 
 
 class Deployment:
@@ -43,17 +53,19 @@ class Deployment:
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        merged, self.cert, self.port = _deployment(tmp_path, {"kernels": {"host": "service"}}, tls=True)
+        merged, self.cert, self.port = _deployment(tmp_path, None, tls=True)  # the units say `service`
         merged["server"].pop("certfile")
         self.config = write_config(tmp_path, merged)
         self.runtime = Path(os.environ["NBFLASK_RUNTIME_DIR"])
         self.host: subprocess.Popen | None = None
 
     def start_host(self) -> subprocess.Popen:
-        argv = exec_start("nbflask-kernel-host.service", {"/etc/nbflask/nbflask.yaml": str(self.config)})
+        unit = "nbflask-kernel-host.service"
+        argv = exec_start(unit, {"/srv/nbflask/nbflask.yaml": str(self.config)})
         log = open(self.tmp_path / "host.log", "ab")
         self.host = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=self.tmp_path, start_new_session=True)
+                                     cwd=self.tmp_path, start_new_session=True,
+                                     env={**os.environ, **unit_environment(unit)})
         deadline = time.monotonic() + 60
         while self.host_pid() != self.host.pid:
             assert self.host.poll() is None, self.host_log()
@@ -71,11 +83,14 @@ class Deployment:
         return (self.tmp_path / "host.log").read_text(errors="replace")
 
     def start_web(self) -> LiveServer:
-        argv = exec_start("nbflask-web.service", {
-            "/opt/nbflask/src/config/": f"{CONFIG}/", "0.0.0.0:8888": f"127.0.0.1:{self.port}",
-            "/etc/nbflask/cert.pem": str(self.cert), "/etc/nbflask/key.pem": str(self.cert)})
+        """The web unit's gunicorn, serving TLS itself (as the unit's comment says how)."""
+        unit = "nbflask-web.service"
+        argv = exec_start(unit, {"/srv/nbflask/src/config/": f"{CONFIG}/",
+                                 "127.0.0.1:8888": f"127.0.0.1:{self.port}"})
+        argv[-1:-1] = ["--certfile", str(self.cert), "--keyfile", str(self.cert)]
         return LiveServer(argv, f"https://127.0.0.1:{self.port}/", cert=self.cert, cwd=self.tmp_path,
-                          env={"NBFLASK_CONFIG": str(self.config)}, log=self.tmp_path / "web.log")
+                          env={**unit_environment(unit), "NBFLASK_CONFIG": str(self.config)},
+                          log=self.tmp_path / "web.log")
 
     def stop_host(self, sig: int = signal.SIGTERM) -> None:
         if self.host is not None and self.host.poll() is None:
@@ -162,8 +177,10 @@ def test_a_restarted_kernel_host_adopts_live_kernels_and_reports_lost_ones(tmp_p
         interrupted = web.session().post(web.url + f"api/kernels/{kept}/interrupt", timeout=30)
         assert interrupted.status_code == 204
 
-        second_try = subprocess.run(exec_start("nbflask-kernel-host.service", {
-            "/etc/nbflask/nbflask.yaml": str(deployment.config)}), capture_output=True, text=True, timeout=60)
+        unit = "nbflask-kernel-host.service"
+        second_try = subprocess.run(exec_start(unit, {"/srv/nbflask/nbflask.yaml": str(deployment.config)}),
+                                    env={**os.environ, **unit_environment(unit)}, capture_output=True,
+                                    text=True, timeout=60)
         assert second_try.returncode != 0
         assert f"another kernel host service runs (pid {second.pid})" in second_try.stderr
         assert deployment.host_pid() == second.pid
@@ -199,7 +216,7 @@ def test_the_systemd_units_verify(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (the units' ExecStart lines run in the tests above)")
     for unit in ("nbflask-kernel-host.service", "nbflask-web.service"):
-        text = (CONFIG / unit).read_text().replace("/opt/nbflask/venv/bin/", f"{BIN}/")
+        text = (CONFIG / unit).read_text().replace("/srv/nbflask/venv/bin/", f"{BIN}/")
         (tmp_path / unit).write_text(text)
     units = [str(path) for path in sorted(tmp_path.glob("*.service"))]
     result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)

@@ -3,10 +3,7 @@ with config/behind-proxy.yaml's settings, under /ipython/."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,26 +11,13 @@ import requests
 import websocket
 import yaml
 from kernelws import KernelSocket
-from live import TOKEN, free_port, make_cert, start_gunicorn
-from tools import needs_package, program
+from live import TOKEN, make_cert, start_gunicorn
+from proxy import NGINX, start_example_nginx
+from tools import needs_package
 
 REPO = Path(__file__).resolve().parent.parent
-NGINX = program("nginx", "/usr/sbin/nginx")
 
 pytestmark = [pytest.mark.slow, needs_package(NGINX, "nginx-light")]
-
-
-def site_config(tmp_path: Path, port: int, upstream: int, cert: Path) -> str:
-    text = (REPO / "config" / "nginx.conf").read_text()
-    for old, new in {
-        "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
-        "server 127.0.0.1:8888;": f"server 127.0.0.1:{upstream};",
-        "/etc/ssl/certs/notebooks.pem": str(cert),
-        "/etc/ssl/private/notebooks.key": str(cert),
-    }.items():
-        assert old in text, f"config/nginx.conf no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
 
 
 @pytest.fixture
@@ -44,36 +28,13 @@ def proxied(tmp_path):
     settings["store"]["root_dir"] = str(tmp_path / "notebooks")
     settings["auth"]["token"] = TOKEN
     backend = start_gunicorn(tmp_path, settings, workers=2)
-    port = free_port()
-    cert = make_cert(tmp_path, "nginx.pem")
-    (tmp_path / "site.conf").write_text(site_config(tmp_path, port, backend.port, cert))
-    temp = tmp_path / "nginx-temp"
-    temp.mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    temp_paths = "".join(f"  {kind}_temp_path {temp}/{kind};\n" for kind in kinds)
-    (tmp_path / "nginx.conf").write_text(
-        f"{user}daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\n"
-        f"error_log {tmp_path}/nginx.log;\nevents {{}}\nhttp {{\n  access_log off;\n{temp_paths}"
-        f"  include {tmp_path}/site.conf;\n}}\n"
-    )
-    assert NGINX, "nginx is not installed: apt-get install nginx-light"
-    nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")])
-    url = f"https://127.0.0.1:{port}/ipython/"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(url + "api", verify=str(cert), timeout=2)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline or nginx.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield url, cert
+        nginx = start_example_nginx(tmp_path / "nginx", backend.port, make_cert(tmp_path, "nginx.pem"))
+        try:
+            yield nginx.url, nginx.cert
+        finally:
+            nginx.stop()
     finally:
-        nginx.terminate()
-        nginx.wait(10)
         backend.stop()
 
 

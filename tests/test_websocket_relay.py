@@ -242,7 +242,9 @@ def test_shutting_the_kernel_down_closes_its_websockets(server, api):
 
 def test_websocket_errors_are_plain_http(server):
     session = server.session()
-    assert session.get(server.url + "api/kernels/nope/channels").status_code == 400
+    plain = session.get(server.url + "api/kernels/nope/channels")
+    assert plain.status_code == 400
+    assert "only accepts websocket upgrades" in plain.json()["message"]
     with pytest.raises(websocket.WebSocketBadStatusException) as missing:
         connect(server, "no-such-kernel")
     assert missing.value.status_code == 404

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..contents import Contents, IfMatch, Reply, Trust
+from ..contents import Contents, IfMatch, Reply
 from ..errors import APIError, json_error
 from ..state import state
 from ..stores.base import StoreError
@@ -24,28 +23,13 @@ from .bodies import json_object
 bp = Blueprint("contents", __name__, url_prefix="/api/contents")
 log = logging.getLogger(__name__)
 
-EXTENSION = "nbflask.contents"
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 STREAM_CHUNK = 1 << 20
 
 
-@bp.record_once
-def _open_service(setup: Any) -> None:
-    """One contents service per app, over the store the app opened."""
-    server = setup.app.extensions["nbflask"]
-    settings = server.settings.store
-    setup.app.extensions[EXTENSION] = Contents(
-        server.store,
-        Trust(),
-        allow_hidden=settings.allow_hidden,
-        max_checkpoints=settings.max_checkpoints,
-        checkpoints=settings.checkpoints,
-    )
-
-
 def contents() -> Contents:
     """The contents service of the current app (also used by the /files/ blueprint)."""
-    return current_app.extensions[EXTENSION]
+    return state().contents
 
 
 @bp.app_errorhandler(RequestEntityTooLarge)

@@ -67,8 +67,6 @@ def restart_kernel(kernel_id: str) -> Response:
 @bp.route("/<kernel_id>/channels", websocket=True)
 def channels(kernel_id: str) -> Response:
     server = state()
-    if not websocket.is_upgrade(request.environ):
-        raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
     connection = server.kernels.connection_info(kernel_id)
     session_id = request.args.get("session_id", "")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..errors import APIError
 from ..kernels import websocket
 from ..state import state
 
@@ -22,9 +21,6 @@ bp = Blueprint("probes", __name__)
 
 @bp.route("/api/events/subscribe", websocket=True)
 def events() -> Response:
-    if not websocket.is_upgrade(request.environ):
-        raise APIError(400, "This endpoint only accepts websocket upgrades", "Bad Request")
-
     def listen(ws: websocket.Websocket) -> None:
         while ws.receive() is not None:
             pass

@@ -2,9 +2,10 @@
 
 A pip-installed extension such as ipywidgets' `jupyterlab_widgets` drops a folder with a
 `package.json` into `share/jupyter/labextensions` (`<name>/` or `@scope/<name>/`). The folders
-searched are Jupyter's data path (jupyter_core: the user's, the environment's, the system's),
-first found wins, as in JupyterLab. The page config lists each one; the server serves its
-`static/` files and its settings schemas.
+searched are nbflask's own (`nbflask/labextensions`, built from `frontend/`), then Jupyter's
+data path (jupyter_core: the user's, the environment's, the system's); first found wins, as in
+JupyterLab. The page config lists each one; the server serves its `static/` files and its
+settings schemas.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ class Extension:
         return entry
 
 
+BUNDLED = Path(__file__).resolve().parent.parent / "labextensions"  # nbflask's own, prebuilt
+
+
 def search_path() -> list[Path]:
-    """The labextensions folders, highest priority first."""
-    return [Path(folder) for folder in jupyter_path("labextensions")]
+    """The labextensions folders, highest priority first: nbflask's own (they speak its API),
+    then Jupyter's data path."""
+    return [BUNDLED, *(Path(folder) for folder in jupyter_path("labextensions"))]
 
 
 def _read(package_json: Path) -> Extension | None:

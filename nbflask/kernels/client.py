@@ -281,6 +281,15 @@ class KernelHost:
         except zmq.Again:
             pass  # the host is not reading (gone or stuck): the relay notices that on its own
 
+    def executing(self, sock: Any, kernel_id: str, cell_id: str | None, header: bytes) -> None:
+        """Tell the host, without waiting, that a websocket sent the execute request with this
+        header for notebook cell `cell_id`: its outputs are recorded for that cell."""
+        request = json.dumps({"op": "executing", "args": {"kernel_id": kernel_id, "cell_id": cell_id}})
+        try:
+            sock.send_multipart([request.encode(), header], zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the host is not reading; the run is still recorded, without its cell
+
     def hello(self, kernel_id: str, connection_id: str) -> None:
         self._call("hello", kernel_id=kernel_id, connection_id=connection_id)
 
@@ -301,6 +310,30 @@ class KernelHost:
             messages.append(frames[:count])
             frames = frames[count:]
         return messages, result["seen"], result["dropped"]
+
+    # Cell runs -----------------------------------------------------------------------------
+
+    def run_code(self, kernel_id: str, code: str, cell_id: str | None = None,
+                 path: str | None = None) -> dict[str, Any]:
+        return self._lifecycle("run_code", kernel_id=kernel_id, code=code, cell_id=cell_id, path=path)
+
+    def get_run(self, kernel_id: str, run_id: str) -> dict[str, Any]:
+        return self._call("get_run", kernel_id=kernel_id, run_id=run_id)
+
+    def list_runs(self, kernel_id: str, cell_id: str | None = None) -> list[dict[str, Any]]:
+        return self._call("list_runs", kernel_id=kernel_id, cell_id=cell_id)
+
+    def wait_run(self, kernel_id: str, run_id: str, after: int, timeout: float) -> dict[str, Any]:
+        """The run once it has changed since version `after`, or as it is after `timeout` s."""
+        args = {"kernel_id": kernel_id, "run_id": run_id, "after": after, "timeout": timeout}
+        return self._exchange("wait_run", timeout + 10, args)[0]
+
+    def runs_to_save(self, interval: float) -> list[dict[str, Any]]:
+        """Runs this worker should write into their notebooks now (see `RecordedOutputs`)."""
+        return self._call("runs_to_save", worker=os.getpid(), interval=interval)
+
+    def run_saved(self, kernel_id: str, run_id: str, version: int) -> None:
+        self._call("run_saved", kernel_id=kernel_id, run_id=run_id, version=version, worker=os.getpid())
 
     # Sessions ------------------------------------------------------------------------------
 

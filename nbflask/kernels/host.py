@@ -30,6 +30,7 @@ class Host:
         import gevent.event
         import gevent.lock
 
+        from .executions import Executions
         from .manager import KernelManager
         from .sessions import SessionRegistry
 
@@ -37,6 +38,7 @@ class Host:
         self.owner_pid = owner_pid
         self.kernels = KernelManager(config, self.publish)
         self.sessions = SessionRegistry(self.kernels)
+        self.executions = Executions(self.kernels, self.sessions)
         self.stopping = gevent.event.Event()
         self.send_lock = gevent.lock.Semaphore()
         self.events: Any = None
@@ -49,7 +51,7 @@ class Host:
                 self.events.send_multipart([kernel_id.encode(), wire.dumps(event)])
 
     def operations(self) -> dict[str, Any]:
-        kernels, sessions = self.kernels, self.sessions
+        kernels, sessions, executions = self.kernels, self.sessions, self.executions
         return {
             "counts": kernels.counts,
             "list_kernels": kernels.models,
@@ -65,6 +67,12 @@ class Host:
                 kernel_id, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,
             "replay": kernels.replay,
+            "run_code": executions.run,
+            "get_run": executions.get,
+            "list_runs": executions.list,
+            "wait_run": executions.wait,
+            "runs_to_save": executions.to_save,
+            "run_saved": executions.saved,
             "list_sessions": sessions.list,
             "get_session": lambda session_id: sessions.model(sessions.get(session_id)),
             "create_session": sessions.create,
@@ -74,7 +82,7 @@ class Host:
 
     def notices(self) -> dict[str, Any]:
         """Operations that get no reply, each with one raw frame after the request."""
-        return {"progress": self.kernels.progress}
+        return {"progress": self.kernels.progress, "executing": self.kernels.executing}
 
     def handle(self, router: Any, frames: list[bytes]) -> None:
         from ..api_error import APIError

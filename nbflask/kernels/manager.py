@@ -33,6 +33,7 @@ from ..api_error import APIError
 from ..clock import isoformat, utcnow
 from . import endpoints, kernelspecs, wire, zmqlib
 from .kernelspecs import KernelSpec
+from .outputs import Execution, Recording
 from .replay import ReplayBuffer
 
 log = logging.getLogger("nbflask.kernels")
@@ -47,6 +48,8 @@ SESSIONS_KEY = "nbflask_sessions"  # ... and the sessions using it (the service 
 UNKNOWN_EXIT = 256  # the "exit code" of an adopted kernel: no real one is this
 ADOPT_TIMEOUT = 10.0  # seconds a kernel left by a dead host has to answer kernel_info
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
+RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
+                      "update_display_data", "status"})  # iopub messages that change a cell's outputs
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
@@ -98,6 +101,7 @@ class Kernel:
     connection: dict[str, Any]
     connection_file: Path
     replay: ReplayBuffer
+    recording: Recording
     process: subprocess.Popen | Adopted | None = None
     execution_state: str = "starting"
     last_activity: datetime = field(default_factory=utcnow)
@@ -149,6 +153,7 @@ class KernelManager:
         self.on_shutdown: list[Callable[[str], None]] = []
         self.sessions_of: Callable[[str], list[dict[str, Any]]] = lambda kernel_id: []
         self.adopted_sessions: list[dict[str, Any]] = []  # kept in the files of adopted kernels
+        self.on_output: list[Callable[[Kernel, Execution], None]] = []  # a recorded run changed
 
     # Lookup ------------------------------------------------------------------------------
 
@@ -223,9 +228,8 @@ class KernelManager:
             except (ProcessLookupError, PermissionError):
                 pass
             return f"{gone}: its kernelspec {connection.get('kernel_name')!r} is gone, so it was stopped"
-        replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
         cwd = left.get(CWD_KEY) if isinstance(left.get(CWD_KEY), str) else self.working_dir(None)
-        kernel = Kernel(kernel_id, spec, cwd, connection, path, replay, process=Adopted(pid),
+        kernel = Kernel(kernel_id, spec, cwd, connection, path, *self._buffers(), process=Adopted(pid),
                         started_at=time.monotonic())
         kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
         try:
@@ -250,6 +254,12 @@ class KernelManager:
         self._write_connection_file(kernel)
         log.info("kernel %s (pid %d), left by kernel host %d, adopted", kernel_id, pid, owner)
         return None
+
+    def _buffers(self) -> tuple[ReplayBuffer, Recording]:
+        """A new kernel's iopub replay buffer and recording of its runs, bounded as configured."""
+        return (ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"]),
+                Recording(self.settings["recording_bytes"], self.settings["recording_age"],
+                          self.settings["recording_stream_chars"]))
 
     def _write_connection_file(self, kernel: Kernel) -> None:
         """The kernel's connection file: what the kernel reads, and what a new host needs to
@@ -325,8 +335,8 @@ class KernelManager:
         if connection_file.exists():
             raise APIError(409, f"Kernel id {kernel_id} is in use: a kernel with that id is starting"
                                 " or stopping, or another server of this user runs one", "KernelIdInUse")
-        replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
-        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay)
+        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file,
+                        *self._buffers())
         self._write_connection_file(kernel)
         try:
             self._spawn(kernel, wait=False)
@@ -664,16 +674,49 @@ class KernelManager:
                     head = wire.loads_object(parts[0], "header")
                     kernel.touch()
                     kernel.replay.append(str(head.get("msg_id")), frames)
-                    if head.get("msg_type") == "status":
+                    msg_type = str(head.get("msg_type"))
+                    if msg_type == "status":
                         kernel.signer.verify(signature, parts)
                         state = wire.loads_object(parts[3], "content").get("execution_state")
                         # a kernel's own `starting` may come after its kernel_info reply was seen
                         if isinstance(state, str) and not (state == "starting" and kernel.settled.is_set()):
                             kernel.execution_state = state
+                    self._record(kernel, msg_type, signature, parts)
                 except wire.WireError as exc:
                     log.warning("kernel %s: dropped an iopub message: %s", kernel.kernel_id, exc)
         finally:
             sub.close()
+
+    def _record(self, kernel: Kernel, msg_type: str, signature: bytes, parts: list[bytes]) -> None:
+        """Apply an iopub message to the kernel's recording: outputs outlive every client."""
+        if not kernel.recording.enabled or msg_type not in RECORDED:
+            return
+        parent = wire.loads_object(parts[1], "parent_header").get("msg_id")
+        parent = parent if isinstance(parent, str) else None
+        if (msg_type not in ("execute_input", "update_display_data")
+                and parent not in kernel.recording.executions):
+            return  # not a cell run: kernel_info, completions, comm traffic
+        if msg_type == "stream":  # plain text: unsigned would be harmless, and it is the bulk
+            execution = kernel.recording.apply_stream(parent, bytes(parts[3]))
+        else:
+            if msg_type != "status":
+                kernel.signer.verify(signature, parts)  # only signed rich outputs go into a notebook
+            execution = kernel.recording.apply(msg_type, parent, wire.loads_object(parts[3], "content"))
+        if execution is not None:
+            for callback in self.on_output:
+                callback(kernel, execution)
+
+    def executing(self, kernel_id: str, cell_id: str | None, header: bytes) -> None:
+        """A client sent an execute request (the header given) from notebook cell `cell_id`."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None or not kernel.recording.enabled:
+            return
+        try:
+            msg_id = wire.loads_object(header, "header").get("msg_id")
+        except wire.WireError:
+            return
+        if isinstance(msg_id, str):
+            kernel.recording.expect(msg_id, cell_id if isinstance(cell_id, str) else None, None)
 
     def cull_idle(self) -> None:
         """Shut down kernels idle longer than cull_idle_timeout (connected/busy ones if allowed)."""

@@ -186,6 +186,8 @@ class Relay:
                         frames = pipe.recv_multipart()
                         if frames == [STOP]:
                             return
+                        if frames[0] == b"shell":
+                            self.note_execute(frames)
                         sockets[frames[0].decode()].send_multipart(frames[1:])
                     else:
                         self.to_client(channel_of[sock], receive(sock), nudges)
@@ -208,6 +210,21 @@ class Relay:
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             self.wake_reader()
+
+    def note_execute(self, frames: list[bytes]) -> None:
+        """An execute request: the host records its outputs for the cell JupyterLab and
+        Notebook 7 name in its metadata (`cellId`), for whoever opens the notebook next."""
+        header = frames[3]  # channel, delimiter, signature, header, parent, metadata, content
+        if b'"execute_request"' not in header:
+            return
+        try:
+            if wire.loads_object(header, "header").get("msg_type") != "execute_request":
+                return
+            cell_id = wire.loads_object(frames[5], "metadata").get("cellId")
+        except wire.WireError:
+            return
+        cell_id = cell_id if isinstance(cell_id, str) else None
+        self.host.executing(self.progress, self.kernel_id, cell_id, header)
 
     def host_died(self, pid: int | None) -> None:
         """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""

@@ -61,6 +61,10 @@ class SessionRegistry:
             raise APIError(404, f"Session not found: {session_id}")
         return session
 
+    def paths_of(self, kernel_id: str) -> list[str]:
+        """The notebooks kernel `kernel_id` runs for."""
+        return [session.path for session in self.sessions.values() if session.kernel_id == kernel_id]
+
     def list(self) -> list[dict[str, Any]]:
         return [self.model(session) for session in list(self.sessions.values())]
 

@@ -315,10 +315,6 @@ class Websocket(Server):
             raise ConnectionClosed(SLOW_CLIENT, SLOW_CLIENT_REASON)
 
 
-def is_upgrade(environ: dict[str, Any]) -> bool:
-    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-
-
 def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **options: Any) -> Response:
     """Accept the websocket (`options` as for Websocket), run `handler` until it returns, and
     end the HTTP exchange the way the server in use expects after an upgrade."""

@@ -1,0 +1,181 @@
+"""Outputs recorded from iopub messages come out as JupyterLab would show them, in nbformat."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from nbflask.kernels.outputs import Recording, apply_controls
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("plain\ntext\n", "plain\ntext\n"),
+    ("10%\r50%\r100%\n", "100%\n"),
+    ("loading...\rdone\n", "doneing...\n"),
+    ("abc\b\bX\n", "aXc\n"),
+    ("windows\r\nline\r\n", "windows\nline\n"),
+    ("\b\bstart", "start"),
+])
+def test_carriage_returns_and_backspaces_apply_as_in_a_terminal(raw, shown):
+    assert apply_controls(raw) == shown
+
+
+def test_a_progress_bar_written_in_many_messages_ends_as_its_last_state():
+    recording = fresh()
+    record(recording, "r", ("execute_input", {"execution_count": 1}),
+           ("stream", {"name": "stdout", "text": "start\n"}),
+           *[("stream", {"name": "stdout", "text": f"\r{n:3}%"}) for n in range(0, 101, 10)],
+           ("stream", {"name": "stdout", "text": "\ndone\n"}))
+    assert recording.executions["r"].notebook_outputs()[0]["text"] == "start\n100%\ndone\n"
+
+
+def record(recording: Recording, parent: str, *messages: tuple[str, dict]) -> None:
+    for msg_type, content in messages:
+        recording.apply(msg_type, parent, content)
+
+
+def fresh() -> Recording:
+    return Recording(max_bytes=1 << 20, max_age=3600, max_stream=1000)
+
+
+def test_an_execution_becomes_valid_notebook_outputs():
+    recording = fresh()
+    recording.expect("req-1", "cell-a", "nb.ipynb")
+    record(recording, "req-1",
+           ("status", {"execution_state": "busy"}),
+           ("execute_input", {"code": "x", "execution_count": 7}),
+           ("stream", {"name": "stdout", "text": "a\n"}),
+           ("stream", {"name": "stdout", "text": "b\n"}),
+           ("stream", {"name": "stderr", "text": "warn\n"}),
+           ("stream", {"name": "stdout", "text": "c\n"}),
+           ("display_data", {"data": {"text/plain": "shown"}, "metadata": {}}),
+           ("execute_result", {"data": {"text/plain": "42"}, "metadata": {}, "execution_count": 7}),
+           ("status", {"execution_state": "idle"}))
+    execution = recording.executions["req-1"]
+    model = execution.model()
+    assert (model["cell_id"], model["path"], model["execution_count"], model["status"]) == \
+        ("cell-a", "nb.ipynb", 7, "ok")
+    assert [o["output_type"] for o in model["outputs"]] == \
+        ["stream", "stream", "stream", "display_data", "execute_result"]
+    assert model["outputs"][0]["text"] == "a\nb\n"
+    cell = nbformat.v4.new_code_cell("x", outputs=[nbformat.from_dict(o) for o in model["outputs"]],
+                                     execution_count=7)
+    nbformat.validate(nbformat.v4.new_notebook(cells=[cell]))
+    assert recording.running() == []
+
+
+def test_clear_output_at_once_and_with_wait():
+    recording = fresh()
+    record(recording, "r", ("execute_input", {"execution_count": 1}),
+           ("stream", {"name": "stdout", "text": "old\n"}),
+           ("clear_output", {"wait": True}))
+    assert [o["text"] for o in recording.executions["r"].notebook_outputs()] == ["old\n"]  # still shown
+    record(recording, "r", ("stream", {"name": "stdout", "text": "new\n"}))
+    assert [o["text"] for o in recording.executions["r"].notebook_outputs()] == ["new\n"]
+    record(recording, "r", ("clear_output", {"wait": False}))
+    assert recording.executions["r"].outputs == []
+
+
+def test_update_display_data_reaches_the_display_in_an_earlier_cell():
+    recording = fresh()
+    record(recording, "first", ("execute_input", {"execution_count": 1}),
+           ("display_data", {"data": {"text/plain": "0%"}, "metadata": {},
+                             "transient": {"display_id": "bar"}}),
+           ("status", {"execution_state": "idle"}))
+    record(recording, "second", ("execute_input", {"execution_count": 2}),
+           ("update_display_data", {"data": {"text/plain": "100%"}, "metadata": {},
+                                    "transient": {"display_id": "bar"}}))
+    assert recording.executions["first"].outputs[0]["data"] == {"text/plain": "100%"}
+    assert recording.executions["second"].outputs == []
+
+
+def test_errors_and_replies_set_the_status():
+    recording = fresh()
+    record(recording, "r", ("execute_input", {"execution_count": 3}),
+           ("error", {"ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": ["tb"]}),
+           ("status", {"execution_state": "idle"}))
+    assert recording.executions["r"].status == "error"
+    assert recording.executions["r"].outputs[0]["ename"] == "ZeroDivisionError"
+    recording.expect("s", None, None)
+    recording.finish("s", "aborted")
+    assert recording.executions["s"].status == "aborted"
+
+
+def test_messages_of_no_execution_are_not_recorded():
+    recording = fresh()
+    record(recording, "info", ("status", {"execution_state": "busy"}),
+           ("stream", {"name": "stdout", "text": "from a comm\n"}))
+    assert recording.executions == {}
+
+
+def test_a_huge_stream_keeps_its_newest_part_and_says_what_was_cut():
+    recording = Recording(max_bytes=1 << 20, max_age=3600, max_stream=100)
+    record(recording, "r", ("execute_input", {"execution_count": 1}),
+           *[("stream", {"name": "stdout", "text": f"line {i:04}\n"}) for i in range(100)],
+           ("stream", {"name": "stdout", "text": "tail"}))
+    execution = recording.executions["r"]
+    text = execution.notebook_outputs()[0]["text"]
+    note, kept = text.split("\n", 1)
+    assert kept.endswith("line 0099\ntail") and kept.startswith("line 0091\n")  # whole lines
+    assert note == "[nbflask: 910 earlier characters of this stream were dropped]"
+
+
+def test_old_executions_go_first_once_the_recording_is_full_but_a_running_one_stays():
+    recording = Recording(max_bytes=4000, max_age=3600, max_stream=10_000)
+    record(recording, "running", ("execute_input", {"execution_count": 1}),
+           ("stream", {"name": "stdout", "text": "x" * 1000}))
+    for n in range(10):
+        record(recording, f"done-{n}", ("execute_input", {"execution_count": n + 2}),
+               ("stream", {"name": "stdout", "text": "y" * 1000}), ("status", {"execution_state": "idle"}))
+    assert "running" in recording.executions
+    assert "done-9" in recording.executions and "done-0" not in recording.executions
+    assert recording.size <= 4000 + 1100
+    assert recording.dropped >= 6
+
+
+def raw(name: str, text: str, compact: bool = False) -> bytes:
+    """A stream message's content as jupyter_client serialises it (or as orjson would)."""
+    separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps({"name": name, "text": text}, ensure_ascii=False, separators=separators).encode()
+
+
+def test_streams_taken_unparsed_come_out_as_parsed_ones():
+    messages = [("stdout", "a\n"), ("stdout", "10%"), ("stdout", "\r50%"), ("stderr", "warn é\n"),
+                ("stdout", "\r100%\n"), ("stdout", "tab\tquote\" back\\slash\n")]
+    parsed, unparsed = fresh(), fresh()
+    for recording in (parsed, unparsed):
+        recording.apply("execute_input", "r", {"execution_count": 1})
+    for index, (name, text) in enumerate(messages):
+        parsed.apply("stream", "r", {"name": name, "text": text})
+        assert unparsed.apply_stream("r", raw(name, text, compact=index % 2 == 1)) is not None
+    assert unparsed.executions["r"].notebook_outputs() == parsed.executions["r"].notebook_outputs()
+    assert [o["name"] for o in parsed.executions["r"].notebook_outputs()] == ["stdout", "stderr", "stdout"]
+    assert unparsed.apply_stream("not-a-run", raw("stdout", "x")) is None
+    assert unparsed.apply_stream("r", b"{not json") is None
+
+
+def test_a_huge_unparsed_stream_stays_bounded_and_says_about_how_much_was_cut():
+    recording = Recording(max_bytes=1 << 30, max_age=3600, max_stream=10_000)
+    recording.apply("execute_input", "r", {"execution_count": 1})
+    line = "y" * 999 + "\n"
+    for _ in range(2000):  # 2 MB of text through a 10,000 character stream
+        recording.apply_stream("r", raw("stdout", line))
+    stream = recording.executions["r"].outputs[0]["text"]
+    assert stream.raw_bytes < 100_000  # dropped unparsed, not kept
+    note, kept = recording.executions["r"].notebook_outputs()[0]["text"].split("\n", 1)
+    assert kept == line * 10
+    cut = int(note.split("about ")[1].split()[0])
+    assert abs(cut - 1_990_000) < 20_000  # 1,990,000 characters, counted from their bytes
+    assert recording.size < 100_000
+
+
+def test_many_tiny_unparsed_messages_are_parsed_before_they_pile_up():
+    recording = Recording(max_bytes=1 << 30, max_age=3600, max_stream=1000)
+    recording.apply("execute_input", "r", {"execution_count": 1})
+    for _ in range(100_000):
+        recording.apply_stream("r", raw("stdout", "."))
+    stream = recording.executions["r"].outputs[0]["text"]
+    assert stream.raw_bytes <= 8 * 1000 + 65536 and stream.length <= 1000
+    assert recording.executions["r"].notebook_outputs()[0]["text"].endswith("." * 1000)
