@@ -28,7 +28,8 @@ from typing import Any
 
 from flask import Response
 from simple_websocket import ConnectionClosed, Server
-from wsproto.events import BytesMessage, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+from wsproto.frame_protocol import CloseReason
 
 log = logging.getLogger("nbflask.kernels.websocket")
 
@@ -280,6 +281,21 @@ class Websocket(Server):
                             if key != "HTTP_SEC_WEBSOCKET_EXTENSIONS"}
         self.raw_frames = "HTTP_SEC_WEBSOCKET_EXTENSIONS" not in self.environ
         super().handshake()
+
+    def close(self, reason: int | None = None, message: str | None = None) -> None:
+        """Send the close frame and end. Nothing is taken after it: `connected` falls before
+        the frame is queued, so a message another greenlet sends meanwhile (a close from
+        outside the relay: a worker that stops) cannot slip in behind it, counted as written
+        while the client stops reading at the close."""
+        if not self.connected:
+            raise ConnectionClosed(self.close_reason, self.close_message)
+        self.connected = False
+        frame = self.ws.send(CloseConnection(reason or CloseReason.NORMAL_CLOSURE, message))
+        try:
+            self.sock.send(frame)
+        except BrokenPipeError:
+            pass
+        self.sock.close()
 
     def send(self, data: str | bytes) -> None:
         """Send one text (str) or binary message."""
