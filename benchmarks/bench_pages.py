@@ -140,17 +140,19 @@ def wait_usable(page: Page, traffic: Traffic, started: float) -> Load:
     return Load(drawn, time.perf_counter() - started, traffic.received, traffic.requests)
 
 
-def shut_down_kernels(server: LiveServer) -> None:
+def shut_down_kernels(server: LiveServer, keep: frozenset[str] = frozenset()) -> None:
+    """Every session and kernel but the kernels in `keep` (another benchmark's)."""
     client = server.session()
     for session in client.get(server.url + "api/sessions", timeout=30).json():
         client.delete(server.url + "api/sessions/" + session["id"], timeout=30)
     for kernel in client.get(server.url + "api/kernels", timeout=30).json():
-        client.delete(server.url + "api/kernels/" + kernel["id"], timeout=30)
+        if kernel["id"] not in keep:
+            client.delete(server.url + "api/kernels/" + kernel["id"], timeout=30)
 
 
-def cold_then_warm(browser, server: LiveServer) -> tuple[Load, Load]:
-    """A cold load in a fresh context with no kernel running, then a warm reload."""
-    shut_down_kernels(server)
+def cold_then_warm(browser, server: LiveServer, keep: frozenset[str] = frozenset()) -> tuple[Load, Load]:
+    """A cold load in a fresh context with no kernel of its own running, then a warm reload."""
+    shut_down_kernels(server, keep)
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()

@@ -30,6 +30,7 @@ from .blueprints import (
     probes,
     runs,
     sessions,
+    terminals,
 )
 from .config import ConfigError, Settings, load_settings
 from .contents import Contents, Trust
@@ -122,6 +123,8 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.register_blueprint(runs.bp)
     app.register_blueprint(kernelspecs.bp)
     app.register_blueprint(sessions.bp)
+    if settings.terminals.enabled:
+        app.register_blueprint(terminals.bp)
 
     # Outermost first: a proxy's X-Forwarded-Prefix becomes SCRIPT_NAME, to which base_url
     # then adds its own part, so /outer + /ipython/ is where the browser sees the server.

@@ -92,6 +92,17 @@ class KernelSettings:
 
 
 @dataclass(frozen=True)
+class TerminalSettings:
+    enabled: bool = True
+    shell_command: list[str] = field(default_factory=list)
+    root_dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cull_inactive_timeout: int = 0
+    cull_interval: int = 300
+    scrollback_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True)
 class UISettings:
     default_url: str = "/tree"
 
@@ -102,6 +113,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     kernels: KernelSettings = field(default_factory=KernelSettings)
+    terminals: TerminalSettings = field(default_factory=TerminalSettings)
     ui: UISettings = field(default_factory=UISettings)
     source: str | None = None
 
@@ -119,6 +131,7 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "store": StoreSettings,
     "kernels": KernelSettings,
+    "terminals": TerminalSettings,
     "ui": UISettings,
 }
 
@@ -168,6 +181,13 @@ HELP: dict[str, str] = {
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
     "kernels.host": "own: the server starts its kernel host and stops it (and the kernels) when it stops;"
                     " service: use the one `nbflask kernel-host` runs, so kernels outlive web restarts",
+    "terminals.enabled": "serve Jupyter's terminals (/api/terminals, their websocket); false: no such routes",
+    "terminals.shell_command": "command a terminal runs, e.g. [bash, -l]; [] = the user's login shell (-l)",
+    "terminals.root_dir": "folder terminals start in; null = store.root_dir (file store), else home",
+    "terminals.env": "extra environment variables for terminals, e.g. {EDITOR: nano}",
+    "terminals.cull_inactive_timeout": "stop terminals without input or output this many seconds; 0 = never",
+    "terminals.cull_interval": "seconds between checks for inactive terminals",
+    "terminals.scrollback_bytes": "recent output kept per terminal for pages that (re)connect (newest kept)",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
 }
 
@@ -183,6 +203,10 @@ def _describe_type(annotation: Any, plural: bool = False) -> str:
         return " or ".join(_describe_type(a) for a in args) + " or null"
     if origin is list:
         return "a list of " + _describe_type(typing.get_args(annotation)[0], plural=True)
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        keys, values = _describe_type(key_type, plural=True), _describe_type(value_type, plural=True)
+        return f"a mapping of {keys} to {values}"
     if plural:
         return {int: "integers", float: "numbers", str: "strings"}.get(annotation, str(annotation))
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
@@ -204,6 +228,11 @@ def _coerce(annotation: Any, value: Any) -> Any:
             except TypeError:
                 pass
         raise TypeError
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        if not isinstance(value, Mapping):
+            raise TypeError
+        return {_coerce(key_type, k): _coerce(value_type, v) for k, v in value.items()}
     if origin is list:
         (item,) = typing.get_args(annotation)
         if isinstance(value, str):
@@ -404,6 +433,23 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
                 f"{origin('kernels', key)}: kernels.{key}: expected 0 (no {what}) or more,"
                 f" found {getattr(settings.kernels, key)}"
             )
+    terminals = settings.terminals
+    if terminals.cull_inactive_timeout < 0 or terminals.cull_interval <= 0:
+        raise ConfigError(
+            f"{origin('terminals', 'cull_interval')}: terminals.cull_*: expected positive seconds"
+            " (cull_inactive_timeout 0 = never)"
+        )
+    if not 0 < terminals.scrollback_bytes <= server.websocket_send_buffer:
+        raise ConfigError(
+            f"{origin('terminals', 'scrollback_bytes')}: terminals.scrollback_bytes: expected 1 to"
+            f" server.websocket_send_buffer ({server.websocket_send_buffer}),"
+            f" found {terminals.scrollback_bytes}"
+        )
+    if terminals.root_dir is not None and not Path(terminals.root_dir).expanduser().is_dir():
+        raise ConfigError(
+            f"{origin('terminals', 'root_dir')}: terminals.root_dir: expected a folder, found no folder"
+            f" at '{terminals.root_dir}'"
+        )
     default_url = settings.ui.default_url
     if not default_url.startswith("/") or default_url.startswith("//") or "\\" in default_url:
         raise ConfigError(

@@ -81,6 +81,18 @@ def secret(name: str, nbytes: int = 32) -> bytes:
     return create_once(runtime_dir() / name, nbytes)
 
 
+PRIVATE_ENV = ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER")
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a process the server starts for its user (a kernel, a terminal's
+    shell): ours plus `extra`, without the server's own secrets."""
+    env = {**os.environ, **extra}
+    for private in PRIVATE_ENV:
+        env.pop(private, None)
+    return env
+
+
 def pid_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not count: it has exited but waits to be reaped)."""
     try:

@@ -140,6 +140,17 @@ class LiveServer:
         self.stop()
 
 
+def own_folders(directory: Path) -> dict[str, str]:
+    """Environment giving a server started by a module-scoped fixture its own runtime, user
+    data and user config folders: such fixtures run before the per-test isolation, and the
+    user's real folders would carry workspaces and settings from one run into the next."""
+    folders = {"NBFLASK_RUNTIME_DIR": "runtime", "NBFLASK_DATA_DIR": "userdata",
+               "NBFLASK_CONFIG_DIR": "userconfig"}
+    for name in folders.values():
+        (directory / name).mkdir(mode=0o700, exist_ok=True)
+    return {variable: str(directory / name) for variable, name in folders.items()}
+
+
 def write_config(directory: Path, config: dict[str, Any], name: str = "nbflask.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -245,3 +256,23 @@ def run_doctor(url: str, *args: str, stdin: str = "") -> tuple[int, dict[str, st
         if line.startswith(("PASS", "FAIL")):
             lines[line.split()[1]] = line
     return done.returncode, lines
+
+
+def workers_serving(master_pid: int, port: int) -> set[int]:
+    """Pids of the gunicorn workers holding an open connection on the server's port."""
+    import psutil
+
+    serving = set()
+    for child in psutil.Process(master_pid).children():
+        if "nbflask.kernels.host" in " ".join(child.cmdline()):
+            continue
+        if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+               for c in child.net_connections(kind="tcp")):
+            serving.add(child.pid)
+    return serving
+
+
+def fresh_request(method: str, url: str) -> requests.Response:
+    """A request on a new TCP connection, so any gunicorn worker may take it."""
+    headers = {"Authorization": f"token {TOKEN}", "Connection": "close"}
+    return requests.request(method, url, headers=headers, timeout=60)

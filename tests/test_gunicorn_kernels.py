@@ -6,33 +6,14 @@ import json
 import os
 import time
 
-import psutil
 import pytest
 import requests
 from kernelapp import wait_gone
 from kernelws import SLEEP, KernelSocket, replies_to, sleeping
-from live import TOKEN, start_gunicorn
+from live import TOKEN, fresh_request, start_gunicorn, workers_serving
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
-
-
-def workers_serving(master_pid: int, port: int) -> set[int]:
-    """Pids of the gunicorn workers holding an open connection on the server's port."""
-    serving = set()
-    for child in psutil.Process(master_pid).children():
-        if "nbflask.kernels.host" in " ".join(child.cmdline()):
-            continue
-        if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
-               for c in child.net_connections(kind="tcp")):
-            serving.add(child.pid)
-    return serving
-
-
-def fresh_request(method: str, url: str) -> requests.Response:
-    """A request on a new TCP connection, so the kernel may hand it to any worker."""
-    headers = {"Authorization": f"token {TOKEN}", "Connection": "close"}
-    return requests.request(method, url, headers=headers, timeout=60)
 
 
 def test_a_kernel_started_through_one_worker_is_used_through_all(tmp_path):

@@ -63,7 +63,7 @@ def test_every_page_carries_the_page_config_its_front_end_reads(files, url, fron
     assert config["settingsUrl"] == "/lab/api/settings" and config["fullSettingsUrl"] == "/lab/api/settings"
     for key in ("themesUrl", "listingsUrl", "workspacesApiUrl", "translationsApiUrl", "labextensionsUrl"):
         assert config[key].startswith("/lab/") and config["full" + key[0].upper() + key[1:]] == config[key]
-    assert config["terminalsAvailable"] is False
+    assert config["terminalsAvailable"] is True  # terminals.enabled, as in Jupyter
     assert config["exposeAppInBrowser"] is False
     assert config["token"] == ""  # same-origin pages authenticate by cookie; no token in the HTML
     assert isinstance(config["federated_extensions"], list)

@@ -419,6 +419,38 @@ def test_checkpoints_create_list_restore(store):
     assert store.read("n.ipynb") == b"version 2"
 
 
+def test_save_tells_a_new_file_from_a_replaced_one(store):
+    entry, new = store.save("s.ipynb", b"first")
+    assert new and entry.etag == store.stat("s.ipynb").etag
+    entry, new = store.save("s.ipynb", b"second")
+    assert not new and entry.etag == store.stat("s.ipynb").etag and store.read("s.ipynb") == b"second"
+    store.mkdir("folder")
+    with pytest.raises(InvalidPath):
+        store.save("folder", b"x")
+    with pytest.raises(NotFound):
+        store.save("missing/s.ipynb", b"x")
+    with pytest.raises(Conflict):
+        store.save("s.ipynb", b"third", if_match="not-the-etag")
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_ensure_checkpoint_makes_one_only_when_there_is_none(store, single):
+    store.save("e.ipynb", b"version 1")
+    store.ensure_checkpoint("e.ipynb", single=single, new=True)
+    [first] = store.list_checkpoints("e.ipynb")
+    assert first.id == SINGLE_CHECKPOINT or not single
+    store.save("e.ipynb", b"version 2")
+    store.ensure_checkpoint("e.ipynb", single=single)
+    assert store.list_checkpoints("e.ipynb") == [first]
+    store.delete_checkpoint("e.ipynb", first.id)
+    store.ensure_checkpoint("e.ipynb", single=single)
+    [again] = store.list_checkpoints("e.ipynb")
+    store.restore_checkpoint("e.ipynb", again.id)
+    assert store.read("e.ipynb") == b"version 2"
+    with pytest.raises(NotFound):
+        store.ensure_checkpoint("gone.ipynb", single=single, new=True)
+
+
 def test_delete_checkpoint(store):
     store.write("n.ipynb", b"x")
     checkpoint = store.create_checkpoint("n.ipynb")

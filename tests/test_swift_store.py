@@ -400,3 +400,30 @@ def test_the_log_in_examples_in_the_docs_are_valid_settings() -> None:
                 open_store(settings.store)
         else:
             assert isinstance(open_store(settings.store), SwiftStore)
+
+
+# ---------------------------------------------------------------------------- request economy
+
+
+def test_a_notebook_save_costs_five_requests_new_and_four_existing(store: SwiftStore, monkeypatch) -> None:
+    """Each Swift request is a round trip to a server that may be far away: a save of a new
+    notebook is HEAD, listing (a folder there?), PUT, HEAD, COPY (its first checkpoint); of an
+    existing one HEAD, PUT, HEAD, one-entry checkpoint listing (docs/stores.md)."""
+    store.save("warm.ipynb", b"{}")  # the container and the token are made before counting
+    made: list[str] = []
+    real = Connection._retry
+
+    def counted(self: Connection, reset: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(func.__name__)
+        return real(self, reset, func, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "_retry", counted)
+    entry, new = store.save("n.ipynb", b"version 1")
+    store.ensure_checkpoint("n.ipynb", single=True, new=new)
+    assert new and made == ["head_object", "get_container", "put_object", "head_object", "copy_object"]
+    made.clear()
+    entry, new = store.save("n.ipynb", b"version 2")
+    store.ensure_checkpoint("n.ipynb", single=True, new=new)
+    assert not new and made == ["head_object", "put_object", "head_object", "get_container"]
+    assert [c.id for c in store.list_checkpoints("n.ipynb")] == ["checkpoint"]
+    assert store.read("n.ipynb") == b"version 2" and entry == store.stat("n.ipynb")

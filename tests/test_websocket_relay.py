@@ -263,3 +263,21 @@ def test_kernels_under_a_url_prefix(tmp_path):
         assert started.headers["Location"].startswith("/ipython/api/kernels/")
         with connect(prefixed, started.json()["id"], v1=True) as ks:
             assert ks.execute("print('prefixed')").stream("stdout") == "prefixed\n"
+
+
+def test_news_of_a_kernel_whose_id_extends_ours_is_not_ours(server, api):
+    """Host events are published by kernel id, and ZeroMQ subscribes by prefix: shutting down
+    kernel `a-b-c-d-ef` must not close the websocket of kernel `a-b-c-d-e`."""
+    ids = ["nb-flask-prefix-kernel-e", "nb-flask-prefix-kernel-ef"]
+    for kernel_id in ids:
+        assert api.post(server.url + "api/kernels", json={"kernel_id": kernel_id}).status_code == 201
+    try:
+        with connect(server, ids[0]) as ks:
+            marker = ks.send("shell", "kernel_info_request", {})
+            ks.wait_for(replies_to(marker), timeout=90)
+            assert api.delete(server.url + f"api/kernels/{ids[1]}").status_code == 204
+            time.sleep(1)
+            marker = ks.send("shell", "kernel_info_request", {})
+            ks.wait_for(replies_to(marker))  # still connected
+    finally:
+        api.delete(server.url + f"api/kernels/{ids[0]}")

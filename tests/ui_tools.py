@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from live import TOKEN, LiveServer, start_nbflask
+from live import TOKEN, LiveServer, own_folders, start_nbflask
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, sync_playwright
 from tools import needs_package, program
 
@@ -90,7 +90,8 @@ DEPLOYMENTS = {
 @pytest.fixture(scope="module", params=list(DEPLOYMENTS))
 def server(request, tmp_path_factory) -> Iterator[LiveServer]:
     """A real `nbflask run` with real kernels, one per deployment, shared by a module's tests."""
-    with start_nbflask(tmp_path_factory.mktemp(request.param), DEPLOYMENTS[request.param]) as live:
+    tmp = tmp_path_factory.mktemp(request.param)
+    with start_nbflask(tmp, DEPLOYMENTS[request.param], env=own_folders(tmp)) as live:
         live.uses_password = "auth" in DEPLOYMENTS[request.param]
         yield live
 

@@ -129,8 +129,10 @@ def header_token() -> str | None:
 
 
 def is_api_request() -> bool:
-    """API calls (Jupyter's and the front-ends' `/lab/api/`) get 403, never a login redirect."""
-    return request.path == "/api" or request.path.startswith(("/api/", "/lab/api/"))
+    """API calls (Jupyter's and the front-ends' `/lab/api/`) and websockets (a terminal's lives
+    outside /api) get 403, never a login redirect."""
+    return (request.path == "/api" or request.path.startswith(("/api/", "/lab/api/"))
+            or request.headers.get("Upgrade", "").lower() == "websocket")
 
 
 def log_in() -> None:

@@ -10,6 +10,7 @@ from ..errors import APIError
 from ..kernels import websocket, wire
 from ..kernels.relay import Relay
 from ..state import state
+from . import upgrade
 from .bodies import json_object
 
 bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
@@ -75,10 +76,5 @@ def channels(kernel_id: str) -> Response:
                      connection=connection)
         link.run()
 
-    return websocket.serve(
-        request.environ, relay, subprotocols=[wire.V1_SUBPROTOCOL],
-        compression=server.settings.server.websocket_compression,
-        ping_interval=server.settings.kernels.ping_interval,
-        max_message_size=server.settings.server.max_body_size,
-        send_buffer=server.settings.server.websocket_send_buffer,
-    )
+    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL])
+

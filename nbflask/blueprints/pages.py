@@ -36,7 +36,8 @@ def render_page(
     frontend = frontends.assets.lab if app == "lab" else frontends.assets.notebook
     config = page_config(
         app, frontends.assets, frontends.extensions, base_url(),
-        allow_hidden=server.settings.store.allow_hidden, **options,
+        allow_hidden=server.settings.store.allow_hidden, terminals=server.settings.terminals.enabled,
+        **options,
     )
     html = render_template(
         "frontend.html",

@@ -130,12 +130,6 @@ class Contents:
             model["message"] = message
         return Reply(model, entry.etag, entry.last_modified)
 
-    def _first_checkpoint(self, path: str) -> None:
-        """Notebooks always have a checkpoint to revert to, as in Jupyter: when a save leaves
-        one without any, make it. Saves never add one otherwise."""
-        if not self.store.list_checkpoints(path):
-            self.store.create_checkpoint(path, single=self.single_checkpoint)
-
     def _child(self, directory: str, name: str) -> str:
         return f"{directory}/{name}" if directory else name
 
@@ -220,23 +214,25 @@ class Contents:
         if kind not in KINDS:
             kind = "file"
         expected = self._expected_etag(path, if_match)
-        existed = self.store.exists(path)
         if "chunk" in body:
+            existed = self.store.exists(path)
             return self._save_chunk(path, kind, body, expected), not existed and body["chunk"] in (1, -1)
         if kind == "directory":
+            existed = self.store.exists(path)
             return self._save_directory(path, existed), not existed
-        if "content" not in body and existed:
+        if "content" not in body and self.store.exists(path):
             raise BadContent("No file content provided")
         if kind == "notebook":
             nb = notebooks.from_model(body.pop("content")) if "content" in body else notebooks.new()
             self.trust.sign_if_trusted(nb)
             data, message = notebooks.dumps(nb)
             del nb
-            entry = self.store.write(path, data, if_match=expected)
-            self._first_checkpoint(path)
-            return self._reply(entry, "notebook", message), not existed
-        entry = self.store.write(path, self._file_bytes(body, path), if_match=expected)
-        return self._reply(entry, "file"), not existed
+            entry, new = self.store.save(path, data, if_match=expected)
+            # Notebooks always have a checkpoint to revert to, as in Jupyter.
+            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=new)
+            return self._reply(entry, "notebook", message), new
+        entry, new = self.store.save(path, self._file_bytes(body, path), if_match=expected)
+        return self._reply(entry, "file"), new
 
     def _save_chunk(self, path: str, kind: str, body: dict[str, Any], expected: str | None) -> Reply:
         """One chunk of an upload as JupyterLab sends big files: `chunk` 1, 2, 3, ..., then -1.
@@ -308,7 +304,7 @@ class Contents:
             nb = notebooks.new()
             self.trust.sign_if_trusted(nb)
             entry = self.store.write(path, notebooks.dumps(nb)[0])
-            self._first_checkpoint(path)
+            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=True)
             return self._reply(entry, "notebook")
         return self._reply(self.store.write(path, b""), "file")
 
@@ -321,7 +317,7 @@ class Contents:
         name = names.copy_name(entry.name, self._taken(directory))
         copied = self.store.copy(source, self._child(directory, name))
         if kind_of(copied) == "notebook":
-            self._first_checkpoint(copied.path)
+            self.store.ensure_checkpoint(copied.path, single=self.single_checkpoint, new=True)
         return self._reply(copied)
 
     # -- rename, delete ----------------------------------------------------------------

@@ -53,6 +53,7 @@ def page_config(
     notebook_page: str | None = None,
     mode: str = "multiple-document",
     allow_hidden: bool = False,
+    terminals: bool = False,
 ) -> dict[str, Any]:
     """The page config of one page; `base_url` is the prefix the browser sees, ending in '/'."""
     frontend = assets.lab if app == "lab" else assets.notebook
@@ -76,7 +77,7 @@ def page_config(
         "preferredPath": "/",
         "defaultWorkspace": "default",
         "notebookStartsKernel": True,
-        "terminalsAvailable": False,
+        "terminalsAvailable": terminals,
         "exposeAppInBrowser": False,
         # Shows File > Log Out (and Shut Down, which /api/shutdown refuses politely).
         "quitButton": True,

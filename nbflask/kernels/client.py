@@ -68,6 +68,7 @@ def host_config(settings: Any) -> dict[str, Any]:
     return {
         "service": settings.kernels.host == SERVICE,
         "kernels": dataclasses.asdict(settings.kernels),
+        "terminals": dataclasses.asdict(settings.terminals),
         "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir)),
         "store_class": settings.store.class_name,
     }
@@ -290,8 +291,10 @@ class KernelHost:
         except zmq.Again:
             pass  # the host is not reading; the run is still recorded, without its cell
 
-    def hello(self, kernel_id: str, connection_id: str) -> None:
-        self._call("hello", kernel_id=kernel_id, connection_id=connection_id)
+    def hello(self, topic: str, connection_id: str) -> None:
+        """Ask for a `hello` event on `topic` of the event feed (a subscriber that sees it can
+        miss nothing published on that topic after it)."""
+        self._call("hello", topic=topic, connection_id=connection_id)
 
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
         self._call("detach", kernel_id=kernel_id, connection_id=connection_id, last_msg_id=last_msg_id)
@@ -351,6 +354,33 @@ class KernelHost:
 
     def delete_session(self, session_id: str) -> None:
         self._lifecycle("delete_session", session_id=session_id)
+
+    # Terminals -----------------------------------------------------------------------------
+
+    def list_terminals(self) -> list[dict[str, Any]]:
+        return self._call("list_terminals")
+
+    def create_terminal(self, name: str | None = None, cwd: str | None = None) -> dict[str, Any]:
+        return self._call("create_terminal", name=name, cwd=cwd)
+
+    def get_terminal(self, name: str) -> dict[str, Any]:
+        return self._call("get_terminal", name=name)
+
+    def delete_terminal(self, name: str) -> None:
+        self._call("delete_terminal", timeout=20.0, name=name)
+
+    def terminal_attach(self, name: str, connection_id: str) -> dict[str, Any]:
+        """Register a page's websocket: `{"scrollback": recent output, "seq": its last chunk}`."""
+        return self._call("terminal_attach", name=name, connection_id=connection_id, worker=os.getpid())
+
+    def terminal_detach(self, name: str, connection_id: str) -> None:
+        self._call("terminal_detach", name=name, connection_id=connection_id)
+
+    def terminal_input(self, name: str, data: str) -> None:
+        self._call("terminal_input", name=name, data=data)
+
+    def terminal_resize(self, name: str, connection_id: str, rows: int, cols: int) -> None:
+        self._call("terminal_resize", name=name, connection_id=connection_id, rows=rows, cols=cols)
 
     # Server --------------------------------------------------------------------------------
 

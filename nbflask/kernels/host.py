@@ -4,12 +4,13 @@ It owns the kernel processes and the kernel and session registries, and answers 
 workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
 each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
 is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It stops, and stops its kernels, on SIGTERM/SIGINT and when the server
-process that owns it (its parent, or the gunicorn master a worker started it for) goes away,
-even by SIGKILL. The service host (`nbflask kernel-host`, `kernels.host: service`) has no
-owner: it runs until SIGTERM, its kernels outlive it if it dies, and the next service host
-adopts them. A reply is one JSON frame, followed by raw frames for the operations that hand
-over kernel messages (replay).
+topic = kernel id. It owns the deployment's terminals too (nbflask.terminals.manager): their
+output goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels
+and terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
+gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
+(`nbflask kernel-host`, `kernels.host: service`) has no owner: it runs until SIGTERM, its
+kernels outlive it if it dies, and the next service host adopts them. A reply is one JSON
+frame, followed by raw frames for the operations that hand over kernel messages (replay).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from typing import Any
 
 log = logging.getLogger("nbflask.kernels.host")
 
+PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
+
 
 class Host:
     def __init__(self, config: dict[str, Any], owner_pid: int | None) -> None:
         import gevent.event
         import gevent.lock
 
+        from ..terminals.manager import TerminalManager
         from .executions import Executions
         from .manager import KernelManager
         from .sessions import SessionRegistry
@@ -39,19 +43,25 @@ class Host:
         self.kernels = KernelManager(config, self.publish)
         self.sessions = SessionRegistry(self.kernels)
         self.executions = Executions(self.kernels, self.sessions)
+        self.terminals = TerminalManager(config, self.send_event)
         self.stopping = gevent.event.Event()
         self.send_lock = gevent.lock.Semaphore()
         self.events: Any = None
 
-    def publish(self, kernel_id: str, event: dict[str, Any]) -> None:
+    def publish(self, topic: str, event: dict[str, Any]) -> None:
         from . import wire
 
+        self.send_event([topic.encode(), wire.dumps(event)])
+
+    def send_event(self, frames: list[bytes]) -> None:
+        """One message on the event feed: the topic frame, then the event's own frames."""
         if self.events is not None:
             with self.send_lock:
-                self.events.send_multipart([kernel_id.encode(), wire.dumps(event)])
+                self.events.send_multipart(frames)
 
     def operations(self) -> dict[str, Any]:
-        kernels, sessions, executions = self.kernels, self.sessions, self.executions
+        kernels, sessions, terminals = self.kernels, self.sessions, self.terminals
+        executions = self.executions
         return {
             "counts": kernels.counts,
             "list_kernels": kernels.models,
@@ -63,8 +73,8 @@ class Host:
             "restart_kernel": lambda kernel_id: kernels.restart(kernel_id).model(),
             "connection_info": kernels.connection_info,
             "attach": kernels.attach,
-            "hello": lambda kernel_id, connection_id: self.publish(
-                kernel_id, {"event": "hello", "connection_id": connection_id}),
+            "hello": lambda topic, connection_id: self.publish(
+                topic, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,
             "replay": kernels.replay,
             "run_code": executions.run,
@@ -78,6 +88,14 @@ class Host:
             "create_session": sessions.create,
             "update_session": sessions.update,
             "delete_session": sessions.delete,
+            "list_terminals": terminals.models,
+            "create_terminal": terminals.create,
+            "get_terminal": terminals.model,
+            "delete_terminal": terminals.shutdown,
+            "terminal_attach": terminals.attach,
+            "terminal_detach": terminals.detach,
+            "terminal_input": terminals.write,
+            "terminal_resize": terminals.resize,
         }
 
     def notices(self) -> dict[str, Any]:
@@ -115,6 +133,15 @@ class Host:
         with self.send_lock:
             router.send_multipart([identity, wire.dumps(reply), *extra])
 
+    def prune_forever(self) -> None:
+        """Forget the kernel and terminal websockets of web workers that died (SIGKILL, OOM)."""
+        import gevent
+
+        while True:
+            gevent.sleep(PRUNE_INTERVAL)
+            self.kernels.prune_connections()
+            self.terminals.prune_connections()
+
     def watch_owner(self) -> None:
         import gevent
 
@@ -148,7 +175,7 @@ class Host:
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
         helpers = [gevent.spawn(self.watch_owner), gevent.spawn(self.kernels.cull_forever),
-                   gevent.spawn(self.kernels.prune_forever)]
+                   gevent.spawn(self.prune_forever), gevent.spawn(self.terminals.cull_forever)]
 
         def receive() -> None:
             while True:
@@ -162,6 +189,7 @@ class Host:
         finally:
             log.info("kernel host stopping: shutting down %d kernels", len(self.kernels.kernels))
             self.kernels.shutdown_all()
+            self.terminals.shutdown_all()
             gevent.killall(helpers, block=False)
             router.close()
             self.events.close()

@@ -51,7 +51,6 @@ IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<r
 RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
                       "update_display_data", "status"})  # iopub messages that change a cell's outputs
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
-PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
 def describe_exit(returncode: int) -> str:
@@ -117,6 +116,7 @@ class Kernel:
     monitor: Any = None
     lock: Any = field(default_factory=gevent.lock.RLock)
     settled: Any = field(default_factory=gevent.event.Event)  # set once ready or dead after a start
+    iopub_seen: Any = field(default_factory=gevent.event.Event)  # the host's monitor hears this process
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -359,13 +359,11 @@ class KernelManager:
         """
         # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping
         # it; the service host's kernels outlive it instead, for the next one to adopt.
-        env = {**os.environ, **kernel.spec.env}
+        env = runtime.child_environment(dict(kernel.spec.env))
         if self.service:
             env.pop("JPY_PARENT_PID", None)
         else:
             env["JPY_PARENT_PID"] = str(os.getpid())
-        for private in ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER"):
-            env.pop(private, None)
         command = kernel.spec.command(str(kernel.connection_file))
         kernel.execution_state = "starting"
         try:
@@ -379,6 +377,7 @@ class KernelManager:
         kernel.started_at = time.monotonic()
         self._write_connection_file(kernel)  # with the pid a later host needs to adopt it
         kernel.settled.clear()
+        kernel.iopub_seen.clear()
         if wait:
             self._become_ready(kernel, process)
         else:
@@ -406,20 +405,29 @@ class KernelManager:
             self.publish(kernel.kernel_id, {"event": "dead", "reason": exc.message})
 
     def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
-        """Until the kernel answers kernel_info on shell; its process exiting ends the wait."""
+        """Until the kernel answers kernel_info on shell and the host's own iopub subscription
+        hears it (a SUB socket joins late: the first run's output must be recorded and kept for
+        replay like every later one); its process exiting ends the wait."""
         process = kernel.process
         assert process is not None
         shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
         try:
             request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
             shell.send_multipart(kernel.signer.serialize(request))
+            answered = False
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
                 if zmqlib.poll(shell, 200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
+                    answered = True
+                if answered and kernel.iopub_seen.is_set():
                     return
+                if answered:  # each request makes the kernel say busy and idle on iopub
+                    request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
+                    shell.send_multipart(kernel.signer.serialize(request))
+                    answered = False
             raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
         finally:
@@ -612,11 +620,6 @@ class KernelManager:
                              connection_id, worker)
                     self._depart(kernel, connection_id)
 
-    def prune_forever(self) -> None:
-        while True:
-            gevent.sleep(PRUNE_INTERVAL)
-            self.prune_connections()
-
     @staticmethod
     def _position(kernel: Kernel, msg_id: str, wait: float = 0.5) -> int | None:
         """Where `msg_id` is in the buffer; the host's own iopub socket may be a moment behind
@@ -669,6 +672,7 @@ class KernelManager:
         try:
             while True:
                 frames = sub.recv_multipart()
+                kernel.iopub_seen.set()
                 try:
                     _, signature, parts = wire.split(frames)
                     head = wire.loads_object(parts[0], "header")

@@ -36,7 +36,8 @@ from . import endpoints, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
-NUDGE_INTERVAL = 0.5
+NUDGE_FIRST = 0.025  # the first nudges come fast (a kernel just started is soon up), then
+NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this
 NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
@@ -52,6 +53,32 @@ def receive(sock: Any) -> list[Any]:
     """A multipart message: small frames as bytes, big ones (outputs) as memoryviews."""
     frames = sock.recv_multipart(copy=False)
     return [frame.bytes if len(frame) < ZERO_COPY else frame.buffer for frame in frames]
+
+
+def wake_reader(ws: Any) -> None:
+    """A reader may be waiting in `receive` for a frame that will never come: wake it up."""
+    event = getattr(ws, "event", None)
+    if event is not None:
+        event.set()
+
+
+def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str) -> bool:
+    """Ask the host for a hello on `topic` until one arrives on `events` (a SUB socket of the
+    host's event feed): from then on, nothing published on the topic can be missed. Other
+    messages seen meanwhile are dropped. False if no hello came within NUDGE_TIMEOUT."""
+    deadline = time.monotonic() + NUDGE_TIMEOUT
+    while time.monotonic() < deadline:
+        host.hello(topic, connection_id)
+        end = time.monotonic() + 0.1
+        while zmqlib.poll(events, max(0.0, end - time.monotonic()) * 1000):
+            frames = events.recv_multipart()
+            try:
+                event = wire.loads_object(frames[1], "event")
+            except (wire.WireError, IndexError):
+                continue
+            if event.get("event") == "hello" and event.get("connection_id") == connection_id:
+                return True
+    return False
 
 
 class Relay:
@@ -165,8 +192,9 @@ class Relay:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
                     if self.unreported:
-                        self.report_progress(now=True)
-                    wait = PROGRESS_INTERVAL if self.unreported else HOST_CHECK_INTERVAL  # still queued
+                        self.report_progress()
+                    # Unreported (too soon, or still queued): wake up when a report is due.
+                    wait = self.report_due() if self.unreported else HOST_CHECK_INTERVAL
                     ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
@@ -209,7 +237,7 @@ class Relay:
                     self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
-            self.wake_reader()
+            wake_reader(self.ws)
 
     def note_execute(self, frames: list[bytes]) -> None:
         """An execute request: the host records its outputs for the cell JupyterLab and
@@ -285,15 +313,8 @@ class Relay:
             return None
 
     def confirm_events(self, events: Any) -> None:
-        """Ask the host for a hello until one arrives: then no news for us can be missed."""
-        deadline = time.monotonic() + NUDGE_TIMEOUT
-        while time.monotonic() < deadline:
-            self.host.hello(self.kernel_id, self.connection_id)
-            if zmqlib.poll(events, 100):
-                event = wire.loads_object(events.recv_multipart()[-1], "event")
-                if event.get("event") == "hello" and event.get("connection_id") == self.connection_id:
-                    return
-        log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
+        if not confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
+            log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
 
     def close(self, code: int, message: str) -> None:
         try:
@@ -309,14 +330,14 @@ class Relay:
         """
         self.restarted = False  # a restart seen from here on needs its own confirmation
         deadline = time.monotonic() + NUDGE_TIMEOUT
-        next_nudge = 0.0
+        next_nudge, interval = 0.0, NUDGE_FIRST
         while time.monotonic() < deadline:
             if time.monotonic() >= next_nudge:
                 nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
                 nudges.add(nudge.msg_id)
                 sockets["shell"].send_multipart(self.signer.serialize(nudge))
-                next_nudge = time.monotonic() + NUDGE_INTERVAL
-            for sock, _ in poller.poll(100):
+                next_nudge, interval = time.monotonic() + interval, min(2 * interval, NUDGE_INTERVAL)
+            for sock, _ in poller.poll(max(1, (next_nudge - time.monotonic()) * 1000)):
                 if sock is events:
                     if not self.on_event(events.recv_multipart()):
                         raise ConnectionAbortedError("closed while connecting")
@@ -357,19 +378,25 @@ class Relay:
             self.unreported = True
             self.report_progress()
 
-    def report_progress(self, now: bool = False) -> None:
+    def report_progress(self) -> None:
         """Tell the host how far this client has got, counting only messages written to its
-        socket (not those still queued, which a slow client's close drops): whenever the pump
-        falls idle, and every PROGRESS_INTERVAL during a burst, so a killed worker costs its
-        clients no output."""
-        if not (now or time.monotonic() - self.reported_at >= PROGRESS_INTERVAL):
+        socket (not those still queued, which a slow client's close drops), so a killed worker
+        costs its clients no output: at most every PROGRESS_INTERVAL, during a burst and when
+        the pump falls idle. Reporting each time it fell idle took 16-31% of a busy worker's
+        samples with 40 connections (docs/performance.md); the host hears at most 20 a second
+        from each."""
+        now = time.monotonic()
+        if now - self.reported_at < PROGRESS_INTERVAL:
             return
+        self.reported_at = now  # even if nothing moved: the next look is due in as long
         header = self.advance_written()
         self.unreported = bool(self.unwritten)
-        if header is None:
-            return
-        self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
-        self.reported_at = time.monotonic()
+        if header is not None:
+            self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
+
+    def report_due(self) -> float:
+        """Seconds until the next progress report may go (at least 1 ms: poll needs a wait)."""
+        return max(0.001, self.reported_at + PROGRESS_INTERVAL - time.monotonic())
 
     def advance_written(self) -> bytes | None:
         """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
@@ -389,6 +416,8 @@ class Relay:
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""
+        if frames[0] != self.kernel_id.encode():
+            return True  # a topic our kernel's id begins (ZeroMQ subscribes by prefix)
         try:
             event = wire.loads_object(frames[-1], "event")
         except wire.WireError:
@@ -406,9 +435,3 @@ class Relay:
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True
-
-    def wake_reader(self) -> None:
-        """The reader may be waiting for a frame that will never come: wake it up."""
-        event = getattr(self.ws, "event", None)
-        if event is not None:
-            event.set()

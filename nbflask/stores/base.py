@@ -205,6 +205,12 @@ class Store(abc.ABC):
         unless the current etag equals it (a file that does not exist matches nothing).
         """
 
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """`write`, and whether it made a new file (a save answers 201 then). Stores that
+        learn it on the way (Swift looks at the object before its PUT) spare the extra look."""
+        existed = self.exists(path)
+        return self.write(path, data, if_match=if_match), not existed
+
     @abc.abstractmethod
     def stage_chunk(self, path: str, number: int, data: bytes) -> None:
         """Keep one chunk of an upload of `path` aside; the file itself does not change yet.
@@ -275,6 +281,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_checkpoints(self, path: str) -> list[Checkpoint]:
         """Checkpoints of `path`, oldest first."""
+
+    def ensure_checkpoint(self, path: str, *, single: bool = False, new: bool = False) -> None:
+        """Give a notebook just saved a checkpoint to revert to if it has none, as Jupyter
+        does. `new`: the file was just made, so it has none and there is nothing to look up."""
+        if new or not self.list_checkpoints(path):
+            self.create_checkpoint(path, single=single)
 
     @abc.abstractmethod
     def restore_checkpoint(self, path: str, checkpoint_id: str) -> Entry:

@@ -601,9 +601,13 @@ class SwiftStore(Store):
 
     # ------------------------------------------------------------------ writing
 
+    def _has_folder(self, path: str) -> bool:
+        """Whether a folder is at `path`: one listing sees its marker or anything under it."""
+        return bool(self._listing(self._folder(path), delimiter=None, limit=1))
+
     def _check_parent(self, path: str) -> None:
         parent = posixpath.dirname(path)
-        if parent and self._find_folder(parent) is None:
+        if parent and not self._has_folder(parent):
             if self._head(self._object(parent)) is not None:
                 raise InvalidPath(f"{parent!r} is a file, not a directory")
             raise NotFound(f"no such directory: {parent!r}")
@@ -630,31 +634,36 @@ class SwiftStore(Store):
         return self._call(f"PUT '{name}'", request)
 
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        return self.save(path, data, if_match)[0]
+
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """HEAD (does it exist, since when, If-Match), PUT, HEAD (the new version's etag and
+        time): three requests, two more for a new file (is it a folder, is its parent one)."""
         path = self._path(path)
         if not path:
             raise InvalidPath("the root is a directory, not a file")
         with self._locked(path):
             return self._write(path, data, if_match)
 
-    def _write(self, path: str, data: bytes, if_match: str | None) -> Entry:
-        name = self._object(path)
-        md5 = self._put(name, data, {CREATED_HEADER: self._replaceable(path, if_match)})
-        return self._saved(path, lambda headers: headers.get("etag", "").strip('"') == md5)
+    def _write(self, path: str, data: bytes, if_match: str | None) -> tuple[Entry, bool]:
+        created, new = self._replaceable(path, if_match)
+        md5 = self._put(self._object(path), data, {CREATED_HEADER: created})
+        return self._saved(path, lambda headers: headers.get("etag", "").strip('"') == md5), new
 
-    def _replaceable(self, path: str, if_match: str | None) -> str:
+    def _replaceable(self, path: str, if_match: str | None) -> tuple[str, bool]:
         """Check that a file may be saved at `path` (If-Match, not a folder, parent exists);
-        returns the creation time the saved object keeps."""
+        returns the creation time the saved object keeps, and whether the file is new."""
         current = self._head(self._object(path))
         if if_match is not None and (
             current is None or self._file_entry(path, current).etag != _etag(if_match)
         ):
             raise Conflict(f"{path!r} changed since the version you have (If-Match {if_match})")
         if current is None:
-            if self._find_folder(path) is not None:
+            if self._has_folder(path):
                 raise InvalidPath(f"{path!r} is a directory, not a file")
             self._check_parent(path)
-            return datetime.now(timezone.utc).isoformat()
-        return current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat()
+            return datetime.now(timezone.utc).isoformat(), True
+        return current.get(CREATED_HEADER.lower()) or _timestamp(current["x-timestamp"]).isoformat(), False
 
     def _saved(self, path: str, is_new: Callable[[dict[str, str]], bool]) -> Entry:
         """The entry of what was just saved, once Swift shows that version (`is_new` tells)."""
@@ -700,7 +709,7 @@ class SwiftStore(Store):
             try:
                 segments = self._listing(folder, delimiter=None)
                 if not segments:
-                    return self._write(path, data, if_match)
+                    return self._write(path, data, if_match)[0]
                 return self._join(path, folder, segments, data, if_match)
             finally:
                 self._clear_upload(path)
@@ -718,8 +727,8 @@ class SwiftStore(Store):
             if item["bytes"]  # Swift refuses empty segments; they add nothing anyway
         ]
         if not parts:
-            return self._write(path, b"", if_match)
-        created = self._replaceable(path, if_match)
+            return self._write(path, b"", if_match)[0]
+        created, _ = self._replaceable(path, if_match)
         size = sum(part["size_bytes"] for part in parts)
         level = 0
         while len(parts) > MAX_SEGMENTS:
@@ -894,8 +903,7 @@ class SwiftStore(Store):
 
     def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
         path = self._checkpointable(path)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
-        checkpoint_id = SINGLE_CHECKPOINT if single else stamp
+        checkpoint_id = SINGLE_CHECKPOINT if single else self._checkpoint_id()
         name = self._checkpoint_folder(path) + checkpoint_id
         self._copy(self._object(path), name, NotFound(f"no such file: {path!r}"))
         if not single:
@@ -904,6 +912,21 @@ class SwiftStore(Store):
         if headers is None:
             raise Unavailable(f"swift store: checkpoint of {path!r} made, but Swift does not show it yet")
         return Checkpoint(id=checkpoint_id, last_modified=_timestamp(headers["x-timestamp"]))
+
+    def ensure_checkpoint(self, path: str, *, single: bool = False, new: bool = False) -> None:
+        """A new file gets its checkpoint by one COPY; an existing one costs one short listing
+        to see it has one (nothing looks the file up again: it was just saved)."""
+        path = self._path(path)
+        if not new and self._listing(self._checkpoint_folder(path), limit=1):
+            return
+        checkpoint_id = SINGLE_CHECKPOINT if single else self._checkpoint_id()
+        self._copy(self._object(path), self._checkpoint_folder(path) + checkpoint_id,
+                   NotFound(f"no such file: {path!r}"))
+
+    @staticmethod
+    def _checkpoint_id() -> str:
+        """A time-stamped id that sorts after the earlier ones."""
+        return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ-") + secrets.token_hex(3)
 
     def list_checkpoints(self, path: str) -> list[Checkpoint]:
         """The ids name their time, but for the single checkpoint, whose time is its object's."""
