@@ -4,7 +4,9 @@
 
 The deployment's YAML file is named by NBFLASK_CONFIG. The master starts the kernel host
 before it forks the workers (so every worker finds the same kernels, and a recycled worker
-loses nothing) and stops it, with its kernels, when gunicorn exits. With `auth.token: auto`
+loses nothing) and stops it, with its kernels, when gunicorn exits. With `kernels.host:
+service` the workers use the host `nbflask kernel-host` runs as a service of its own instead,
+so restarting or upgrading gunicorn leaves the kernels running. With `auth.token: auto`
 the master draws one token for all workers and logs it, since each worker would otherwise
 draw its own.
 """
@@ -32,6 +34,9 @@ def on_starting(server):
         token = "nb" + secrets.token_hex(24)  # the prefix keeps YAML from reading it as a number
         os.environ["NBFLASK_AUTH_TOKEN"] = token
         server.log.info("nbflask: every worker accepts the token %s", token)
+    if settings.kernels.host == client.SERVICE:
+        server.log.info("nbflask: the workers use the kernel host service (`nbflask kernel-host`)")
+        return
     os.environ[client.ENV_OWNER] = str(os.getpid())  # the workers use the master's host
     client.start_host(settings)
 
@@ -39,4 +44,11 @@ def on_starting(server):
 def on_exit(server):
     from nbflask.kernels import client
 
-    client.stop_host()
+    client.stop_host()  # this master's own host, if it has one; never the service host
+
+
+def post_worker_init(worker):
+    from nbflask import gunicorn_worker
+
+    gunicorn_worker.serve_accepted_connections_after_close()  # a retiring worker drops no request
+    gunicorn_worker.close_websockets_on_retirement(worker)  # ... nor keeps its websockets waiting

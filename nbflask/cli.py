@@ -1,4 +1,4 @@
-"""The `nbflask` command: run, passwd, config init, list, stop, doctor.
+"""The `nbflask` command: run, kernel-host, passwd, config init, list, stop, doctor.
 
 `run` monkey-patches with gevent before anything imports Flask, ssl or zmq, so keep this
 module's top-level imports free of them.
@@ -105,6 +105,32 @@ def run(config: str | None, profile: str | None, no_browser: bool, **flags: Any)
         config_file(config, profile), overrides=overrides, override_origins=origins
     )
     serve(build_app(settings), settings, say=lambda line: click.echo(line, err=True))
+
+
+@main.command("kernel-host", context_settings=CONTEXT)
+@click.option("--config", "config", metavar="FILE", help="YAML settings file (default: $NBFLASK_CONFIG).")
+@click.option("--profile", metavar="NAME", help="Profile made by `nbflask config init --profile NAME`.")
+@reporting_config_errors
+def kernel_host(config: str | None, profile: str | None) -> None:
+    """Run the kernel host as a service of its own (`kernels.host: service`).
+
+    The web servers of the same settings and runtime folder use it; it keeps the kernels while
+    they restart, runs until SIGTERM (which stops its kernels) and adopts the kernels an
+    earlier service host left running.
+    """
+    from gevent import monkey
+
+    monkey.patch_all()
+    from .config import load_settings
+    from .kernels import client, host
+
+    settings = load_settings(config_file(config, profile))
+    if settings.kernels.host != client.SERVICE:
+        raise ConfigError(f"kernels.host is {settings.kernels.host!r} in {settings.source or 'the settings'}:"
+                          " set it to 'service' (or NBFLASK_KERNELS_HOST=service, as the systemd units"
+                          " in config/ do) so the web servers use this kernel host instead of starting"
+                          " their own")
+    host.run(client.host_config(settings))
 
 
 @main.command(context_settings=CONTEXT)

@@ -88,6 +88,7 @@ class KernelSettings:
     recording_stream_chars: int = 1_000_000
     recording_save_interval: int = 10
     transport: str = "ipc"
+    host: str = "own"
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ HELP: dict[str, str] = {
     "kernels.recording_save_interval": "seconds between saves of a running cell's outputs into a notebook no"
                                        " page has open (at its end too; 0: never)",
     "kernels.transport": "ipc (unix sockets in the private runtime folder, no port open) | tcp (on loopback)",
+    "kernels.host": "own: the server starts its kernel host and stops it (and the kernels) when it stops;"
+                    " service: use the one `nbflask kernel-host` runs, so kernels outlive web restarts",
     "terminals.enabled": "serve Jupyter's terminals (/api/terminals, their websocket); false: no such routes",
     "terminals.shell_command": "command a terminal runs, e.g. [bash, -l]; [] = the user's login shell (-l)",
     "terminals.root_dir": "folder terminals start in; null = store.root_dir (file store), else home",
@@ -409,6 +412,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
         raise ConfigError(
             f"{origin('kernels', 'transport')}: kernels.transport: expected 'ipc' or 'tcp',"
             f" found {settings.kernels.transport!r}"
+        )
+    if settings.kernels.host not in ("own", "service"):
+        raise ConfigError(
+            f"{origin('kernels', 'host')}: kernels.host: expected 'own' or 'service',"
+            f" found {settings.kernels.host!r}"
         )
     if settings.kernels.replay_buffer_bytes > server.websocket_send_buffer:
         raise ConfigError(

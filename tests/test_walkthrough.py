@@ -33,7 +33,6 @@ DOC = REPO / "docs" / "deployment.md"
 SECTION = "## 6. From nothing to a public server"
 FENCE = re.compile(r"^```bash ?([\w-]*)\n(.*?)^```$", re.M | re.S)
 PASSWORD = "a long walkthrough password"
-UNITS = ("nbflask-kernel-host.service", "nbflask-web.service")
 # What stands in for each unmarked block: the install (this test's environment is VENV), nginx's
 # reload (an nginx of the test's own with the site file), the systemd units (verified apart).
 STAND_INS = ("apt-get install", "systemctl reload nginx", "systemctl enable")
@@ -147,8 +146,6 @@ def test_the_walkthrough_as_written(tmp_path):
     assert settings["auth"]["password"].startswith("argon2:")  # `nbflask passwd` wrote the hash
 
 
-@pytest.mark.xfail(not all((REPO / "config" / unit).exists() for unit in UNITS), strict=True,
-                   reason="the systemd units come with issue 13's items 1-2 (branch life)")
 def test_the_systemd_units_verify(tmp_path):
     (commands,) = [commands for marker, commands in walkthrough_blocks() if marker == "walkthrough-systemd"]
     done = Walk(tmp_path).run(commands)

@@ -31,6 +31,7 @@ from . import endpoints, zmqlib
 
 START_TIMEOUT = 30.0
 ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
+SERVICE = "service"  # the name of the host `nbflask kernel-host` runs (`kernels.host: service`)
 
 
 def host_owner() -> int:
@@ -40,13 +41,11 @@ def host_owner() -> int:
 
 
 class HostPaths:
-    """Where the kernel host of one server (its owner) listens and announces itself.
+    """Where a kernel host listens and announces itself: `owner` is the pid of the server
+    that owns it, so two servers of one user (one runtime folder) each have their own host
+    and kernels, or SERVICE for the host `nbflask kernel-host` runs on its own."""
 
-    Keyed by the owner's pid, so two servers of one user (one runtime folder) each have
-    their own host and kernels.
-    """
-
-    def __init__(self, directory: Path, owner: int) -> None:
+    def __init__(self, directory: Path, owner: int | str) -> None:
         self.directory = directory
         self.owner = owner
         self.control_file = directory / f"kernel-host-{owner}.ipc"
@@ -67,6 +66,7 @@ class HostPaths:
 def host_config(settings: Any) -> dict[str, Any]:
     """What the host needs of the deployment's settings, as JSON."""
     return {
+        "service": settings.kernels.host == SERVICE,
         "kernels": dataclasses.asdict(settings.kernels),
         "terminals": dataclasses.asdict(settings.terminals),
         "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir)),
@@ -176,15 +176,22 @@ class KernelHost:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.paths = HostPaths(runtime.runtime_dir(), host_owner())
+        self.service = settings.kernels.host == SERVICE
+        self.paths = HostPaths(runtime.runtime_dir(), SERVICE if self.service else host_owner())
         self.process: subprocess.Popen | None = None
         self.startup_timeout = float(settings.kernels.startup_timeout)
 
     def ensure(self) -> int:
-        """The pid of the running host, started first if there is none (or it died)."""
+        """The pid of the running host, started first if there is none (or it died); the
+        service host is never started (or stopped) from here: that is its service's job."""
         pid = running_pid(self.paths)
         if pid is not None:
             return pid
+        if self.service:
+            raise APIError(503, "the kernel host service is not running (kernels.host is 'service'"
+                                f" and {self.paths.info_file} names no live host); start it with"
+                                " `nbflask kernel-host --config FILE`", "KernelHostGone")
+        assert isinstance(self.paths.owner, int)
         if not runtime.pid_alive(self.paths.owner):
             raise APIError(503, f"the server process {self.paths.owner} that owns the kernel host"
                                 " is gone; restart the server", "KernelHostGone")
@@ -209,7 +216,7 @@ class KernelHost:
         try:
             sock.send(json.dumps({"op": op, "args": args}).encode())
             deadline = time.monotonic() + timeout
-            while not sock.poll(250):
+            while not zmqlib.poll(sock, 250):
                 if not runtime.pid_alive(pid):
                     raise APIError(503, f"the kernel host (pid {pid}) died while answering '{op}'",
                                    "KernelHostGone")
@@ -388,6 +395,14 @@ class KernelHost:
 
     def events_url(self) -> str:
         return self.paths.events_url
+
+    def departure(self, pid: int | None) -> tuple[str, bool]:
+        """Why host `pid` is gone, for its websockets, and whether its kernels went with it:
+        an owned host's kernels follow it; the service host's wait to be adopted by the next."""
+        if self.service:
+            return (f"the kernel host service (pid {pid}) stopped; its kernels keep running if it is"
+                    " restarted soon: reconnect", False)
+        return f"the kernel host (pid {pid}) died, and its kernels with it", True
 
     def close(self) -> None:
         """Stop the host if this process started it (`nbflask run`); gunicorn's master stops its own."""

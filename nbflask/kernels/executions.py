@@ -76,7 +76,7 @@ class Executions:
         try:
             shell.send_multipart(kernel.signer.serialize(request))
             while self.kernels.kernels.get(kernel.kernel_id) is kernel:
-                if not shell.poll(REPLY_POLL * 1000):
+                if not zmqlib.poll(shell, REPLY_POLL * 1000):
                     continue
                 _, signature, parts = wire.split(shell.recv_multipart())
                 kernel.signer.verify(signature, parts)

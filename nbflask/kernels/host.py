@@ -7,8 +7,10 @@ is restarting, is dead, was shut down, a websocket was replaced) goes out on a P
 topic = kernel id. It owns the deployment's terminals too (nbflask.terminals.manager): their
 output goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels
 and terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
-gunicorn master a worker started it for) goes away, even by SIGKILL. A reply is one JSON frame,
-followed by raw frames for the operations that hand over kernel messages (replay).
+gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
+(`nbflask kernel-host`, `kernels.host: service`) has no owner: it runs until SIGTERM, its
+kernels outlive it if it dies, and the next service host adopts them. A reply is one JSON
+frame, followed by raw frames for the operations that hand over kernel messages (replay).
 """
 
 from __future__ import annotations
@@ -159,10 +161,13 @@ class Host:
         from . import client, zmqlib
 
         directory = runtime.runtime_dir()
-        paths = client.HostPaths(directory, self.owner_pid or os.getppid())
+        service = bool(self.config.get("service"))
+        paths = client.HostPaths(directory, client.SERVICE if service else self.owner_pid or os.getppid())
+        held = self.hold_service_lock(paths) if service else None
         for stale in (paths.control_file, paths.events_file):
             stale.unlink(missing_ok=True)
-        self.kernels.forget_dead_hosts()
+        self.kernels.take_over()
+        self.sessions.restore()
         router = zmqlib.socket(zmq.ROUTER, bind=paths.control_url)
         self.events = zmqlib.socket(zmq.PUB, bind=paths.events_url, SNDHWM=0)
         os.chmod(paths.control_file, 0o600)
@@ -190,6 +195,36 @@ class Host:
             self.events.close()
             for path in (paths.info_file, paths.control_file, paths.events_file, paths.lock_file):
                 path.unlink(missing_ok=True)
+            if held is not None:
+                held.close()
+
+    @staticmethod
+    def hold_service_lock(paths: Any) -> Any:
+        """The service host's lock file, locked for as long as it runs: a second one refuses
+        to start instead of taking the first one's sockets and kernels."""
+        import fcntl
+
+        lock = open(paths.lock_file, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            try:
+                pid = json.loads(paths.info_file.read_text())["pid"]
+            except (OSError, ValueError, KeyError, TypeError):
+                pid = "unknown"
+            raise SystemExit(f"nbflask kernel-host: another kernel host service runs (pid {pid}) with"
+                             f" the runtime folder {paths.directory}") from None
+        return lock
+
+
+def run(config: dict[str, Any], owner_pid: int | None = None) -> None:
+    """Serve as the kernel host until stopped, then exit the process (gevent has patched it)."""
+    logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
+    Host(config, owner_pid).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,11 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="the server process this host serves: stop when it is gone")
     parser.add_argument("--config", required=True, help="JSON: kernels settings, root_dir, store_class")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
-    Host(json.loads(args.config), args.owner_pid).serve()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run(json.loads(args.config), args.owner_pid)
 
 
 if __name__ == "__main__":

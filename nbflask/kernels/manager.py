@@ -41,6 +41,12 @@ log = logging.getLogger("nbflask.kernels")
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
 HOST_SESSION = "nbflask-kernel-host"
 HOST_KEY = "nbflask_host"  # in each connection file: the pid of the host that owns the kernel
+SERVICE_KEY = "nbflask_service"  # ... whether that host is the service one (its kernels outlive it)
+PID_KEY = "nbflask_kernel_pid"  # ... the kernel's process, which a new service host adopts
+CWD_KEY = "nbflask_cwd"  # ... and where it runs
+SESSIONS_KEY = "nbflask_sessions"  # ... and the sessions using it (the service host's kernels)
+UNKNOWN_EXIT = 256  # the "exit code" of an adopted kernel: no real one is this
+ADOPT_TIMEOUT = 10.0  # seconds a kernel left by a dead host has to answer kernel_info
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
 RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
                       "update_display_data", "status"})  # iopub messages that change a cell's outputs
@@ -49,6 +55,9 @@ DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connect
 
 def describe_exit(returncode: int) -> str:
     """Why a process ended, in words: the exit code, or the signal (and what it usually means)."""
+    if returncode == UNKNOWN_EXIT:
+        return ("the kernel process ended (it was adopted from an earlier kernel host: its exit code"
+                " is unknown)")
     if returncode >= 0:
         return f"the kernel process exited with code {returncode}"
     number = -returncode
@@ -60,6 +69,29 @@ def describe_exit(returncode: int) -> str:
     return f"the kernel process was killed by {name} (signal {number}){hint}"
 
 
+class Adopted:
+    """The process of a kernel an earlier host started: not a child of this one, so its end
+    is noticed by watching its pid, and its exit code is unknown (UNKNOWN_EXIT). Offers the
+    part of `subprocess.Popen` the manager uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not runtime.pid_alive(self.pid):
+            self.returncode = UNKNOWN_EXIT
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            gevent.sleep(0.2)
+        return self.returncode
+
+
 @dataclass
 class Kernel:
     kernel_id: str
@@ -69,7 +101,7 @@ class Kernel:
     connection_file: Path
     replay: ReplayBuffer
     recording: Recording
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | Adopted | None = None
     execution_state: str = "starting"
     last_activity: datetime = field(default_factory=utcnow)
     connections: dict[str, str] = field(default_factory=dict)  # connection id -> session id
@@ -114,10 +146,13 @@ class KernelManager:
         self.settings: dict[str, Any] = config["kernels"]
         self.root_dir = config["root_dir"]
         self.file_store = config["store_class"] == "file"
+        self.service = bool(config.get("service"))  # kernels outlive this host, for the next to adopt
         self.publish = publish
         self.kernels: dict[str, Kernel] = {}
         self.lost: dict[str, str] = {}  # kernel id -> why it is gone (its host died)
         self.on_shutdown: list[Callable[[str], None]] = []
+        self.sessions_of: Callable[[str], list[dict[str, Any]]] = lambda kernel_id: []
+        self.adopted_sessions: list[dict[str, Any]] = []  # kept in the files of adopted kernels
         self.on_output: list[Callable[[Kernel, Execution], None]] = []  # a recorded run changed
 
     # Lookup ------------------------------------------------------------------------------
@@ -129,12 +164,16 @@ class KernelManager:
             raise APIError(404, f"Kernel does not exist: {kernel_id}{lost}")
         return kernel
 
-    def forget_dead_hosts(self) -> None:
-        """Remove the connection files a dead kernel host left behind, remembering why.
+    def take_over(self) -> None:
+        """Deal with the connection files dead kernel hosts left behind, before serving.
 
-        Its kernels exited with it (ipykernel follows its parent), so each file names a kernel
-        that is gone; REST answers for those ids say so instead of a bare 404.
+        The kernels of an owned host exited with it (ipykernel follows its parent), so each of
+        its files names a kernel that is gone. The service host's kernels outlive it: the next
+        service host adopts every one that still runs and answers, and reports the others.
+        Kernels that are gone are remembered with the reason, so REST answers for those ids
+        say so instead of a bare 404; their files and socket files are removed.
         """
+        left_behind = []
         for path in runtime.runtime_dir().glob("kernel-*.json"):
             if path.name.startswith("kernel-host-"):
                 continue
@@ -145,13 +184,99 @@ class KernelManager:
                 left, owner = {}, 0
             if owner and (owner == os.getpid() or runtime.pid_alive(owner)):
                 continue
-            if isinstance(left, dict) and isinstance(left.get("ip"), str) and left.get("transport") == "ipc":
-                endpoints.remove_sockets(left)
-            kernel_id = path.stem.removeprefix("kernel-")
-            self.lost[kernel_id] = f"it was lost when its kernel host (pid {owner}) died"
-            path.unlink(missing_ok=True)
-            log.warning("kernel %s was lost with its kernel host (pid %d); removed %s",
-                        kernel_id, owner, path)
+            if isinstance(left, dict) and left.get(SERVICE_KEY) and not self.service:
+                continue  # waits for the service host, which runs on its own
+            left_behind.append((path, left if isinstance(left, dict) else {}, owner))
+        greenlets = [gevent.spawn(self._take_over_one, *found) for found in left_behind]
+        gevent.joinall(greenlets)
+
+    def _take_over_one(self, path: Path, left: dict[str, Any], owner: int) -> None:
+        kernel_id = path.stem.removeprefix("kernel-")
+        if left.get(SERVICE_KEY) and self.service:
+            reason = self._adopt(kernel_id, path, left, owner)
+            if reason is None:
+                return
+        else:
+            reason = f"it was lost when its kernel host (pid {owner}) died"
+        if isinstance(left.get("ip"), str) and left.get("transport") == "ipc":
+            endpoints.remove_sockets(left)
+        self.lost[kernel_id] = reason
+        path.unlink(missing_ok=True)
+        log.warning("kernel %s: %s; removed %s", kernel_id, reason, path)
+
+    def _adopt(self, kernel_id: str, path: Path, left: dict[str, Any], owner: int) -> str | None:
+        """Adopt the running kernel a dead service host left in `path`; None when it is
+        adopted, else why it is lost. Its pid must run the kernel of this very connection
+        file (a pid may have been reused), and the kernel must answer kernel_info, signed
+        with its key, within ADOPT_TIMEOUT."""
+        pid = left.get(PID_KEY)
+        gone = f"it was lost while no kernel host ran (its host, pid {owner}, died)"
+        if not isinstance(pid, int) or not runtime.pid_alive(pid):
+            return f"{gone}: its process had exited"
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            command = []
+        if str(path).encode() not in command:
+            return f"{gone}: its process had exited (pid {pid} runs something else now)"
+        connection = {key: value for key, value in left.items() if not key.startswith("nbflask_")}
+        try:
+            spec = kernelspecs.get(str(connection.get("kernel_name")))
+        except kernelspecs.NoSuchKernelSpec:  # it could not be restarted: stop it
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            return f"{gone}: its kernelspec {connection.get('kernel_name')!r} is gone, so it was stopped"
+        cwd = left.get(CWD_KEY) if isinstance(left.get(CWD_KEY), str) else self.working_dir(None)
+        kernel = Kernel(kernel_id, spec, cwd, connection, path, *self._buffers(), process=Adopted(pid),
+                        started_at=time.monotonic())
+        kernel.monitor = gevent.spawn(self._monitor_iopub, kernel)
+        try:
+            self._wait_ready(kernel, ADOPT_TIMEOUT)
+            problem = None
+        except APIError:
+            problem = f"it did not answer kernel_info within {ADOPT_TIMEOUT:g} s"
+        except (KeyError, TypeError, ValueError) as exc:  # a damaged file: no key, no ports
+            problem = f"its connection file is unusable ({exc})"
+        if problem is not None:
+            kernel.monitor.kill(block=False)
+            self._kill(kernel, kernel.process)
+            return f"{gone}: {problem}, so it was stopped"
+        kernel.execution_state = "idle"
+        kernel.settled.set()
+        kernel.watcher = gevent.spawn(self._watch, kernel, kernel.process)
+        self.kernels[kernel_id] = kernel
+        sessions = left.get(SESSIONS_KEY)
+        if isinstance(sessions, list):
+            self.adopted_sessions += [{**record, "kernel_id": kernel_id} for record in sessions
+                                      if isinstance(record, dict)]
+        self._write_connection_file(kernel)
+        log.info("kernel %s (pid %d), left by kernel host %d, adopted", kernel_id, pid, owner)
+        return None
+
+    def _buffers(self) -> tuple[ReplayBuffer, Recording]:
+        """A new kernel's iopub replay buffer and recording of its runs, bounded as configured."""
+        return (ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"]),
+                Recording(self.settings["recording_bytes"], self.settings["recording_age"],
+                          self.settings["recording_stream_chars"]))
+
+    def _write_connection_file(self, kernel: Kernel) -> None:
+        """The kernel's connection file: what the kernel reads, and what a new host needs to
+        find it (this host's pid, the kernel's, where it runs)."""
+        extra = {HOST_KEY: os.getpid(), SERVICE_KEY: self.service, CWD_KEY: kernel.cwd}
+        if kernel.process is not None:
+            extra[PID_KEY] = kernel.process.pid
+        if self.service:
+            extra[SESSIONS_KEY] = self.sessions_of(kernel.kernel_id)
+        runtime.write_private(kernel.connection_file, wire.dumps({**kernel.connection, **extra}))
+
+    def record_sessions(self, kernel_id: str) -> None:
+        """The service host keeps a kernel's sessions in its connection file, so a host that
+        adopts the kernel has them too."""
+        kernel = self.kernels.get(kernel_id)
+        if self.service and kernel is not None and kernel.connection_file.exists():
+            self._write_connection_file(kernel)
 
     def models(self) -> list[dict[str, Any]]:
         return [kernel.model() for kernel in list(self.kernels.values())]
@@ -210,12 +335,9 @@ class KernelManager:
         if connection_file.exists():
             raise APIError(409, f"Kernel id {kernel_id} is in use: a kernel with that id is starting"
                                 " or stopping, or another server of this user runs one", "KernelIdInUse")
-        runtime.write_private(connection_file, wire.dumps({**connection, HOST_KEY: os.getpid()}))
-        replay = ReplayBuffer(self.settings["replay_buffer_bytes"], self.settings["replay_buffer_age"])
-        recording = Recording(self.settings["recording_bytes"], self.settings["recording_age"],
-                              self.settings["recording_stream_chars"])
-        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file, replay,
-                        recording)
+        kernel = Kernel(kernel_id, spec, self.working_dir(path), connection, connection_file,
+                        *self._buffers())
+        self._write_connection_file(kernel)
         try:
             self._spawn(kernel, wait=False)
         except APIError:
@@ -235,8 +357,13 @@ class KernelManager:
         readiness is awaited in the background: the kernel is `starting` meanwhile, then
         `idle`, or `dead` with the reason (told to connected clients like any death).
         """
-        # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping it.
-        env = runtime.child_environment({**kernel.spec.env, "JPY_PARENT_PID": str(os.getpid())})
+        # JPY_PARENT_PID: ipykernel exits by itself if the host ever vanishes without stopping
+        # it; the service host's kernels outlive it instead, for the next one to adopt.
+        env = runtime.child_environment(dict(kernel.spec.env))
+        if self.service:
+            env.pop("JPY_PARENT_PID", None)
+        else:
+            env["JPY_PARENT_PID"] = str(os.getpid())
         command = kernel.spec.command(str(kernel.connection_file))
         kernel.execution_state = "starting"
         try:
@@ -248,6 +375,7 @@ class KernelManager:
                             "KernelStartFailed") from None
         kernel.process = process
         kernel.started_at = time.monotonic()
+        self._write_connection_file(kernel)  # with the pid a later host needs to adopt it
         kernel.settled.clear()
         kernel.iopub_seen.clear()
         if wait:
@@ -292,7 +420,7 @@ class KernelManager:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
-                if shell.poll(200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
+                if zmqlib.poll(shell, 200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
                     answered = True
                 if answered and kernel.iopub_seen.is_set():
                     return
@@ -315,7 +443,7 @@ class KernelManager:
             log.warning("kernel %s: dropped a reply: %s", kernel.kernel_id, exc)
             return False
 
-    def _watch(self, kernel: Kernel, process: subprocess.Popen) -> None:
+    def _watch(self, kernel: Kernel, process: subprocess.Popen | Adopted) -> None:
         """Waits for the process to end on its own; then restarts it or declares it dead."""
         returncode = process.wait()
         with kernel.lock:
@@ -363,7 +491,7 @@ class KernelManager:
         self._kill(kernel, process)
 
     @staticmethod
-    def _kill(kernel: Kernel, process: subprocess.Popen) -> None:
+    def _kill(kernel: Kernel, process: subprocess.Popen | Adopted) -> None:
         """SIGKILL the kernel's whole process group (its own children too), reap it, and remove
         the unix sockets it leaves behind."""
         try:
@@ -400,7 +528,8 @@ class KernelManager:
                 control.send_multipart(kernel.signer.serialize(request))
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
-                    if control.poll(200) and self._is_reply(kernel, control.recv_multipart(), request.msg_id):
+                    if zmqlib.poll(control, 200) and self._is_reply(kernel, control.recv_multipart(),
+                                                                     request.msg_id):
                         return
                 raise APIError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
             finally:

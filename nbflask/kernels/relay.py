@@ -70,7 +70,7 @@ def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str)
     while time.monotonic() < deadline:
         host.hello(topic, connection_id)
         end = time.monotonic() + 0.1
-        while events.poll(max(0.0, end - time.monotonic()) * 1000):
+        while zmqlib.poll(events, max(0.0, end - time.monotonic()) * 1000):
             frames = events.recv_multipart()
             try:
                 event = wire.loads_object(frames[1], "event")
@@ -169,10 +169,10 @@ class Relay:
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
         self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
-        nudging = zmqlib.module().Poller()  # while confirming iopub: client requests wait
+        nudging = zmqlib.poller()  # while confirming iopub: client requests wait
         for sock in (sockets["shell"], sockets["iopub"], events):
             nudging.register(sock, zmq.POLLIN)
-        poller = zmqlib.module().Poller()
+        poller = zmqlib.poller()
         for sock in (*sockets.values(), events, pipe):
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
@@ -255,16 +255,17 @@ class Relay:
         self.host.executing(self.progress, self.kernel_id, cell_id, header)
 
     def host_died(self, pid: int | None) -> None:
-        """The kernel host is gone, and the kernel with it: say so, then hang up."""
-        reason = f"the kernel host (pid {pid}) died, and its kernels with it"
+        """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
+        reason, kernel_lost = self.host.departure(pid)
         log.warning("kernel %s: %s", self.kernel_id, reason)
-        status = wire.new_message("status", {"execution_state": "dead", "reason": reason},
-                                  session=self.session_id)
-        try:
-            self.send("iopub", status.parts())
-        except (ConnectionClosed, OSError):
-            return
-        self.close(1011, "kernel host died")
+        if kernel_lost:
+            status = wire.new_message("status", {"execution_state": "dead", "reason": reason},
+                                      session=self.session_id)
+            try:
+                self.send("iopub", status.parts())
+            except (ConnectionClosed, OSError):
+                return
+        self.close(1011, "kernel host died" if kernel_lost else "kernel host restarting")
 
     def replay(self) -> None:
         """Hand the client what it missed while away, then the live messages held meanwhile.

@@ -3,7 +3,8 @@
 Kept next to the kernels so every worker sees the same sessions. Follows Jupyter Server:
 creating a session for a path that has one returns it, changing a session's kernel shuts the
 old kernel down, and deleting a session stops its kernel. Unlike Jupyter, a kernel that
-another session still uses is left running in both cases.
+another session still uses is left running in both cases. The service host records each
+kernel's sessions in its connection file, and a service host that adopts the kernel restores them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ class SessionRegistry:
         self.kernels = kernels
         self.sessions: dict[str, Session] = {}
         kernels.on_shutdown.append(self._forget_kernel)
+        kernels.sessions_of = self._records_of
+
+    def _records_of(self, kernel_id: str) -> list[dict[str, Any]]:
+        return [{"id": s.session_id, "path": s.path, "name": s.name, "type": s.type}
+                for s in self.sessions.values() if s.kernel_id == kernel_id]
+
+    def restore(self) -> None:
+        """The sessions of the kernels the host adopted, as their connection files kept them."""
+        for record in self.kernels.adopted_sessions:
+            fields = [record.get(key) for key in ("id", "path", "name", "type", "kernel_id")]
+            if all(isinstance(value, str) for value in fields) and fields[4] in self.kernels.kernels:
+                self.sessions[fields[0]] = Session(*fields)
+        self.kernels.adopted_sessions = []
 
     def model(self, session: Session) -> dict[str, Any]:
         return {
@@ -78,6 +92,7 @@ class SessionRegistry:
         kernel_id = self._start_kernel(kernel.get("name"), path, kernel.get("id"))
         session = Session(str(uuid.uuid4()), path, name, type, kernel_id)
         self.sessions[session.session_id] = session
+        self.kernels.record_sessions(kernel_id)
         return self.model(session)
 
     def update(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -106,12 +121,15 @@ class SessionRegistry:
         session.kernel_id = new_id
         if new_id != old_id:
             self._release(old_id)
+        self.kernels.record_sessions(old_id)
+        self.kernels.record_sessions(new_id)
         return self.model(session)
 
     def delete(self, session_id: str) -> None:
         session = self.get(session_id)
         del self.sessions[session_id]
         self._release(session.kernel_id)
+        self.kernels.record_sessions(session.kernel_id)
 
     def _release(self, kernel_id: str) -> None:
         """Shut a kernel down that no session uses any more (unless it is gone already)."""

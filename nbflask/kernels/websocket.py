@@ -21,13 +21,15 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response
 from simple_websocket import ConnectionClosed, Server
-from wsproto.events import BytesMessage, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+from wsproto.frame_protocol import CloseReason
 
 log = logging.getLogger("nbflask.kernels.websocket")
 
@@ -36,6 +38,10 @@ TEXT, BINARY = 0x1, 0x2
 SLOW_CLIENT = 4008  # close code for a client whose unsent messages passed the send buffer
 SLOW_CLIENT_REASON = "client too slow: send buffer full; reconnect to catch up"
 CLOSE_TIMEOUT = 30.0  # seconds the last frames (the close among them) may take to go out
+GOING_AWAY = 1001  # close code when the server (this worker) stops: reconnect elsewhere
+
+_open: weakref.WeakSet[Websocket] = weakref.WeakSet()  # this process's open websockets
+_going_away: list[str] = []  # the reason, once close_all was called: later ones close at once
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -276,6 +282,21 @@ class Websocket(Server):
         self.raw_frames = "HTTP_SEC_WEBSOCKET_EXTENSIONS" not in self.environ
         super().handshake()
 
+    def close(self, reason: int | None = None, message: str | None = None) -> None:
+        """Send the close frame and end. Nothing is taken after it: `connected` falls before
+        the frame is queued, so a message another greenlet sends meanwhile (a close from
+        outside the relay: a worker that stops) cannot slip in behind it, counted as written
+        while the client stops reading at the close."""
+        if not self.connected:
+            raise ConnectionClosed(self.close_reason, self.close_message)
+        self.connected = False
+        frame = self.ws.send(CloseConnection(reason or CloseReason.NORMAL_CLOSURE, message))
+        try:
+            self.sock.send(frame)
+        except BrokenPipeError:
+            pass
+        self.sock.close()
+
     def send(self, data: str | bytes) -> None:
         """Send one text (str) or binary message."""
         if isinstance(data, str):
@@ -314,8 +335,12 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **optio
     """Accept the websocket (`options` as for Websocket), run `handler` until it returns, and
     end the HTTP exchange the way the server in use expects after an upgrade."""
     ws = Websocket(environ, **options)
+    _open.add(ws)
     try:
-        handler(ws)
+        if _going_away:  # accepted as the worker began to stop: send the client elsewhere
+            ws.close(GOING_AWAY, _going_away[0])
+        else:
+            handler(ws)
     except ConnectionClosed:
         pass
     except Exception:  # the HTTP exchange is over: log it, never write a response into the stream
@@ -326,7 +351,23 @@ def serve(environ: dict[str, Any], handler: Callable[[Websocket], None], **optio
         except (ConnectionClosed, OSError):
             pass
         ws.sock.drain()  # the server may only take the connection back once all is written
+        _open.discard(ws)
     return _AfterUpgrade(ws.mode)
+
+
+def close_all(reason: str) -> int:
+    """Close every open websocket of this process with GOING_AWAY (what each has already
+    taken is written first), and any opened later at once; returns how many were open. For
+    a worker that stops: its clients reconnect to another at once instead of hanging on
+    until it is killed."""
+    _going_away[:] = [reason]
+    closing = [ws for ws in list(_open) if ws.connected]
+    for ws in closing:
+        try:
+            ws.close(GOING_AWAY, reason)
+        except (ConnectionClosed, OSError):
+            pass
+    return len(closing)
 
 
 class _AfterUpgrade(Response):

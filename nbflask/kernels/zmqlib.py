@@ -3,13 +3,17 @@
 Green sockets are right only when gevent has patched the socket module (gunicorn's gevent
 workers, `nbflask run`, the kernel host); under `flask --app nbflask run` (real threads) they
 hang when used from another thread, so plain zmq is used there. Everything else imports
-`zmq` through this module, and every socket gets LINGER=0 so closing never blocks.
+`zmq` through this module, and every socket gets LINGER=0 so closing never blocks. Waiting
+on sockets goes through `poller()` and `poll()`: zmq.green's own wait in select(), which
+refuses descriptors of 1024 and more, and a gevent worker with a few dozen kernel websockets
+has that many.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from types import ModuleType
 from typing import Any
 
@@ -54,3 +58,56 @@ def socket(kind: int, *, connect: str | None = None, bind: str | None = None, **
     if bind:
         sock.bind(bind)
     return sock
+
+
+GREEN_SAFETY_WAKE = 1.33  # seconds: a green wait looks again at least this often (as zmq.green does)
+
+
+def _green_poller_class() -> type:
+    """zmq.Poller whose waits are gevent's poll (epoll underneath), not select: ZeroMQ's
+    own poll tells what is ready, and each socket's ZMQ_FD, readable whenever its events
+    change, wakes the greenlet."""
+    import gevent.select
+    import zmq
+
+    class GreenPoller(zmq.Poller):
+        def poll(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+            deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout / 1000
+            while True:
+                ready = super().poll(0)
+                if ready or timeout == 0:
+                    return ready
+                wait = GREEN_SAFETY_WAKE if deadline is None else min(GREEN_SAFETY_WAKE,
+                                                                      deadline - time.monotonic())
+                if wait <= 0:
+                    return []
+                waiter = gevent.select.poll()
+                for sock, _ in self.sockets:
+                    waiter.register(sock.getsockopt(zmq.FD) if isinstance(sock, zmq.Socket) else sock,
+                                    gevent.select.POLLIN)
+                waiter.poll(wait * 1000)
+
+    return GreenPoller
+
+
+_green_poller: type | None = None
+
+
+def poller() -> Any:
+    """A Poller for this process's sockets: green (without select's limit) under gevent."""
+    global _green_poller
+    if not _gevent_patched():
+        import zmq
+
+        return zmq.Poller()
+    if _green_poller is None:
+        _green_poller = _green_poller_class()
+    return _green_poller()
+
+
+def poll(sock: Any, timeout: float) -> bool:
+    """Whether `sock` has a message within `timeout` milliseconds (its own `poll()` would
+    use zmq.green's select)."""
+    waiting = poller()
+    waiting.register(sock, module().POLLIN)
+    return bool(waiting.poll(timeout))

@@ -123,7 +123,7 @@ class TerminalRelay:
                 if host_pid is None or not runtime.pid_alive(host_pid):
                     self.end(1011, f"the kernel host (pid {host_pid}) died, and its terminals with it")
                     return
-            if not events.poll(250):
+            if not zmqlib.poll(events, 250):
                 continue
             texts: list[str] = []
             while len(texts) < BATCH:

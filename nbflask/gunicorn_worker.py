@@ -1,0 +1,52 @@
+"""What gunicorn's gevent workers need of nbflask when they retire (recycled, reloaded, stopped).
+
+It serves what it had accepted: a gevent worker that is recycled (`max_requests`) or
+reloaded (SIGHUP) calls `close()` on its gevent server, which closes the listening socket and
+drops the server's handler at once. But connections it accepted a moment earlier are handled
+by greenlets that have not run yet: with TLS the handshake then finds no handler
+(`AttributeError: 'StreamServer' object has no attribute 'handle'`, gevent issue 2071,
+gunicorn issue 3315), and gunicorn's handler itself
+asks the closed listener for its name (`OSError: [Errno 9] Bad file descriptor`). Either
+way the client sees its connection closed without a response: some requests of every
+recycling were lost. In a worker, closing only needs to stop accepting; the listening socket
+is the master's and the worker's copy goes when it exits.
+
+And it closes its kernel websockets at once: they would otherwise stay open, and keep the
+worker, until gunicorn's graceful timeout (30 s by default) and then be cut. Their clients
+reconnect to another worker (or the restarted server) and replay what they missed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RETIREMENT_CHECK = 0.25  # seconds between looks at whether the worker is retiring
+
+
+def serve_accepted_connections_after_close() -> None:
+    """Make `close()` of gevent's StreamServer, in this process, only stop accepting."""
+    from gevent.server import StreamServer
+
+    def close(self: Any) -> None:
+        self._stop_event.set()
+        self.stop_accepting()
+
+    StreamServer.close = close
+
+
+def close_websockets_on_retirement(worker: Any) -> None:
+    """Start a greenlet that closes the worker's websockets once it stops being `alive`
+    (gunicorn's flag for a worker past max_requests, or told to stop or reload)."""
+    import gevent
+
+    from .kernels import websocket
+
+    def watch() -> None:
+        while worker.alive:
+            gevent.sleep(RETIREMENT_CHECK)
+        closed = websocket.close_all("server restarting; reconnect")
+        if closed:
+            worker.log.info("nbflask: worker %d closed its %d websockets; their clients reconnect",
+                            worker.pid, closed)
+
+    gevent.spawn(watch)

@@ -1,0 +1,154 @@
+"""Web workers come and go under gunicorn (gevent workers, TLS); kernels and cells do not notice.
+
+Each test runs real gunicorn with a certificate made at run time, real kernels running cells
+that print for seconds, and clients that reconnect with their session id when their websocket
+is cut. They must end up with every line of output, once and in order, from kernels that kept
+running (same process) throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+import requests
+import worklife
+from kernelapp import wait_gone
+from live import TOKEN, start_gunicorn
+from worklife import LINES, Follower, counting, finish_all, numbers, run_cells, worker_of, workers
+
+pytestmark = pytest.mark.slow
+WORKERS = 3
+
+
+def kernel_pid(kernel_id: str) -> int:
+    """The process of the kernel, found by its connection file on its command line."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(f"kernel-{kernel_id}.json" in part for part in proc.info["cmdline"] or ()):
+            return proc.pid
+    raise AssertionError(f"no process for kernel {kernel_id}")
+
+
+def first_seen(text: str) -> str:
+    """The lines of `text` without those it had already (lines a replay brought twice)."""
+    seen: dict[str, None] = {}
+    for line in text.splitlines(keepends=True):
+        seen.setdefault(line)
+    return "".join(seen)
+
+
+def start_kernels(server, count: int) -> list[str]:
+    client = server.session()
+    return [client.post(server.url + "api/kernels", json={}, timeout=90).json()["id"] for _ in range(count)]
+
+
+def spread_followers(server, kernel_ids: list[str], count: int) -> list[Follower]:
+    """`count` clients over the kernels, opened until they sit on at least two workers."""
+    followers: list[Follower] = []
+    deadline = time.monotonic() + 60
+    while len(followers) < count or len({worker_of(server.proc.pid, server.port, f.local_port)
+                                         for f in followers}) < 2:
+        assert time.monotonic() < deadline, "connections never spread over two workers"
+        followers.append(Follower(server.url, kernel_ids[len(followers) % len(kernel_ids)], TOKEN,
+                                  str(server.cert)))
+    return followers
+
+
+def host_pid(server) -> int:
+    runtime = os.environ["NBFLASK_RUNTIME_DIR"]
+    return json.loads(open(f"{runtime}/kernel-host-{server.proc.pid}.json").read())["pid"]
+
+
+def fresh_get(server, path: str) -> requests.Response:
+    """A request on a new TCP connection, so any worker may take it."""
+    return requests.get(server.url + path, headers={"Authorization": f"token {TOKEN}", "Connection": "close"},
+                        verify=str(server.cert), timeout=60)
+
+
+def test_a_killed_worker_is_replaced_and_its_clients_carry_on(tmp_path):
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS) as server:
+        kernel_ids = start_kernels(server, 2)
+        pids = {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids}
+        followers = spread_followers(server, kernel_ids, 4)
+        run_cells(followers, counting())
+        victim = worker_of(server.proc.pid, server.port, followers[0].local_port)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_gone(victim)
+        finish_all(followers)
+        # Nothing lost, in order. A killed worker cannot say goodbye: what it wrote after its
+        # last progress notice to the host (at most 50 ms of output) may come again.
+        assert [first_seen(f.text) for f in followers] == [numbers()] * len(followers)
+        assert all(len(f.text.splitlines()) - LINES <= 5 for f in followers)
+        assert followers[0].reconnects >= 1
+        worklife.wait_workers(server.proc.pid, WORKERS, {victim})
+        assert {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids} == pids
+        for follower in followers:  # the kernels kept their state, too
+            follower.reconnect()
+            assert follower.ks.execute("print(i)").stream("stdout") == f"{LINES - 1}\n"
+            follower.close()
+
+
+def test_max_requests_recycling_keeps_kernels_and_output(tmp_path):
+    args = ["--max-requests", "30"]
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS, args=args) as server:
+        kernel_ids = start_kernels(server, 2)
+        pids = {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids}
+        before = workers(server.proc.pid)
+        followers = spread_followers(server, kernel_ids, 4)
+        run_cells(followers, counting())
+        deadline = time.monotonic() + 90
+        while workers(server.proc.pid) & before:  # until every worker reached its limit
+            assert time.monotonic() < deadline, "gunicorn recycled no worker"
+            assert fresh_get(server, "api/status").status_code == 200
+        finish_all(followers)
+        assert [f.text for f in followers] == [numbers()] * len(followers)
+        assert any(f.reconnects for f in followers)  # cut while the cells ran
+        assert {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids} == pids
+        assert "max_requests" in server.log() or "Autorestarting worker" in server.log()
+        for follower in followers:
+            follower.close()
+
+
+def test_sighup_reloads_every_worker_and_keeps_every_kernel(tmp_path):
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS) as server:
+        kernel_ids = start_kernels(server, 2)
+        pids = {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids}
+        host = host_pid(server)
+        before = workers(server.proc.pid)
+        followers = spread_followers(server, kernel_ids, 4)
+        run_cells(followers, counting())
+        os.kill(server.proc.pid, signal.SIGHUP)
+        finish_all(followers)
+        assert [f.text for f in followers] == [numbers()] * len(followers)
+        assert all(f.reconnects >= 1 for f in followers)
+        worklife.wait_workers(server.proc.pid, WORKERS, before)
+        assert host_pid(server) == host
+        assert {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids} == pids
+        listed = fresh_get(server, "api/kernels").json()
+        assert sorted(k["id"] for k in listed) == sorted(kernel_ids)
+        for follower in followers:
+            follower.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_stopping_gunicorn_stops_its_kernels_and_orphans_nothing(tmp_path, sig):
+    with start_gunicorn(tmp_path, tls=True, workers=WORKERS) as server:
+        kernel_ids = start_kernels(server, 2)
+        pids = [kernel_pid(kernel_id) for kernel_id in kernel_ids]
+        host = host_pid(server)
+        children = workers(server.proc.pid)
+        followers = spread_followers(server, kernel_ids, 2)
+        run_cells(followers, counting(600))
+        os.kill(server.proc.pid, sig)
+        server.proc.wait(25)  # open websockets do not hold the workers for the graceful timeout (30 s)
+        # before the test's own clean-up (which kills the process group) gets a chance
+        for pid in (host, *pids, *children):
+            assert wait_gone(pid), f"process {pid} outlived gunicorn"
+        for follower in followers:
+            follower.close()
+    runtime = os.environ["NBFLASK_RUNTIME_DIR"]
+    assert [name for name in os.listdir(runtime) if name.startswith("kernel-")] == []
