@@ -50,6 +50,9 @@ ADOPT_TIMEOUT = 10.0  # seconds a kernel left by a dead host has to answer kerne
 IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<random>-1 ... -5
 RECORDED = frozenset({"execute_input", "stream", "display_data", "execute_result", "error", "clear_output",
                       "update_display_data", "status"})  # iopub messages that change a cell's outputs
+IOPUB_CONFIRM = 5.0  # seconds a ready kernel waits for the host's iopub subscription to hear it
+INTERRUPT_REPLY_WAIT = 1.0  # seconds an interrupt_request is given to be answered
+NUDGE_INTERVAL = 0.5  # seconds between kernel_info requests to a kernel becoming ready
 DEPARTURE_WAIT = 2.0  # seconds a reconnecting session waits for its old connection to report
 
 
@@ -405,43 +408,54 @@ class KernelManager:
             self.publish(kernel.kernel_id, {"event": "dead", "reason": exc.message})
 
     def _wait_ready(self, kernel: Kernel, timeout: float) -> None:
-        """Until the kernel answers kernel_info on shell and the host's own iopub subscription
+        """Until the kernel answers kernel_info on shell, and the host's own iopub subscription
         hears it (a SUB socket joins late: the first run's output must be recorded and kept for
-        replay like every later one); its process exiting ends the wait."""
+        replay like every later one); its process exiting ends the wait. The request is sent
+        again every NUDGE_INTERVAL: a kernel still starting may drop one. Clients may run code
+        meanwhile, so the iopub wait is bounded and needs no further replies."""
         process = kernel.process
         assert process is not None
         shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
         try:
-            request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
-            shell.send_multipart(kernel.signer.serialize(request))
-            answered = False
+            sent: set[str] = set()
+            answered_at: float | None = None
+            nudged_at = 0.0
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
-                if zmqlib.poll(shell, 200) and self._is_reply(kernel, shell.recv_multipart(), request.msg_id):
-                    answered = True
-                if answered and kernel.iopub_seen.is_set():
+                if answered_at is not None and (kernel.iopub_seen.is_set()
+                                                or time.monotonic() - answered_at > IOPUB_CONFIRM):
                     return
-                if answered:  # each request makes the kernel say busy and idle on iopub
+                if time.monotonic() - nudged_at >= NUDGE_INTERVAL:  # busy and idle go to iopub too
                     request = wire.new_message("kernel_info_request", {}, session=HOST_SESSION)
                     shell.send_multipart(kernel.signer.serialize(request))
-                    answered = False
+                    sent.add(request.msg_id)
+                    nudged_at = time.monotonic()
+                if zmqlib.poll(shell, NUDGE_INTERVAL * 1000):
+                    parent = self._reply_parent(kernel, shell.recv_multipart())
+                    if answered_at is None and parent in sent:
+                        answered_at = time.monotonic()
             raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
         finally:
             shell.close()
 
     @staticmethod
-    def _is_reply(kernel: Kernel, frames: list[bytes], msg_id: str) -> bool:
+    def _reply_parent(kernel: Kernel, frames: list[bytes]) -> str | None:
+        """The msg_id a signed reply answers; None for a message that is not one."""
         try:
             _, signature, parts = wire.split(frames)
             kernel.signer.verify(signature, parts)
-            return wire.loads_object(parts[1], "parent_header").get("msg_id") == msg_id
+            return wire.loads_object(parts[1], "parent_header").get("msg_id")
         except wire.WireError as exc:
             log.warning("kernel %s: dropped a reply: %s", kernel.kernel_id, exc)
-            return False
+            return None
+
+    @classmethod
+    def _is_reply(cls, kernel: Kernel, frames: list[bytes], msg_id: str) -> bool:
+        return cls._reply_parent(kernel, frames) == msg_id
 
     def _watch(self, kernel: Kernel, process: subprocess.Popen | Adopted) -> None:
         """Waits for the process to end on its own; then restarts it or declares it dead."""
@@ -526,12 +540,16 @@ class KernelManager:
             try:
                 request = wire.new_message("interrupt_request", {}, session=HOST_SESSION)
                 control.send_multipart(kernel.signer.serialize(request))
-                deadline = time.monotonic() + 5
+                # As jupyter_client does, the interrupt is not made to wait for the kernel's
+                # reply (ipykernel 7 sometimes sends none); the socket stays open a moment so
+                # the request goes out.
+                deadline = time.monotonic() + INTERRUPT_REPLY_WAIT
                 while time.monotonic() < deadline:
-                    if zmqlib.poll(control, 200) and self._is_reply(kernel, control.recv_multipart(),
+                    if zmqlib.poll(control, 100) and self._is_reply(kernel, control.recv_multipart(),
                                                                      request.msg_id):
                         return
-                raise APIError(504, f"Kernel {kernel_id} did not answer its interrupt_request")
+                log.info("kernel %s: no interrupt_reply within %g s", kernel_id, INTERRUPT_REPLY_WAIT)
+                return
             finally:
                 control.close()
         try:
