@@ -232,6 +232,12 @@ def test_plain_pip_install_ships_templates_and_static(tmp_path):
         for asset in ("style.css", "favicon.svg"):
             assert requests.get(server.url + "static/" + asset, timeout=10).status_code == 200
         assert "login" in requests.get(server.url + "login", timeout=10).text
+        lab = requests.get(server.url + f"lab?token={TOKEN}", timeout=10).text
+        config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab, re.S).group(1))
+        ours = [e for e in config["federated_extensions"] if e["name"] == "@nbflask/recorded-outputs"]
+        assert ours, "nbflask's own front-end extension is not in the wheel"
+        entry = server.url + f"lab/extensions/@nbflask/recorded-outputs/{ours[0]['load']}"
+        assert requests.get(entry, timeout=10).status_code == 200
 
 
 @pytest.mark.slow
