@@ -120,6 +120,7 @@ class Kernel:
     lock: Any = field(default_factory=gevent.lock.RLock)
     settled: Any = field(default_factory=gevent.event.Event)  # set once ready or dead after a start
     iopub_seen: Any = field(default_factory=gevent.event.Event)  # the host's monitor hears this process
+    answering: Any = field(default_factory=gevent.event.Event)  # it said busy or idle: it takes requests
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -381,6 +382,7 @@ class KernelManager:
         self._write_connection_file(kernel)  # with the pid a later host needs to adopt it
         kernel.settled.clear()
         kernel.iopub_seen.clear()
+        kernel.answering.clear()
         if wait:
             self._become_ready(kernel, process)
         else:
@@ -411,8 +413,9 @@ class KernelManager:
         """Until the kernel answers kernel_info on shell, and the host's own iopub subscription
         hears it (a SUB socket joins late: the first run's output must be recorded and kept for
         replay like every later one); its process exiting ends the wait. The request is sent
-        again every NUDGE_INTERVAL: a kernel still starting may drop one. Clients may run code
-        meanwhile, so the iopub wait is bounded and needs no further replies."""
+        again every NUDGE_INTERVAL: a kernel still starting may drop one, and a kernel that said
+        busy or idle on iopub is answering requests (a client's may have come first and keep it
+        busy). Clients may run code meanwhile, so the iopub wait is bounded."""
         process = kernel.process
         assert process is not None
         shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
@@ -437,6 +440,8 @@ class KernelManager:
                     parent = self._reply_parent(kernel, shell.recv_multipart())
                     if answered_at is None and parent in sent:
                         answered_at = time.monotonic()
+                if answered_at is None and kernel.answering.is_set():
+                    answered_at = time.monotonic()  # it answers others (a client was quicker)
             raise APIError(504, f"Kernel '{kernel.spec.name}' did not answer within {timeout:g} s of"
                                  " starting; it was stopped", "KernelStartTimeout")
         finally:
@@ -703,6 +708,8 @@ class KernelManager:
                         # a kernel's own `starting` may come after its kernel_info reply was seen
                         if isinstance(state, str) and not (state == "starting" and kernel.settled.is_set()):
                             kernel.execution_state = state
+                        if state in ("busy", "idle"):
+                            kernel.answering.set()
                     self._record(kernel, msg_type, signature, parts)
                 except wire.WireError as exc:
                     log.warning("kernel %s: dropped an iopub message: %s", kernel.kernel_id, exc)
