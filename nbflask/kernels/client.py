@@ -268,6 +268,10 @@ class KernelHost:
         self._call("attach", kernel_id=kernel_id, connection_id=connection_id, session_id=session_id,
                    worker=os.getpid())
 
+    def wait_settled(self, kernel_id: str, timeout: float) -> bool:
+        """Until the kernel has started (or failed to), at most `timeout` seconds."""
+        return self._exchange("wait_settled", timeout + 10, {"kernel_id": kernel_id, "timeout": timeout})[0]
+
     def progress_socket(self) -> Any:
         """A socket for `progress` notices, owned by its caller (a relay's pump)."""
         return zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)

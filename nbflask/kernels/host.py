@@ -73,6 +73,7 @@ class Host:
             "restart_kernel": lambda kernel_id: kernels.restart(kernel_id).model(),
             "connection_info": kernels.connection_info,
             "attach": kernels.attach,
+            "wait_settled": kernels.wait_settled,
             "hello": lambda topic, connection_id: self.publish(
                 topic, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,

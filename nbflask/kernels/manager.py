@@ -596,6 +596,12 @@ class KernelManager:
         kernel.delivered[connection_id] = kernel.replay.latest
         kernel.touch()
 
+    def wait_settled(self, kernel_id: str, timeout: float) -> bool:
+        """Until a starting kernel is up (or dead), its output heard by the host's own iopub
+        subscription: a client's requests are relayed only then, so none of their output
+        misses the recording or the replay buffer. False if it still starts after `timeout`."""
+        return bool(self.get(kernel_id).settled.wait(min(max(timeout, 0.0), 120.0)))
+
     def progress(self, kernel_id: str, connection_id: str, header: bytes) -> None:
         """A websocket delivered the iopub message with this header: if its web worker dies
         without saying goodbye, its session resumes from here."""

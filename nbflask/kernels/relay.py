@@ -182,6 +182,7 @@ class Relay:
             self.host.attach(self.kernel_id, self.connection_id, self.client_session)
             attached = True
             host_pid = self.host.pid()
+            self.host.wait_settled(self.kernel_id, NUDGE_TIMEOUT)  # the host records from the start
             if self.client_session:
                 self.held = []
             self.confirm_iopub(nudging, sockets, events, nudges)
