@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(HERE))
 
 import bench_contents  # noqa: E402
-from bench_kernels import Direct, RawWebsocket, decode  # noqa: E402
+from bench_kernels import Direct, RawWebsocket, Through  # noqa: E402
 from live import TOKEN, LiveServer, free_port, start_gunicorn, start_nbflask  # noqa: E402
 
 from nbflask.kernels import wire  # noqa: E402
@@ -66,8 +66,9 @@ NBFLASK_RUN, GUNICORN, JUPYTER, DIRECT = "nbflask run", "nbflask gunicorn", "Jup
 # --- clients -------------------------------------------------------------------------------
 
 
-class Websocket:
-    """A Jupyter client on a server's kernel websocket, legacy JSON or v1 binary."""
+class Websocket(Through):
+    """A Jupyter client on a server's kernel websocket, legacy JSON or v1 binary, with its own
+    session id and any request type (bench_kernels' client reads and closes the same way)."""
 
     def __init__(self, base_url: str, kernel_id: str, v1: bool = False) -> None:
         self.v1 = v1
@@ -83,17 +84,6 @@ class Websocket:
         else:
             self.ws.send(json.dumps({**message.to_dict("shell"), "buffers": []}).encode(), text=True)
         return message.msg_id
-
-    def receive(self) -> list[tuple[str, dict, dict, dict]]:
-        data = self.ws.recv()
-        if self.v1:
-            channel, parts = wire.v1_unpack(data)
-            return [(channel, *decode(parts))]
-        message = json.loads(data)
-        return [(message["channel"], message["header"], message["parent_header"], message["content"])]
-
-    def close(self) -> None:
-        self.ws.close()
 
 
 class DirectClient(Direct):
