@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +21,7 @@ from kernelapp import wait_gone
 from kernelws import KernelSocket
 from live import BIN, TOKEN, LiveServer, _deployment, write_config
 from test_worker_life import kernel_pid, start_kernels
+from tools import needs_package, program
 from worklife import Follower, counting, finish_all, numbers, run_cells
 
 pytestmark = pytest.mark.slow
@@ -211,10 +211,9 @@ def test_web_workers_without_the_service_host_say_how_to_start_it(tmp_path):
     assert kernel_files(deployment.runtime) == []
 
 
+@needs_package(program("systemd-analyze"), "systemd")
 def test_the_systemd_units_verify(tmp_path):
     """`systemd-analyze verify` on both units, with this machine's paths to the programs."""
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed (the units' ExecStart lines run in the tests above)")
     for unit in ("nbflask-kernel-host.service", "nbflask-web.service"):
         text = (CONFIG / unit).read_text().replace("/srv/nbflask/venv/bin/", f"{BIN}/")
         (tmp_path / unit).write_text(text)
