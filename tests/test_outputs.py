@@ -98,6 +98,9 @@ def test_errors_and_replies_set_the_status():
            ("status", {"execution_state": "idle"}))
     assert recording.executions["r"].status == "error"
     assert recording.executions["r"].outputs[0]["ename"] == "ZeroDivisionError"
+    version = recording.executions["r"].changes
+    recording.finish("r", "error")  # the reply agrees with what iopub said: nothing new
+    assert recording.executions["r"].changes == version
     recording.expect("s", None, None)
     recording.finish("s", "aborted")
     assert recording.executions["s"].status == "aborted"

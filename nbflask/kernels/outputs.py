@@ -348,8 +348,8 @@ class Recording:
     def finish(self, msg_id: str, status: str) -> None:
         """The kernel's execute_reply: ok, error or aborted."""
         execution = self.executions.get(msg_id)
-        if execution is not None and status in ("ok", "error", "aborted"):
-            execution.status = status
+        if execution is not None and status in ("ok", "error", "aborted") and execution.status != status:
+            execution.status = status  # a new version only if it says something new
             execution.changes += 1
 
     def _update_display(self, display_id: str, content: dict[str, Any]) -> Execution | None:
