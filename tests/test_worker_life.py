@@ -33,14 +33,6 @@ def kernel_pid(kernel_id: str) -> int:
     raise AssertionError(f"no process for kernel {kernel_id}")
 
 
-def first_seen(text: str) -> str:
-    """The lines of `text` without those it had already (lines a replay brought twice)."""
-    seen: dict[str, None] = {}
-    for line in text.splitlines(keepends=True):
-        seen.setdefault(line)
-    return "".join(seen)
-
-
 def start_kernels(server, count: int) -> list[str]:
     client = server.session()
     return [client.post(server.url + "api/kernels", json={}, timeout=90).json()["id"] for _ in range(count)]
@@ -79,10 +71,7 @@ def test_a_killed_worker_is_replaced_and_its_clients_carry_on(tmp_path):
         os.kill(victim, signal.SIGKILL)
         assert wait_gone(victim)
         finish_all(followers)
-        # Nothing lost, in order. A killed worker cannot say goodbye: what it wrote after its
-        # last progress notice to the host (at most 50 ms of output) may come again.
-        assert [first_seen(f.text) for f in followers] == [numbers()] * len(followers)
-        assert all(len(f.text.splitlines()) - LINES <= 5 for f in followers)
+        assert [f.text for f in followers] == [numbers()] * len(followers)  # none lost, none twice
         assert followers[0].reconnects >= 1
         worklife.wait_workers(server.proc.pid, WORKERS, {victim})
         assert {kernel_id: kernel_pid(kernel_id) for kernel_id in kernel_ids} == pids

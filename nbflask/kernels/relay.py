@@ -193,8 +193,8 @@ class Relay:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
                     if self.unreported:
-                        self.report_progress()
-                    # Unreported (too soon, or still queued): wake up when a report is due.
+                        self.report_progress(idle=True)
+                    # Unreported (still queued): look again when a report is due.
                     wait = self.report_due() if self.unreported else HOST_CHECK_INTERVAL
                     ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
@@ -379,15 +379,15 @@ class Relay:
             self.unreported = True
             self.report_progress()
 
-    def report_progress(self) -> None:
+    def report_progress(self, idle: bool = False) -> None:
         """Tell the host how far this client has got, counting only messages written to its
         socket (not those still queued, which a slow client's close drops), so a killed worker
-        costs its clients no output: at most every PROGRESS_INTERVAL, during a burst and when
-        the pump falls idle. Reporting each time it fell idle took 16-31% of a busy worker's
-        samples with 40 connections (docs/performance.md); the host hears at most 20 a second
-        from each."""
+        costs its clients no output and repeats none: each time the pump falls idle, and at
+        most every PROGRESS_INTERVAL during a burst. (Throttling the idle reports too saved
+        a third of their cost but repeated what a worker killed within 50 ms of a write had
+        sent: docs/performance.md.)"""
         now = time.monotonic()
-        if now - self.reported_at < PROGRESS_INTERVAL:
+        if not idle and now - self.reported_at < PROGRESS_INTERVAL:
             return
         self.reported_at = now  # even if nothing moved: the next look is due in as long
         header = self.advance_written()
