@@ -123,9 +123,9 @@ def test_first_save_renames_and_the_outputs_survive_a_reload(lab, server):
 
     lab.page.reload()
     lab.wait_ready()
-    # Opened from the file browser: JupyterLab does not save its layout on a rename (under
-    # Jupyter Server too), so a reload may bring the renamed tab back behind the module's
-    # earlier notebooks, or not at all.
+    # Opened from the file browser: JupyterLab does not save its layout on a rename (the
+    # workspace it PUTs still names the old path as current), so a reload may bring the
+    # renamed tab back behind the module's earlier notebooks, or not at all.
     lab.listed("kept.ipynb").dblclick()
     expect(lab.page.locator(".jp-mod-current .lm-TabBar-tabLabel")).to_contain_text("kept.ipynb")
     cell = lab.cells.first

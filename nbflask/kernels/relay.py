@@ -41,6 +41,7 @@ NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this
 NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
+STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
@@ -100,6 +101,7 @@ class Relay:
         self.held: list[list[bytes]] | None = None  # live iopub held back while replaying
         self.replayed: set[str] = set()  # msg_ids replayed that live iopub may bring again
         self.progress: Any = None  # the pump's socket for progress notices to the host
+        self.stdin_connects: Any = None  # the pump's events: its stdin socket (re)connected
         self.reported_at = 0.0
         self.unreported = False  # a message was delivered since the last progress notice
 
@@ -161,8 +163,10 @@ class Relay:
         identity = f"{self.session_id}-{self.connection_id}".encode()
         sockets = {
             name: zmqlib.socket(zmq.DEALER, connect=self.url(name), IDENTITY=identity)
-            for name in ("shell", "control", "stdin")
+            for name in ("shell", "control")
         }
+        sockets["stdin"] = zmqlib.socket(zmq.DEALER, IDENTITY=identity)
+        self.stdin_connects = zmqlib.watch_connects(sockets["stdin"], self.url("stdin"))
         sockets["iopub"] = zmqlib.socket(zmq.SUB, connect=self.url("iopub"), RCVHWM=0)
         sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
         events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
@@ -229,7 +233,7 @@ class Relay:
         finally:
             if self.ws.connected:  # the pump stops first: the client must not wait for it
                 self.close(1011, "relay stopped")
-            for sock in (*sockets.values(), events, pipe, self.progress):
+            for sock in (*sockets.values(), events, pipe, self.progress, self.stdin_connects):
                 sock.close()
             if attached:
                 self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
@@ -346,8 +350,19 @@ class Relay:
                 channel = "iopub" if sock is sockets["iopub"] else "shell"
                 self.to_client(channel, receive(sock), nudges)
                 if channel == "iopub":
+                    self.confirm_stdin()
                     return
         log.warning("kernel %s: no iopub message within %g s; relaying anyway", self.kernel_id, NUDGE_TIMEOUT)
+
+    def confirm_stdin(self) -> None:
+        """Wait until the stdin socket has (re)connected to the kernel, which is up once iopub
+        speaks. The kernel's stdin ROUTER drops an input_request for an identity it has not
+        met yet, and the cell then waits for input forever: ZeroMQ retries a connection made
+        before the kernel listened only after its reconnect interval, and a quick `input()`
+        came sooner."""
+        if not zmqlib.wait_connected(self.stdin_connects, STDIN_CONNECT_WAIT):
+            log.warning("kernel %s: stdin not connected within %g s; relaying anyway",
+                        self.kernel_id, STDIN_CONNECT_WAIT)
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
         if channel == "iopub":
@@ -382,10 +397,12 @@ class Relay:
     def report_progress(self, idle: bool = False) -> None:
         """Tell the host how far this client has got, counting only messages written to its
         socket (not those still queued, which a slow client's close drops), so a killed worker
-        costs its clients no output and repeats none: each time the pump falls idle, and at
-        most every PROGRESS_INTERVAL during a burst. (Throttling the idle reports too saved
-        a third of their cost but repeated what a worker killed within 50 ms of a write had
-        sent: docs/performance.md.)"""
+        costs its clients no output: each time the pump falls idle, and at most every
+        PROGRESS_INTERVAL during a burst. A message written at once is reported before the
+        pump waits, so it never comes twice; one still queued (a slow client) is looked at
+        again within PROGRESS_INTERVAL. (Throttling the idle reports too saved about a third
+        of their cost and repeated what a worker killed just after a write had sent:
+        docs/performance.md.)"""
         now = time.monotonic()
         if not idle and now - self.reported_at < PROGRESS_INTERVAL:
             return

@@ -111,3 +111,20 @@ def poll(sock: Any, timeout: float) -> bool:
     waiting = poller()
     waiting.register(sock, module().POLLIN)
     return bool(waiting.poll(timeout))
+
+
+def watch_connects(sock: Any, url: str) -> Any:
+    """Connect `sock` to `url`; the PAIR socket returned gets an event each time the
+    connection is made, again after every reconnect (a restarted kernel binds anew)."""
+    monitor = sock.get_monitor_socket(module().EVENT_CONNECTED)
+    sock.connect(url)
+    return monitor
+
+
+def wait_connected(monitor: Any, timeout: float) -> bool:
+    """Whether a connection (see `watch_connects`) was made within `timeout` seconds; takes
+    its event."""
+    if not poll(monitor, timeout * 1000):
+        return False
+    monitor.recv_multipart()
+    return True
