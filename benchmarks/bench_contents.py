@@ -41,10 +41,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_notebook(target_bytes: int = 4_400_000) -> dict:
-    """2,000 code cells with source and a stream output, about `target_bytes` on disk."""
+def make_notebook(target_bytes: int = 4_400_000, salt: str = "") -> dict:
+    """2,000 code cells with source and a stream output, about `target_bytes` on disk; a
+    different `salt` makes every cell different (a server that remembers cells it has seen
+    sees none of them)."""
     per_cell = target_bytes // CELLS
-    line = "value = compute(x, y)  # " + "z" * 40 + "\n"
+    line = f"value = compute(x, y)  # {salt}" + "z" * 40 + "\n"
     source = (line * (per_cell // 2 // len(line) + 1))[: per_cell // 2]
     text = ("out " * (per_cell // 8 + 1))[: per_cell // 2]
     nb = nbformat.v4.new_notebook()

@@ -11,7 +11,8 @@ busy moment on the shared machine hits all alike):
   * `1+1` round trips, sequential, on the legacy JSON and the v1 websocket protocols;
   * 40 websockets on 4 kernels, each executing `1+1` back to back: executions/s and latency;
   * 64 KiB stdout messages, flushed, in MB/s; 200 display_data messages of 100 KiB;
-  * PUT and GET of a 5 MB, 2,000-cell notebook;
+  * PUT and GET of a 5 MB, 2,000-cell notebook, again (an autosave, a reload) and new to the
+    server (every cell changed; a file another program wrote);
   * the servers' memory (every process but the kernels, RSS summed), idle and after the
     concurrency run;
   * kernel start (POST /api/kernels, or the launch) to the kernel_info_reply;
@@ -40,9 +41,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
 import requests
 import zmq
 
@@ -270,8 +273,15 @@ class DirectKernels:
 class Target:
     """One thing measured: a server with its kernels, or the direct client."""
 
-    def __init__(self, name: str, server: LiveServer | None, direct: DirectKernels | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        server: LiveServer | None,
+        direct: DirectKernels | None = None,
+        root: Path | None = None,
+    ) -> None:
         self.name, self.server, self.direct = name, server, direct
+        self.root = root  # the server's notebook folder
         self.kernels: list[str | dict] = []
         self.http = server.session() if server else None
 
@@ -461,27 +471,38 @@ def kernel_start(target: Target) -> float:
     return elapsed
 
 
-def contents(target: Target, body: bytes) -> tuple[float, float]:
-    """Seconds for one PUT and one GET of the big notebook (after one warm-up of each), to
-    the last byte of the reply."""
-    url = target.server.url + "api/contents/big.ipynb"
+def contents(target: Target, body: bytes) -> dict[str, float]:
+    """Seconds for PUT and GET of the big notebook, to the last byte of the reply: again (after
+    one warm-up of each, as an autosave and a reload do), and new to the server (a save of
+    cells it has never seen; a read of a file another program wrote)."""
+    url = target.server.url + "api/contents/"
+    salt = uuid.uuid4().hex
+    new_body = json.dumps({"type": "notebook", "content": bench_contents.make_notebook(salt=salt)}).encode()
+    outside = nbformat.writes(nbformat.from_dict(bench_contents.make_notebook(salt=salt[::-1]))) + "\n"
+    (target.root / f"outside-{salt}.ipynb").write_text(outside, encoding="utf-8")
     headers = {"Content-Type": "application/json"}
 
-    def put() -> requests.Response:
-        return target.http.put(url, data=body, headers=headers, timeout=120)
+    def put(path: str, data: bytes) -> Callable[[], requests.Response]:
+        return lambda: target.http.put(url + path, data=data, headers=headers, timeout=120)
 
-    def get() -> requests.Response:
-        return target.http.get(url, timeout=120)
+    def get(path: str) -> Callable[[], requests.Response]:
+        return lambda: target.http.get(url + path, timeout=120)
 
-    times = []
-    for action in (put, get, put, get):  # the first two warm up
+    steps = {
+        "warm-up put": put("big.ipynb", body), "warm-up get": get("big.ipynb"),
+        "put": put("big.ipynb", body), "get": get("big.ipynb"),
+        "put_new": put(f"new-{salt}.ipynb", new_body), "get_new": get(f"outside-{salt}.ipynb"),
+    }
+    times = {}
+    for name, action in steps.items():
         started = time.perf_counter()
         reply = action()  # the whole body is in when it returns
-        times.append(time.perf_counter() - started)
+        times[name] = time.perf_counter() - started
         reply.raise_for_status()
-    # Checked after the clock stops: decoding 5 MB of JSON is the client's time, not the server's.
-    assert len(reply.json()["content"]["cells"]) == bench_contents.CELLS
-    return times[2], times[3]
+        # Checked after the clock stops: decoding 5 MB of JSON is the client's time.
+        if name.startswith("get"):
+            assert len(reply.json()["content"]["cells"]) == bench_contents.CELLS
+    return {name: times[name] for name in ("put", "get", "put_new", "get_new")}
 
 
 class SwiftCount:
@@ -572,6 +593,8 @@ ROWS = [
     Row("displays", "200 display_data of 100 KiB", "ms", 1000, DIRECT, None, digits=0),
     Row("put", "PUT of a 5 MB notebook (2,000 cells)", "ms", 1000, JUPYTER, 0.5, digits=0),
     Row("get", "GET of the same", "ms", 1000, JUPYTER, 0.5, digits=0),
+    Row("put_new", "PUT of one, every cell new to the server", "ms", 1000, JUPYTER, None, digits=0),
+    Row("get_new", "GET of one another program wrote", "ms", 1000, JUPYTER, None, digits=0),
     Row("mem_idle", "server memory idle, before any kernel (RSS, all processes)", "MiB", 1, JUPYTER, 0.8),
     Row("mem_after", "memory after the concurrency run (RSS, kernels excluded)", "MiB", 1, JUPYTER, 0.8),
     Row("mem_idle_pss", "server memory idle (PSS: shared pages once)", "MiB", 1, JUPYTER, None),
@@ -683,9 +706,8 @@ def measure_round(
         results.add("kernel_start", target.name, kernel_start(target))
     for target in targets:
         if target.server:
-            put, get = contents(target, body)
-            results.add("put", target.name, put)
-            results.add("get", target.name, get)
+            for metric, seconds in contents(target, body).items():
+                results.add(metric, target.name, seconds)
     if swift:
         results.add("swift_new", NBFLASK_RUN, swift.requests_for(f"new-{uuid.uuid4().hex[:8]}.ipynb"))
         results.add("swift_existing", NBFLASK_RUN, swift.requests_for("warm.ipynb"))
@@ -714,7 +736,7 @@ def start_targets(folder: Path, venv: Path, skip: set[str]) -> list[Target]:
             continue
         path = folder / name.replace(" ", "-")
         path.mkdir()
-        targets.append(Target(name, start(path)))
+        targets.append(Target(name, start(path), root=path / "notebooks"))
     targets.append(Target(DIRECT, None, DirectKernels(folder / "direct")))
     return targets
 

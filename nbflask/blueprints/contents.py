@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..contents import Contents, IfMatch, Reply
+from ..contents import Contents, IfMatch, Reply, notebooks
 from ..errors import APIError, json_error
 from ..state import state
 from ..stores.base import StoreError
@@ -116,7 +116,7 @@ def get_model(path: str) -> Response:
 
 
 def put_model(path: str) -> Response:
-    reply, created = contents().save(path, json_object(), if_match())
+    reply, created = contents().save(path, json_object(notebooks.Node), if_match())
     return model_response(reply, 201 if created else 200, location=True)
 
 

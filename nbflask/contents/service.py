@@ -75,6 +75,7 @@ class Contents:
             raise ValueError(f"checkpoints: expected single or multiple, found {checkpoints!r}")
         self.store = store
         self.trust = trust
+        self.notebooks = notebooks.Notebooks()
         self.allow_hidden = allow_hidden
         self.max_checkpoints = max_checkpoints
         self.single_checkpoint = checkpoints == "single"
@@ -165,7 +166,7 @@ class Contents:
             model["hash"] = hashlib.new(HASH_ALGORITHM, data).hexdigest()
             model["hash_algorithm"] = HASH_ALGORITHM
         if content and kind == "notebook":
-            nb, message = notebooks.read(data, path)
+            nb, message = self.notebooks.read(data, path)
             del data
             self.trust.mark(nb)
             model.update(content=nb, format="json")
@@ -225,7 +226,7 @@ class Contents:
         if kind == "notebook":
             nb = notebooks.from_model(body.pop("content")) if "content" in body else notebooks.new()
             self.trust.sign_if_trusted(nb)
-            data, message = notebooks.dumps(nb)
+            data, message = self.notebooks.dumps(nb)
             del nb
             entry, new = self.store.save(path, data, if_match=expected)
             # Notebooks always have a checkpoint to revert to, as in Jupyter.
@@ -303,7 +304,7 @@ class Contents:
         if kind == "notebook":
             nb = notebooks.new()
             self.trust.sign_if_trusted(nb)
-            entry = self.store.write(path, notebooks.dumps(nb)[0])
+            entry = self.store.write(path, self.notebooks.dumps(nb)[0])
             self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=True)
             return self._reply(entry, "notebook")
         return self._reply(self.store.write(path, b""), "file")
@@ -387,7 +388,7 @@ class Contents:
         entry = self._stat(path)
         if entry.kind == "directory":
             raise BadContent(f"'{path}' is a directory, not a notebook", "bad type")
-        nb, _ = notebooks.read(self.store.read(path), path)
+        nb, _ = self.notebooks.read(self.store.read(path), path)
         self.trust.sign(nb)
 
     # -- raw files ---------------------------------------------------------------------
