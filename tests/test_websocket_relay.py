@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 
+import psutil
 import pytest
 import websocket
 from kernelapp import PYTHON, install_spec, pid_alive, wait_gone
@@ -140,6 +142,51 @@ def test_two_websockets_both_see_iopub_and_are_counted(server, api, kernel):
     while api.get(server.url + f"api/kernels/{kernel}").json()["connections"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert api.get(server.url + f"api/kernels/{kernel}").json()["connections"] == 0
+
+
+def test_the_websockets_of_a_worker_share_one_iopub_subscription(tmp_path):
+    """Each web worker subscribes once to a kernel's iopub, for all its websockets on it: the
+    kernel has two iopub peers (the kernel host and the worker) for three websockets, and
+    each websocket still gets every message, once. The worker's goes with the last one."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    live = start_nbflask(tmp_path, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
+    try:
+        api = live.session()
+        kernel_id = api.post(live.url + "api/kernels", json={"name": "python3"}).json()["id"]
+        info = json.loads((runtime / f"kernel-{kernel_id}.json").read_text())
+        [process] = [child for child in psutil.Process(live.proc.pid).children(recursive=True)
+                     if "ipykernel" in " ".join(child.cmdline())]
+
+        def subscribers() -> int:
+            if info["transport"] == "tcp":
+                return sum(1 for c in process.net_connections(kind="tcp")
+                           if c.laddr.port == info["iopub_port"] and c.status == psutil.CONN_ESTABLISHED)
+            path = f"{info['ip']}-{info['iopub_port']}"  # accepted unix sockets carry its path
+            return sum(1 for c in process.net_connections(kind="unix") if c.laddr == path) - 1
+
+        sockets = [connect(live, kernel_id), connect(live, kernel_id, v1=True), connect(live, kernel_id)]
+        try:
+            for ks in sockets:
+                ks.pending.append(ks.recv())  # relaying
+            assert subscribers() == 2
+            run = sockets[0].send("shell", "execute_request", {"code": "print('to all')", "silent": False})
+            for ks in sockets:
+                ks.wait_for(lambda m: m["header"]["msg_type"] == "status"
+                            and m["parent_header"].get("msg_id") == run
+                            and m["content"]["execution_state"] == "idle")
+                streams = [m for m in ks.pending if m["parent_header"].get("msg_id") == run
+                           and m["header"]["msg_type"] == "stream"]
+                assert [m["content"]["text"] for m in streams] == ["to all\n"]
+        finally:
+            for ks in sockets:
+                ks.close()
+        deadline = time.monotonic() + 10
+        while subscribers() > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert subscribers() == 1  # the host's own, which records
+    finally:
+        live.stop()
 
 
 def test_a_second_connection_of_the_same_session_replaces_the_first(server, kernel):

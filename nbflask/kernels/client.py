@@ -276,10 +276,10 @@ class KernelHost:
         """A socket for `progress` notices, owned by its caller (a relay's pump)."""
         return zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
 
-    def progress(self, sock: Any, kernel_id: str, connection_id: str, header: bytes) -> None:
-        """Tell the host, without waiting, that a websocket delivered the iopub message with
-        this header (its session resumes from there should the worker die)."""
-        args = {"kernel_id": kernel_id, "connection_id": connection_id}
+    def progress(self, sock: Any, kernel_id: str, connection_ids: list[str], header: bytes) -> None:
+        """Tell the host, without waiting, that websockets delivered the iopub message with
+        this header (their sessions resume from there should the worker die)."""
+        args = {"kernel_id": kernel_id, "connection_ids": connection_ids}
         request = json.dumps({"op": "progress", "args": args})
         try:
             sock.send_multipart([request.encode(), header], zmq.NOBLOCK)

@@ -179,8 +179,8 @@ class Host:
                    gevent.spawn(self.prune_forever), gevent.spawn(self.terminals.cull_forever)]
 
         def receive() -> None:
-            while True:
-                gevent.spawn(self.handle, router, router.recv_multipart())
+            for frames in zmqlib.messages(router):
+                gevent.spawn(self.handle, router, frames)
 
         helpers.append(gevent.spawn(receive))
         runtime.write_private(paths.info_file, json.dumps({"pid": os.getpid()}).encode())

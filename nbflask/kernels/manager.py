@@ -8,6 +8,7 @@ connected and ZeroMQ reconnects them to the new process by itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -95,6 +96,12 @@ class Adopted:
         return self.returncode
 
 
+@functools.lru_cache(maxsize=1024)
+def _signer(key: str) -> wire.Signer:
+    """One Signer per kernel key: made per message, it was a twentieth of the host's time."""
+    return wire.Signer(key)
+
+
 @dataclass
 class Kernel:
     kernel_id: str
@@ -127,7 +134,7 @@ class Kernel:
 
     @property
     def signer(self) -> wire.Signer:
-        return wire.Signer(self.connection["key"])
+        return _signer(self.connection["key"])
 
     def model(self) -> dict[str, Any]:
         return {
@@ -602,18 +609,22 @@ class KernelManager:
         misses the recording or the replay buffer. False if it still starts after `timeout`."""
         return bool(self.get(kernel_id).settled.wait(min(max(timeout, 0.0), 120.0)))
 
-    def progress(self, kernel_id: str, connection_id: str, header: bytes) -> None:
-        """A websocket delivered the iopub message with this header: if its web worker dies
-        without saying goodbye, its session resumes from here."""
+    def progress(self, kernel_id: str, connection_ids: list[str], header: bytes) -> None:
+        """Websockets (of one web worker, which tells of them together) delivered the iopub
+        message with this header: if their worker dies without saying goodbye, their sessions
+        resume from here."""
         kernel = self.kernels.get(kernel_id)
-        if kernel is None or connection_id not in kernel.delivered or not kernel.replay.enabled:
+        if kernel is None or not kernel.replay.enabled:
+            return
+        if not any(connection_id in kernel.delivered for connection_id in connection_ids):
             return
         try:
             seq = self._position(kernel, str(wire.loads_object(header, "header").get("msg_id")))
         except wire.WireError:
             return
-        if seq is not None and connection_id in kernel.delivered:  # notices may overtake each other
-            kernel.delivered[connection_id] = max(seq, kernel.delivered[connection_id])
+        for connection_id in connection_ids:
+            if seq is not None and connection_id in kernel.delivered:  # notices may overtake each other
+                kernel.delivered[connection_id] = max(seq, kernel.delivered[connection_id])
 
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
         """A websocket went away; `last_msg_id` is the last iopub message it delivered, which
@@ -699,8 +710,7 @@ class KernelManager:
         sub = zmqlib.socket(zmq.SUB, connect=kernel.url("iopub"), RCVHWM=0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         try:
-            while True:
-                frames = sub.recv_multipart()
+            for frames in zmqlib.messages(sub):
                 kernel.iopub_seen.set()
                 try:
                     _, signature, parts = wire.split(frames)

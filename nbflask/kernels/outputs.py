@@ -364,16 +364,22 @@ class Recording:
     def trim(self) -> None:
         """Forget the oldest ended executions past the bounds; a running one is never dropped."""
         oldest = time.monotonic() - self.max_age
-        for msg_id, execution in list(self.executions.items()):
-            over = self.size > self.max_bytes
+        size, doomed = self.size, []
+        # Oldest first, and only as far as needed: this runs for every message recorded, and
+        # a copy of every execution kept was a fifth of the kernel host's time.
+        for msg_id, execution in self.executions.items():
+            over = size > self.max_bytes
             stale = execution.ended_at is not None and execution.ended_at < oldest
             if not (over or stale):
                 break
             if execution.status == "running" and execution.ended_at is None:
                 continue
+            doomed.append(msg_id)
+            size -= execution.size
+        for msg_id in doomed:
             del self.executions[msg_id]
-            self.size -= execution.size
-            self.dropped += 1
+        self.size = size
+        self.dropped += len(doomed)
 
     def running(self) -> list[Execution]:
         return [execution for execution in self.executions.values() if execution.ended_at is None]

@@ -3,9 +3,11 @@
 Two workers per connection. The *reader* (the request's greenlet or thread) receives
 websocket frames, decodes and signs them, and hands them through an inproc pipe to the
 *pump*, which owns every ZeroMQ socket of the connection (shell, control, stdin with one
-shared DEALER identity; iopub SUB with no high-water mark; the host's event feed) and
-writes to the websocket. So each ZeroMQ socket has one owner, under gevent and under real
-threads alike.
+shared DEALER identity; the host's event feed) and writes to the websocket. So each ZeroMQ
+socket has one owner, under gevent and under real threads alike. Iopub comes, under gevent,
+from the worker's one subscription to the kernel, shared by its connections (iopubfeed.py),
+which calls `on_iopub` between the pump's waits; with real threads the pump owns an iopub
+SUB socket of its own, with no high-water mark.
 
 The pump first confirms the iopub subscription (kernel_info "nudges" until iopub speaks)
 before relaying the client's first request, so no early output is lost. A client that comes
@@ -32,7 +34,7 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from . import endpoints, wire, zmqlib
+from . import endpoints, iopubfeed, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
@@ -42,18 +44,10 @@ NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client con
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
+FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming iopub
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
-
-
-ZERO_COPY = 64 * 1024  # frames this big are passed on as views of ZeroMQ's buffer, not copied
-
-
-def receive(sock: Any) -> list[Any]:
-    """A multipart message: small frames as bytes, big ones (outputs) as memoryviews."""
-    frames = sock.recv_multipart(copy=False)
-    return [frame.bytes if len(frame) < ZERO_COPY else frame.buffer for frame in frames]
 
 
 def wake_reader(ws: Any) -> None:
@@ -104,6 +98,8 @@ class Relay:
         self.stdin_connects: Any = None  # the pump's events: its stdin socket (re)connected
         self.reported_at = 0.0
         self.unreported = False  # a message was delivered since the last progress notice
+        self.feed: iopubfeed.IopubFeed | None = None  # the worker's shared iopub of this kernel
+        self.iopub_spoke = False  # an iopub message came since confirm_iopub began
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -167,15 +163,17 @@ class Relay:
         }
         sockets["stdin"] = zmqlib.socket(zmq.DEALER, IDENTITY=identity)
         self.stdin_connects = zmqlib.watch_connects(sockets["stdin"], self.url("stdin"))
-        sockets["iopub"] = zmqlib.socket(zmq.SUB, connect=self.url("iopub"), RCVHWM=0)
-        sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
+        if not iopubfeed.enabled():
+            sockets["iopub"] = zmqlib.socket(zmq.SUB, connect=self.url("iopub"), RCVHWM=0)
+            sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
         events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
         self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.poller()  # while confirming iopub: client requests wait
-        for sock in (sockets["shell"], sockets["iopub"], events):
-            nudging.register(sock, zmq.POLLIN)
+        for sock in (sockets["shell"], sockets.get("iopub"), events):
+            if sock is not None:
+                nudging.register(sock, zmq.POLLIN)
         poller = zmqlib.poller()
         for sock in (*sockets.values(), events, pipe):
             poller.register(sock, zmq.POLLIN)
@@ -189,6 +187,8 @@ class Relay:
             self.host.wait_settled(self.kernel_id, NUDGE_TIMEOUT)  # the host records from the start
             if self.client_session:
                 self.held = []
+            if iopubfeed.enabled():
+                self.feed = iopubfeed.join(self.kernel_id, self.url("iopub"), self.connection["key"], self)
             self.confirm_iopub(nudging, sockets, events, nudges)
             if self.client_session:
                 self.replay()
@@ -223,7 +223,7 @@ class Relay:
                             self.note_execute(frames)
                         sockets[frames[0].decode()].send_multipart(frames[1:])
                     else:
-                        self.to_client(channel_of[sock], receive(sock), nudges)
+                        self.to_client(channel_of[sock], zmqlib.recv_frames(sock), nudges)
         except APIError as exc:  # the kernel went away while connecting
             self.close(1011, exc.message)
         except Exception as exc:
@@ -231,6 +231,8 @@ class Relay:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
             log.debug("relay %s ended: %r", self.connection_id, exc)
         finally:
+            if self.feed is not None:
+                self.feed.remove(self)
             if self.ws.connected:  # the pump stops first: the client must not wait for it
                 self.close(1011, "relay stopped")
             for sock in (*sockets.values(), events, pipe, self.progress, self.stdin_connects):
@@ -280,10 +282,11 @@ class Relay:
         this one subscribed. So nothing comes twice or out of order. Live messages that the
         replay already had (the host's socket may be ahead of ours) are recognised by id.
         """
-        held, self.held = self.held or [], None
-        first_live = self.msg_id(held[0]) if held else None
+        first_live = self.msg_id(self.held[0]) if self.held else None
+        # Live messages are still held meanwhile (the shared feed's keep coming).
         messages, seen, dropped = self.host.replay(self.kernel_id, self.client_session, self.connection_id,
                                                    first_live)
+        held, self.held = self.held or [], []
         held_ids = [self.msg_id(frames) for frames in held]
         skip = held_ids.index(seen) + 1 if seen in held_ids else 0
         if dropped:
@@ -299,6 +302,13 @@ class Relay:
         for frames, msg_id in zip(held[skip:], held_ids[skip:], strict=True):
             if msg_id not in self.replayed:  # only if the host could not place it
                 self.deliver("iopub", frames)
+        while self.held:  # the feed's, come while those went out (a write may yield)
+            later, self.held = self.held, []
+            for frames in later:
+                if self.msg_id(frames) not in self.replayed:
+                    self.deliver("iopub", frames)
+            held.extend(later)
+        self.held = None
         if held:
             self.replayed.clear()  # live messages after the held ones are all new
 
@@ -334,6 +344,7 @@ class Relay:
         socket on its own time), so the output of the next request cannot be lost.
         """
         self.restarted = False  # a restart seen from here on needs its own confirmation
+        self.iopub_spoke = False  # set by the first iopub message from here on (the feed's too)
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge, interval = 0.0, NUDGE_FIRST
         while time.monotonic() < deadline:
@@ -342,16 +353,20 @@ class Relay:
                 nudges.add(nudge.msg_id)
                 sockets["shell"].send_multipart(self.signer.serialize(nudge))
                 next_nudge, interval = time.monotonic() + interval, min(2 * interval, NUDGE_INTERVAL)
-            for sock, _ in poller.poll(max(1, (next_nudge - time.monotonic()) * 1000)):
+            wait = next_nudge - time.monotonic()
+            if self.feed is not None:  # whose messages wake no socket of ours
+                wait = min(wait, FEED_LOOK)
+            for sock, _ in poller.poll(max(1, wait * 1000)):
                 if sock is events:
                     if not self.on_event(events.recv_multipart()):
                         raise ConnectionAbortedError("closed while connecting")
                     continue
-                channel = "iopub" if sock is sockets["iopub"] else "shell"
-                self.to_client(channel, receive(sock), nudges)
-                if channel == "iopub":
-                    self.confirm_stdin()
-                    return
+                channel = "iopub" if sock is sockets.get("iopub") else "shell"
+                self.to_client(channel, zmqlib.recv_frames(sock), nudges)
+                self.iopub_spoke = self.iopub_spoke or channel == "iopub"
+            if self.iopub_spoke:
+                self.confirm_stdin()
+                return
         log.warning("kernel %s: no iopub message within %g s; relaying anyway", self.kernel_id, NUDGE_TIMEOUT)
 
     def confirm_stdin(self) -> None:
@@ -365,15 +380,35 @@ class Relay:
                         self.kernel_id, STDIN_CONNECT_WAIT)
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
-        if channel == "iopub":
-            if self.held is not None:  # replay comes first
-                self.held.append(frames)
-                return
-            if self.replayed:  # live messages the replay already had come first, once
-                if self.msg_id(frames) in self.replayed:
-                    return
-                self.replayed.clear()
-        self.deliver(channel, frames, nudges)
+        if channel != "iopub" or self.goes_live(frames):
+            self.deliver(channel, frames, nudges)
+
+    def on_iopub(self, messages: list[iopubfeed.IopubMessage]) -> None:
+        """Messages of the shared feed, verified and encoded: sent on in one write
+        (ConnectionClosed if the client is gone or too slow)."""
+        self.iopub_spoke = True
+        live = [message for message in messages if self.goes_live(message.frames)]
+        if not live:
+            return
+        ends = self.ws.send_messages([message.encoded(self.v1) for message in live])
+        self.unwritten.extend((end, bytes(message.parts[0])) for end, message in zip(ends, live, strict=True))
+        self.unreported = True  # the feed reports for all its relays at once
+
+    def feed_failed(self) -> None:
+        """The feed could not write to this client (closed, or too slow): end the relay."""
+        wake_reader(self.ws)
+
+    def goes_live(self, frames: list[bytes]) -> bool:
+        """Whether a live iopub message goes out now: not while the replay comes first (it is
+        held), and not if the replay already had it."""
+        if self.held is not None:
+            self.held.append(frames)
+            return False
+        if self.replayed:  # live messages the replay already had come first, once
+            if self.msg_id(frames) in self.replayed:
+                return False
+            self.replayed.clear()
+        return True
 
     def deliver(self, channel: str, frames: list[bytes], nudges: set[str] | None = None) -> None:
         """Verify a kernel message and send it on, unless it answers one of our nudges."""
@@ -403,14 +438,20 @@ class Relay:
         again within PROGRESS_INTERVAL. (Throttling the idle reports too saved about a third
         of their cost and repeated what a worker killed just after a write had sent:
         docs/performance.md.)"""
+        header = self.take_progress(idle)
+        if header is not None:
+            self.host.progress(self.progress, self.kernel_id, [self.connection_id], header)
+
+    def take_progress(self, idle: bool) -> bytes | None:
+        """The header of the newest iopub message written out since the last report, if a
+        report may go now (see report_progress): for the caller to send."""
         now = time.monotonic()
         if not idle and now - self.reported_at < PROGRESS_INTERVAL:
-            return
+            return None
         self.reported_at = now  # even if nothing moved: the next look is due in as long
         header = self.advance_written()
         self.unreported = bool(self.unwritten)
-        if header is not None:
-            self.host.progress(self.progress, self.kernel_id, self.connection_id, header)
+        return header
 
     def report_due(self) -> float:
         """Seconds until the next progress report may go (at least 1 ms: poll needs a wait)."""
