@@ -395,7 +395,10 @@ class Relay:
         self.unreported = True  # the feed reports for all its relays at once
 
     def feed_failed(self) -> None:
-        """The feed could not write to this client (closed, or too slow): end the relay."""
+        """The feed could not hand this client a message (it is gone, or too slow and closed
+        with 4008): end the relay; its client may reconnect and resume."""
+        if self.ws.connected:
+            self.close(1011, "relay stopped")
         wake_reader(self.ws)
 
     def goes_live(self, frames: list[bytes]) -> bool:
