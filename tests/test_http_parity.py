@@ -201,7 +201,8 @@ def test_a_notebook_nested_500_deep_is_saved_and_read_back(client):
     # stores a depth of 300): a valid notebook that JSON can parse is kept, not refused.
     (_, contents, notebook), *others = nested_bodies(500)
     assert client.put(contents, data=notebook, content_type="application/json").status_code == 201
-    assert client.get(contents).get_json()["content"]["metadata"] == json.loads(notebook)["content"]["metadata"]
+    read = client.get(contents).get_json()["content"]
+    assert read["metadata"] == json.loads(notebook)["content"]["metadata"]
     for method, url, body in others:  # JSON that parses, of the wrong shape
         response = getattr(client, method)(url, data=body, content_type="application/json")
         assert response.status_code == 400, (url, response.get_json())
