@@ -111,6 +111,32 @@ def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(ser
         assert stdout_bytes_of(reader, "print('still here')") == len("still here\n")
 
 
+def test_closing_a_slow_client_holds_up_no_other_client_of_its_kernel(server):
+    """Under gevent a worker's clients of a kernel share one iopub feed: the slow one's close
+    must not make the feed wait for its backlog to drain (up to 30 s, then the server gives up
+    on it and logs so), or every other client of the kernel waits as long."""
+    api = server.session()
+    kernel_id = api.post(server.url + "api/kernels").json()["id"]
+    url = server.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
+    chunks = 3 * LIMIT // MIB
+    burst = f"import sys\nfor i in range({chunks}):\n    sys.stdout.write('x' * {MIB}); sys.stdout.flush()"
+    with KernelSocket(server.url, kernel_id, TOKEN, v1=True, timeout=120) as reader:
+        assert stdout_bytes_of(reader, "print('warm')") == len("warm\n")
+        stalled = websocket.create_connection(
+            url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        try:
+            stalled.recv_data()  # relaying; from here on it reads nothing until the end
+            assert stdout_bytes_of(reader, burst) == chunks * MIB
+            assert "reads too slowly" in server.log()
+            assert stdout_bytes_of(reader, "print('after')") == len("after\n")
+            # The stalled client has still not read: its backlog is still draining.
+            assert "still unsent" not in server.log()
+            assert close_frame(stalled) == (SLOW_CLIENT, SLOW_CLIENT_REASON)
+        finally:
+            stalled.close()
+
+
 def test_messages_discarded_before_a_close_never_count_as_written():
     """A relay tells the kernel host which iopub messages its client got by their end offsets:
     a close frame written after queued messages were dropped must not make them look sent."""

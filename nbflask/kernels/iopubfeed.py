@@ -87,9 +87,13 @@ class IopubFeed:
         if relay in self.relays:
             self.relays.remove(relay)
         if not self.relays and not self.stopped:
-            self.stopped = True  # the loop ends within IDLE_WAIT; a new relay gets a new feed
-            if _feeds.get((self.kernel_id, self.url)) is self:
-                del _feeds[(self.kernel_id, self.url)]
+            self.retire()  # the loop ends within IDLE_WAIT
+
+    def retire(self) -> None:
+        """Take no more relays: one that joins after this gets a new feed."""
+        self.stopped = True
+        if _feeds.get((self.kernel_id, self.url)) is self:
+            del _feeds[(self.kernel_id, self.url)]
 
     def run(self) -> None:
         poller = zmqlib.poller()
@@ -103,6 +107,7 @@ class IopubFeed:
                 self.report(idle)
         except Exception:  # noqa: BLE001 - the feed must end, and its relays with it
             log.exception("kernel %s: the iopub feed stopped", self.kernel_id)
+            self.retire()  # first: a relay joining from now on gets a new feed
             for relay in list(self.relays):
                 self.drop(relay)
         finally:

@@ -331,9 +331,9 @@ class Relay:
         if not confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
             log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
 
-    def close(self, code: int, message: str) -> None:
+    def close(self, code: int, message: str, wait: bool = True) -> None:
         try:
-            self.ws.close(code, message[:120])
+            self.ws.close(code, message[:120], wait=wait)
         except (ConnectionClosed, OSError):
             pass
 
@@ -397,8 +397,8 @@ class Relay:
     def feed_failed(self) -> None:
         """The feed could not hand this client a message (it is gone, or too slow and closed
         with 4008): end the relay; its client may reconnect and resume."""
-        if self.ws.connected:
-            self.close(1011, "relay stopped")
+        if self.ws.connected:  # called by the feed: it must not wait for this client's backlog
+            self.close(1011, "relay stopped", wait=False)
         wake_reader(self.ws)
 
     def goes_live(self, frames: list[bytes]) -> bool:

@@ -282,11 +282,15 @@ class Websocket(Server):
         self.raw_frames = "HTTP_SEC_WEBSOCKET_EXTENSIONS" not in self.environ
         super().handshake()
 
-    def close(self, reason: int | None = None, message: str | None = None) -> None:
+    def close(self, reason: int | None = None, message: str | None = None, wait: bool = True) -> None:
         """Send the close frame and end. Nothing is taken after it: `connected` falls before
         the frame is queued, so a message another greenlet sends meanwhile (a close from
         outside the relay: a worker that stops) cannot slip in behind it, counted as written
-        while the client stops reading at the close."""
+        while the client stops reading at the close.
+
+        What is queued goes out first, for up to CLOSE_TIMEOUT; without `wait` that happens
+        in a thread of its own (a greenlet under gevent), so a caller that serves other
+        clients too (a kernel's shared iopub feed) is not held up by this one's backlog."""
         if not self.connected:
             raise ConnectionClosed(self.close_reason, self.close_message)
         self.connected = False
@@ -295,7 +299,10 @@ class Websocket(Server):
             self.sock.send(frame)
         except BrokenPipeError:
             pass
-        self.sock.close()
+        if wait:
+            self.sock.close()
+        else:
+            threading.Thread(target=self.sock.close, daemon=True, name="websocket-close").start()
 
     def send(self, data: str | bytes) -> None:
         """Send one text (str) or binary message."""
@@ -343,7 +350,7 @@ class Websocket(Server):
                         " server.websocket_send_buffer (%d); closing it with code %d",
                         self.environ.get("PATH_INFO"), dropped + self.sock.queued + end - start,
                         self.send_buffer, SLOW_CLIENT)
-            self.close(SLOW_CLIENT, SLOW_CLIENT_REASON)
+            self.close(SLOW_CLIENT, SLOW_CLIENT_REASON, wait=False)  # its backlog is its own
             raise ConnectionClosed(SLOW_CLIENT, SLOW_CLIENT_REASON)
         return ends
 
