@@ -435,7 +435,8 @@ class KernelManager:
             answered_at: float | None = None
             next_nudge, interval = 0.0, NUDGE_INTERVAL
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+            # Once the kernel has answered, IOPUB_CONFIRM bounds the wait, not the start timeout.
+            while answered_at is not None or time.monotonic() < deadline:
                 if process.poll() is not None:
                     raise APIError(500, f"Kernel '{kernel.spec.name}' died while starting: "
                                          f"{describe_exit(process.returncode)}", "KernelStartFailed")
@@ -449,7 +450,8 @@ class KernelManager:
                     next_nudge = time.monotonic() + interval
                     if answered_at is not None:
                         interval = min(2 * interval, NUDGE_INTERVAL)
-                wait = max(next_nudge - time.monotonic(), 0.0)
+                limit = deadline if answered_at is None else answered_at + IOPUB_CONFIRM
+                wait = max(min(next_nudge, limit) - time.monotonic(), 0.0)
                 if answered_at is not None:
                     kernel.iopub_seen.wait(wait)
                     continue
