@@ -388,7 +388,7 @@ def close_all(reason: str) -> int:
     closing = [ws for ws in list(_open) if ws.connected]
     for ws in closing:
         try:
-            ws.close(GOING_AWAY, reason)
+            ws.close(GOING_AWAY, reason, wait=False)  # side by side: a slow one holds up no other
         except (ConnectionClosed, OSError):
             pass
     return len(closing)
