@@ -82,15 +82,22 @@ def close_frame(ws: websocket.WebSocket) -> tuple[int, str]:
             return struct.unpack("!H", data[:2])[0], data[2:].decode()
 
 
-def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(server):
-    api = server.session()
-    kernel_id = api.post(server.url + "api/kernels").json()["id"]
+@pytest.fixture
+def kernel_id(server) -> str:
+    return server.session().post(server.url + "api/kernels").json()["id"]
+
+
+def stalled_client(server, kernel_id: str) -> websocket.WebSocket:
+    """A v1 client of the kernel with a tiny receive buffer, for a test to stop reading."""
     url = server.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
+    return websocket.create_connection(url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
+                                       sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+
+
+def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(server, kernel_id):
     with KernelSocket(server.url, kernel_id, TOKEN, v1=True, timeout=120) as reader:
         assert stdout_bytes_of(reader, "print('warm')") == len("warm\n")
-        stalled = websocket.create_connection(
-            url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
-            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        stalled = stalled_client(server, kernel_id)
         try:
             stalled.recv_data()  # relaying (its iopub confirmed); from here on it reads nothing
             rss = PeakRSS(server.proc.pid)
@@ -111,20 +118,15 @@ def test_a_client_that_does_not_read_is_closed_and_the_others_get_everything(ser
         assert stdout_bytes_of(reader, "print('still here')") == len("still here\n")
 
 
-def test_closing_a_slow_client_holds_up_no_other_client_of_its_kernel(server):
+def test_closing_a_slow_client_holds_up_no_other_client_of_its_kernel(server, kernel_id):
     """Under gevent a worker's clients of a kernel share one iopub feed: the slow one's close
     must not make the feed wait for its backlog to drain (up to 30 s, then the server gives up
     on it and logs so), or every other client of the kernel waits as long."""
-    api = server.session()
-    kernel_id = api.post(server.url + "api/kernels").json()["id"]
-    url = server.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={TOKEN}"
     chunks = 3 * LIMIT // MIB
     burst = f"import sys\nfor i in range({chunks}):\n    sys.stdout.write('x' * {MIB}); sys.stdout.flush()"
     with KernelSocket(server.url, kernel_id, TOKEN, v1=True, timeout=120) as reader:
         assert stdout_bytes_of(reader, "print('warm')") == len("warm\n")
-        stalled = websocket.create_connection(
-            url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
-            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        stalled = stalled_client(server, kernel_id)
         try:
             stalled.recv_data()  # relaying; from here on it reads nothing until the end
             assert stdout_bytes_of(reader, burst) == chunks * MIB
