@@ -78,6 +78,7 @@ class SendAllSocket:
         self._queue: deque[tuple[int, list[bytes]]] = deque()
         self._writing = False  # by the writer, or by a caller writing at once
         self._stopping = False
+        self._drain_until: float | None = None  # the latest end any drain has granted
         lock = threading.Lock()
         self._work = threading.Condition(lock)
         self._idle = threading.Condition(lock)
@@ -135,14 +136,21 @@ class SendAllSocket:
 
     def drain(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Take no more, let the writer finish what it has and end; True if it did in time.
-        Past `timeout` the connection is shut down (which wakes a writer stuck on it)."""
+        Past `timeout` the connection is shut down (which wakes a writer stuck on it). A drain
+        never cuts short the time an earlier one granted: a close drains in the background
+        for CLOSE_TIMEOUT while the relay ending beside it waits only LAST_WRITES."""
         with self._work:
             self._stopping = True
             self._work.notify()
-            done = self._idle.wait_for(lambda: not self.queued, timeout)
+            started = time.monotonic()
+            until = started + timeout
+            if self._drain_until is not None:
+                until = max(until, self._drain_until)
+            self._drain_until = until
+            done = self._idle.wait_for(lambda: not self.queued, max(until - time.monotonic(), 0.0))
         if not done:
-            log.warning("websocket: %d bytes still unsent after %g s; dropping the connection",
-                        self.queued, timeout)
+            log.warning("websocket: %d bytes still unsent after %.3g s; dropping the connection",
+                        self.queued, time.monotonic() - started)
             self.shutdown()
         return done
 
