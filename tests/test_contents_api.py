@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 
 import nbformat
 import pytest
@@ -711,6 +712,52 @@ def test_allow_hidden_shows_them(make_app):
     names = [child["name"] for child in client.get("/api/contents").get_json()["content"]]
     assert names == [".env"]
     assert client.get("/api/contents/.env").get_json()["content"] == "A=1"
+
+
+def links_into_a_hidden_folder(root_dir: str) -> None:
+    """`link` -> `.hidden` (a folder) and `x-link.txt` -> `.hidden/x.txt`, both visible names."""
+    os.mkdir(os.path.join(root_dir, ".hidden"))
+    with open(os.path.join(root_dir, ".hidden", "x.txt"), "w") as handle:
+        handle.write("secret content")
+    os.symlink(".hidden", os.path.join(root_dir, "link"))
+    os.symlink(os.path.join(".hidden", "x.txt"), os.path.join(root_dir, "x-link.txt"))
+
+
+def test_a_visible_symlink_into_a_hidden_folder_is_refused_as_files_refuses_it(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    links_into_a_hidden_folder(root_dir)
+    put_text(client, "v.txt", "visible")
+    assert [child["name"] for child in client.get("/api/contents").get_json()["content"]] == ["v.txt"]
+    for path in ("link", "link/x.txt", "x-link.txt"):
+        for url in (f"/api/contents/{path}", f"/api/contents/{path}/checkpoints", f"/files/{path}"):
+            response = client.get(url)
+            assert response.status_code == 404, url
+            assert b"secret content" not in response.data
+        assert_error(client.delete(f"/api/contents/{path}"), 400)
+        assert_error(client.patch(f"/api/contents/{path}", json={"path": "moved"}), 400)
+        assert_error(client.post("/api/contents", json={"copy_from": path}), 400)
+    assert_error(put_text(client, "link/new.txt", "x"), 400)
+    assert_error(put_text(client, "x-link.txt", "overwritten"), 400)
+    assert_error(client.patch("/api/contents/v.txt", json={"path": "link/v.txt"}), 400)
+    assert_error(client.post("/api/contents/link", json={"copy_from": "v.txt"}), 400)
+    assert_error(client.post("/api/contents/link", json={"type": "notebook"}), 400)
+    assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["x.txt"]
+    with open(os.path.join(root_dir, ".hidden", "x.txt")) as handle:
+        assert handle.read() == "secret content"
+    assert sorted(os.listdir(root_dir)) == [".hidden", "link", "v.txt", "x-link.txt"]
+
+
+def test_allow_hidden_serves_links_into_hidden_folders(make_app, root_dir):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    links_into_a_hidden_folder(root_dir)
+    names = {child["name"] for child in client.get("/api/contents").get_json()["content"]}
+    assert names == {".hidden", "link", "x-link.txt"}
+    assert client.get("/api/contents/link/x.txt").get_json()["content"] == "secret content"
+    assert client.get("/files/x-link.txt").data == b"secret content"
+    assert put_text(client, "link/new.txt", "n").status_code == 201
+    assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["new.txt", "x.txt"]
 
 
 # -- large notebooks -------------------------------------------------------------------

@@ -81,14 +81,26 @@ class Contents:
         self.single_checkpoint = checkpoints == "single"
 
     # -- helpers -----------------------------------------------------------------------
+    def _hidden(self, path: str) -> bool:
+        """Whether `path` is out of reach as hidden: a name starting with '.' on the way, or a
+        visible link that leads into a hidden folder or to a hidden file (the store resolves
+        it), unless hidden files are allowed. The one rule of the API and /files/."""
+        if self.allow_hidden:
+            return False
+        return is_hidden(path) or is_hidden(self.store.real_path(path))
+
     def _path(self, path: str, action: str | None = None) -> str:
         """Normalise; refuse hidden paths (404 to readers, 400 to writers) unless allowed."""
         path = normalize_path(path)
-        if not self.allow_hidden and is_hidden(path):
+        if self._hidden(path):
             if action is None:
                 raise NotFound(f"file or directory '{path}' does not exist")
             raise InvalidPath(f"Cannot {action} file or directory '{path}': hidden files are not allowed")
         return path
+
+    def _listed(self, entry: Entry) -> bool:
+        """Whether a directory listing shows `entry`: what `_hidden` refuses is not listed."""
+        return self.allow_hidden or not (is_hidden(entry.name) or is_hidden(entry.real_path or ""))
 
     def _stat(self, path: str) -> Entry:
         try:
@@ -191,11 +203,7 @@ class Contents:
     def _directory(self, entry: Entry, content: bool) -> Reply:
         reply = self._reply(entry, "directory")
         if content:
-            children = [
-                self._model(child)
-                for child in self.store.list(entry.path)
-                if self.allow_hidden or not child.name.startswith(".")
-            ]
+            children = [self._model(child) for child in self.store.list(entry.path) if self._listed(child)]
             reply.model.update(content=children, format="json")
         return reply
 
@@ -397,7 +405,4 @@ class Contents:
         path = self._path(path)
         if self._stat(path).kind == "directory":
             raise NotFound(f"'{path}' is a directory, not a file")
-        if not self.allow_hidden and is_hidden(self.store.real_path(path)):
-            # A visible symlink into a hidden folder: /files/ refuses it, as Jupyter's does.
-            raise NotFound(f"file or directory '{path}' does not exist")
         return self.store.open_stream(path)

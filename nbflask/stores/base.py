@@ -99,6 +99,9 @@ class Entry:
     size: int | None = None
     etag: str | None = None
     writable: bool = True
+    #: Where the entry really lives when a link leads elsewhere (the file store's symlinks),
+    #: so a listing can leave out a visible link into a hidden folder without a look per entry.
+    real_path: str | None = None
 
     @property
     def name(self) -> str:

@@ -148,7 +148,7 @@ class FileStore(Store):
         self._resolve(path)
         return os.path.join(self._resolve(parent), name)
 
-    def _entry(self, path: str, info: os.stat_result, os_path: str) -> Entry:
+    def _entry(self, path: str, info: os.stat_result, os_path: str, real_path: str | None = None) -> Entry:
         is_dir = stat.S_ISDIR(info.st_mode)
         return Entry(
             path=path,
@@ -158,6 +158,7 @@ class FileStore(Store):
             size=None if is_dir else info.st_size,
             etag=("d" if is_dir else "") + _etag(info),
             writable=os.access(os_path, os.W_OK),
+            real_path=real_path,
         )
 
     def _stat(self, path: str) -> tuple[str, os.stat_result]:
@@ -170,10 +171,13 @@ class FileStore(Store):
             raise NotFound(f"'{path}' is not a regular file or directory")
         return os_path, info
 
+    def _api_path(self, real: str) -> str:
+        """The API path of an OS path inside the root."""
+        return os.path.relpath(real, self.root).replace(os.sep, "/") if real != self.root else ""
+
     def real_path(self, path: str) -> str:
         """The API path of the entry once symlinks (inside the root) are followed."""
-        real = self._resolve(path)
-        return os.path.relpath(real, self.root).replace(os.sep, "/") if real != self.root else ""
+        return self._api_path(self._resolve(path))
 
     # -- reading -----------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
@@ -200,14 +204,18 @@ class FileStore(Store):
             if not _addressable(name):
                 continue
             child_path = f"{path}/{name}" if path else name
+            real_path = None
             try:
-                if child.is_symlink() and not self._inside(os.path.realpath(child.path)):
-                    continue
+                if child.is_symlink():
+                    real = os.path.realpath(child.path)
+                    if not self._inside(real):
+                        continue
+                    real_path = self._api_path(real)
                 child_info = child.stat()
             except OSError:
                 continue  # broken symlink, or gone meanwhile
             if stat.S_ISREG(child_info.st_mode) or stat.S_ISDIR(child_info.st_mode):
-                entries.append(self._entry(child_path, child_info, child.path))
+                entries.append(self._entry(child_path, child_info, child.path, real_path))
         return entries
 
     @staticmethod
