@@ -458,18 +458,87 @@ def test_copying_a_directory_is_a_deep_copy_named_as_jupyter_names_it(api):
     assert_error(api.post("/api/contents/foo", json={"copy_from": "foo"}), 400)
 
 
-def test_copying_to_or_from_a_hidden_path_is_400(make_app):
-    client = make_app().test_client()
+def test_copying_a_directory_into_a_folder_that_does_not_exist_yet_creates_it(api):
+    api.put("/api/contents/d", json={"type": "directory"})
+    put_text(api, "d/a.txt", "a")
+    put_notebook(api, "d/n.ipynb", notebook("deep"))
+    put_text(api, "v.txt", "v")
+    for target in ("missing", "new/deeper"):
+        response = api.post(f"/api/contents/{target}", json={"copy_from": "d"})
+        assert response.status_code == 201, response.get_json()
+        model = response.get_json()
+        assert (model["path"], model["type"]) == (f"{target}/d", "directory"), "Jupyter Server 2.21's answer"
+        assert response.headers["Location"] == f"/api/contents/{target}/d"
+        assert api.store.read(f"{target}/d/a.txt") == b"a"
+        copied = api.get(f"/api/contents/{target}/d/n.ipynb").get_json()
+        assert copied["content"]["cells"][0]["source"] == "deep"
+    assert api.store.stat("new").kind == "directory"
+    # A file still needs an existing folder; a folder cannot be made below a file, nor inside
+    # the folder being copied; a missing source is 404: each leaves nothing behind.
+    assert_error(api.post("/api/contents/elsewhere", json={"copy_from": "v.txt"}), 404)
+    assert_error(api.post("/api/contents/v.txt/sub", json={"copy_from": "d"}), 400)
+    assert_error(api.post("/api/contents/d/inside", json={"copy_from": "d"}), 400)
+    assert_error(api.post("/api/contents/nowhere", json={"copy_from": "nothing"}), 404)
+    assert {entry.name for entry in api.store.list("")} == {"d", "missing", "new", "v.txt"}
+    assert {entry.name for entry in api.store.list("d")} == {"a.txt", "n.ipynb"}
+
+
+def test_a_copy_that_does_not_fit_takes_back_the_folders_it_made(make_app):
+    client = make_app({"store": {"class": "memory", "max_bytes": 150}}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    client.put("/api/contents/d", json={"type": "directory"})
+    assert put_text(client, "d/a.txt", "a" * 100).status_code == 201
+    assert_error(client.post("/api/contents/new/deeper", json={"copy_from": "d"}), 507)
+    assert [child["name"] for child in client.get("/api/contents").get_json()["content"]] == ["d"]
+
+
+#: (target folder, copy_from): each is 400 `Cannot copy file or directory '/<target>'` from
+#: Jupyter Server 2.21 without allow_hidden, whichever side is hidden, before it looks for
+#: the source or the target folder.
+HIDDEN_COPIES = [
+    (".hidden", "v.txt"), ("", ".hidden/x.txt"), ("", ".hidden"), ("missing", ".hidden"),
+    ("", ".nothere"), (".nothere", "v.txt"), (".nothere", ".nothere2"), (".hidden", "nothere.txt"),
+    (".hidden/sub", ".hidden/x.txt"), ("d/.new", "v.txt"), ("", "d/.inner"),
+]
+
+
+def hidden_copy_tree(client):
     store = client.application.extensions["nbflask"].store
-    store.mkdir(".hidden")
+    for folder in (".hidden", ".hidden/sub", "d", "d/.inner"):
+        store.mkdir(folder)
     store.write(".hidden/x.txt", b"x")
     store.write("v.txt", b"v")
-    for target, source in [(".hidden", "v.txt"), ("", ".hidden/x.txt"), ("", ".hidden")]:
+    return store
+
+
+def test_copying_to_or_from_a_hidden_path_is_400_before_any_other_check(make_app):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    store = hidden_copy_tree(client)
+    for target, source in HIDDEN_COPIES:
         body = assert_error(client.post(f"/api/contents/{target}", json={"copy_from": source}), 400)
-        assert body["message"].startswith("Cannot copy file or directory")
-    assert {entry.name for entry in store.list("")} == {".hidden", "v.txt"}
-    assert {entry.name for entry in store.list(".hidden")} == {"x.txt"}
+        assert body["message"] == f"Cannot copy file or directory '/{target}'", (target, source)
+    body = assert_error(client.post("/api/contents/v.txt", json={"copy_from": ".hidden/x.txt"}), 400)
+    assert body["message"] == "Cannot POST to files, use PUT instead.", "Jupyter checks this first"
+    assert {entry.name for entry in store.list("")} == {".hidden", "d", "v.txt"}
+    assert {entry.name for entry in store.list(".hidden")} == {"sub", "x.txt"}
+    assert [entry.name for entry in store.list("d")] == [".inner"]
+
+
+def test_allow_hidden_copies_to_and_from_hidden_paths(make_app):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    store = hidden_copy_tree(client)
+    expected = {
+        (".hidden", "v.txt"): (201, ".hidden/v.txt"), ("", ".hidden/x.txt"): (201, "x.txt"),
+        ("missing", ".hidden"): (201, "missing/.hidden"), ("", ".nothere"): (404, None),
+        (".hidden", "nothere.txt"): (404, None), (".nothere", ".nothere2"): (404, None),
+    }
+    for (target, source), (status, path) in expected.items():
+        response = client.post(f"/api/contents/{target}", json={"copy_from": source})
+        assert response.status_code == status, (target, source, response.get_json())
+        assert response.get_json().get("path") == path
+    assert store.read("missing/.hidden/x.txt") == b"x"
 
 
 # -- PATCH -----------------------------------------------------------------------------

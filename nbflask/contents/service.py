@@ -26,6 +26,7 @@ from ..stores.base import (
     InvalidPath,
     NotFound,
     Store,
+    StoreError,
     normalize_path,
 )
 from . import names, notebooks
@@ -319,15 +320,58 @@ class Contents:
 
     def copy(self, source: str, directory: str) -> Reply:
         """POST with copy_from: a byte-exact copy of a file, or a deep copy of a directory,
-        named `name-Copy1.ext` (`name-Copy1` for a directory) in `directory`, as Jupyter."""
-        directory = self._directory_for_new(self._path(directory, "copy"))
-        source = self._path(source, "copy")
+        named `name-Copy1.ext` (`name-Copy1` for a directory) in `directory`, as Jupyter.
+
+        Jupyter's checks, in its order: a target that is a file is 400, then a hidden target or
+        source is 400 before either is looked for, then a missing source is 404. A directory
+        copied into a folder that does not exist yet creates that folder (and its parents);
+        a file needs an existing folder. A copy that fails takes the folders it made with it.
+        """
+        directory, source = normalize_path(directory), normalize_path(source)
+        target = self._find(directory)
+        if target is not None and target.kind != "directory":
+            raise BadContent("Cannot POST to files, use PUT instead.")
+        if self._hidden(directory) or self._hidden(source):
+            raise InvalidPath(f"Cannot copy file or directory '/{directory}'")
         entry = self._stat(source)
+        if target is None and entry.kind != "directory":
+            raise NotFound(f"No such directory: '{directory}'")
         name = names.copy_name(entry.name, self._taken(directory))
-        copied = self.store.copy(source, self._child(directory, name))
+        copy_path = self._child(directory, name)
+        if entry.kind == "directory" and copy_path.startswith(source + "/"):
+            raise InvalidPath(f"cannot copy '{source}' into itself")
+        made = self._make_folders(directory) if target is None else None
+        try:
+            copied = self.store.copy(source, copy_path)
+        except StoreError:
+            if made is not None:
+                self.store.delete(made)
+            raise
         if kind_of(copied) == "notebook":
             self.store.ensure_checkpoint(copied.path, single=self.single_checkpoint, new=True)
         return self._reply(copied)
+
+    def _find(self, path: str) -> Entry | None:
+        try:
+            return self.store.stat(path)
+        except NotFound:
+            return None
+
+    def _make_folders(self, directory: str) -> str | None:
+        """Make the missing folders of `directory`, as Jupyter's copy of a folder does (its
+        copytree); returns the topmost one made (if another request made them all meanwhile,
+        none), so a failed copy can take them back."""
+        parts = directory.split("/")
+        made = None
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            existing = None if made is not None else self._find(folder)
+            if existing is None:
+                self.store.mkdir(folder)
+                made = made or folder
+            elif existing.kind != "directory":
+                raise BadContent(f"Cannot copy into '{directory}': '{folder}' is a file, not a folder")
+        return made
 
     # -- rename, delete ----------------------------------------------------------------
     def rename(self, path: str, new_path: Any, if_match: IfMatch = None) -> Reply:
