@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 
 import nbformat
 import pytest
@@ -827,6 +828,51 @@ def test_allow_hidden_serves_links_into_hidden_folders(make_app, root_dir):
     assert client.get("/files/x-link.txt").data == b"secret content"
     assert put_text(client, "link/new.txt", "n").status_code == 201
     assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["new.txt", "x.txt"]
+
+
+# -- file modes (file store) -----------------------------------------------------------
+def mode_of(root_dir: str, path: str) -> int:
+    return stat.S_IMODE(os.stat(os.path.join(root_dir, path)).st_mode)
+
+
+def staging_files(root_dir: str) -> list[str]:
+    return [name for name in os.listdir(root_dir) if name.startswith(".~nbflask-upload-")]
+
+
+def test_a_private_notebook_s_checkpoint_copy_and_upload_stay_private(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    put_notebook(client, "p.ipynb")
+    put_text(client, "p.txt", "private")
+    client.put("/api/contents/secret", json={"type": "directory"})
+    put_text(client, "secret/s.txt", "s")
+    for path, mode in (("p.ipynb", 0o600), ("p.txt", 0o600), ("secret/s.txt", 0o600), ("secret", 0o700)):
+        os.chmod(os.path.join(root_dir, path), mode)
+    assert client.post("/api/contents/p.ipynb/checkpoints").status_code == 201
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-checkpoint.ipynb") == 0o600, "Jupyter keeps 0600"
+    for source, copy in (("p.ipynb", "p-Copy1.ipynb"), ("p.txt", "p-Copy1.txt"), ("secret", "secret-Copy1")):
+        assert client.post("/api/contents", json={"copy_from": source}).get_json()["path"] == copy
+    assert mode_of(root_dir, "p-Copy1.ipynb") == mode_of(root_dir, "p-Copy1.txt") == 0o600
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-Copy1-checkpoint.ipynb") == 0o600
+    assert (mode_of(root_dir, "secret-Copy1"), mode_of(root_dir, "secret-Copy1/s.txt")) == (0o700, 0o600)
+    # A chunked upload over the private file: its staging file is private from chunk 1 on,
+    # and the file stays private (Jupyter writes the chunks into the file itself).
+    put_chunk(client, "p.txt", 1, b"one,")
+    (staging,) = staging_files(root_dir)
+    assert mode_of(root_dir, staging) == 0o600
+    assert put_chunk(client, "p.txt", -1, b"two").status_code == 200
+    assert (mode_of(root_dir, "p.txt"), staging_files(root_dir)) == (0o600, [])
+    # A new file, uploaded or copied from a public one, gets the mode any new file gets.
+    put_text(client, "plain.txt", "plain")
+    default = mode_of(root_dir, "plain.txt")
+    put_chunk(client, "new.bin", 1, b"a")
+    assert put_chunk(client, "new.bin", -1, b"b").status_code == 201
+    assert client.post("/api/contents", json={"copy_from": "plain.txt"}).status_code == 201
+    assert mode_of(root_dir, "new.bin") == mode_of(root_dir, "plain-Copy1.txt") == default
+    # A checkpoint keeps the mode the notebook has now, even over an older checkpoint.
+    os.chmod(os.path.join(root_dir, "p.ipynb"), 0o640)
+    assert client.post("/api/contents/p.ipynb/checkpoints").status_code == 201
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-checkpoint.ipynb") == 0o640
 
 
 # -- large notebooks -------------------------------------------------------------------

@@ -94,6 +94,25 @@ def _write_all(fd: int, data: bytes, os_path: str, path: str) -> None:
         raise
 
 
+def _mode_of(os_path: str) -> int | None:
+    """The permission bits of the entry at `os_path`, None if there is none: what a file
+    written in its place keeps (a private notebook stays private)."""
+    try:
+        return stat.S_IMODE(os.stat(os_path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _create(os_path: str, path: str, mode: int | None, flags: int) -> int:
+    """Open a new file for writing with `mode` from the start (else the umask's default), so
+    not even a temp file of a private notebook is readable by others for a moment."""
+    try:
+        flags |= os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(os_path, flags, 0o666 if mode is None else mode)
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+
+
 def _os_error(exc: OSError, path: str) -> StoreError:
     """Map an OS error to the store error a client can act on."""
     if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
@@ -290,30 +309,34 @@ class FileStore(Store):
         finally:
             os.close(fd)
 
-    def _atomic_write(self, os_path: str, path: str, data: bytes, if_match: str | None = None) -> Entry:
+    def _atomic_write(
+        self, os_path: str, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
+    ) -> Entry:
         """Write off the gevent hub: an fsync can take tens of milliseconds on a real disk."""
-        return run_blocking(self._write_now, os_path, path, data, if_match)
+        return run_blocking(self._write_now, os_path, path, data, if_match, mode)
 
-    def _write_now(self, os_path: str, path: str, data: bytes, if_match: str | None) -> Entry:
-        """Write a temp file in the same folder, then install it over the target."""
+    def _write_now(
+        self, os_path: str, path: str, data: bytes, if_match: str | None, mode: int | None
+    ) -> Entry:
+        """Write a temp file in the same folder, then install it over the target. It gets
+        `mode` (a checkpoint or copy: its source's), else the mode of the file it replaces."""
+        mode = _mode_of(os_path) if mode is None else mode
         tmp = os.path.join(os.path.dirname(os_path), f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise _os_error(exc, path) from None
+        fd = _create(tmp, path, mode, os.O_EXCL)
         _write_all(fd, data, tmp, path)
-        return self._install(fd, tmp, os_path, path, if_match)
+        return self._install(fd, tmp, os_path, path, if_match, mode)
 
-    def _install(self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None) -> Entry:
-        """Give the finished temp file (open as `fd`, closed here) the target's mode, fsync it
-        and rename it over the target under the folder lock; on any failure it is removed."""
+    def _install(
+        self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None, mode: int | None
+    ) -> Entry:
+        """Give the finished temp file (open as `fd`, closed here) `mode` exactly (the umask
+        may have narrowed it), fsync it and rename it over the target under the folder lock;
+        on any failure it is removed."""
         folder = os.path.dirname(os_path)
         try:
             try:
-                try:
-                    os.fchmod(fd, stat.S_IMODE(os.stat(os_path).st_mode))
-                except FileNotFoundError:
-                    pass
+                if mode is not None:
+                    os.fchmod(fd, mode)
                 if self.fsync:
                     os.fsync(fd)
                 now = time.time_ns()
@@ -335,12 +358,33 @@ class FileStore(Store):
         return self._entry(path, info, os_path)
 
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        return self._write_file(path, data, if_match)
+
+    def _write_file(
+        self, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
+    ) -> Entry:
         if not path:
             raise InvalidPath("the root folder is not a file")
         os_path = self._resolve(path)
         if not os.path.isdir(os.path.dirname(os_path)):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
-        return self._atomic_write(os_path, path, data, if_match)
+        return self._atomic_write(os_path, path, data, if_match, mode)
+
+    def copy(self, source: str, target: str) -> Entry:
+        """The contract's copy, keeping the mode of every file and folder copied (as Jupyter's
+        copy of a folder does), so a private notebook's copy is private too."""
+        _, info = self._stat(source)
+        mode = stat.S_IMODE(info.st_mode)
+        if stat.S_ISDIR(info.st_mode):
+            super().copy(source, target)
+            try:
+                os.chmod(self._resolve(target), mode)
+            except OSError as exc:
+                raise _os_error(exc, target) from None
+            return self.stat(target)
+        if self.exists(target):
+            raise AlreadyExists(f"'{target}' already exists")
+        return self._write_file(target, self.read(source), mode=mode)
 
     # -- chunked uploads ---------------------------------------------------------------
     def _staging(self, path: str) -> str:
@@ -362,15 +406,17 @@ class FileStore(Store):
 
     def _stage_now(self, path: str, number: int, data: bytes) -> None:
         staging = self._staging(path)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         if number == 1:
-            flags |= os.O_CREAT | os.O_TRUNC
-        try:
-            fd = os.open(staging, flags, 0o666)
-        except FileNotFoundError:
-            raise no_upload(path, number) from None
-        except OSError as exc:
-            raise _os_error(exc, path) from None
+            # A fresh file, so it has the mode of the file it will replace from the start.
+            _remove(staging)
+            fd = _create(staging, path, _mode_of(self._resolve(path)), os.O_APPEND | os.O_TRUNC)
+        else:
+            try:
+                fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise no_upload(path, number) from None
+            except OSError as exc:
+                raise _os_error(exc, path) from None
         _write_all(fd, data, staging, path)
         os.close(fd)
 
@@ -382,11 +428,12 @@ class FileStore(Store):
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
-            return self._write_now(self._resolve(path), path, data, if_match)
+            return self._write_now(self._resolve(path), path, data, if_match, None)
         except OSError as exc:
             raise _os_error(exc, path) from None
         _write_all(fd, data, staging, path)
-        return self._install(fd, staging, self._resolve(path), path, if_match)
+        os_path = self._resolve(path)
+        return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
 
     def mkdir(self, path: str) -> Entry:
         if not path:
@@ -490,7 +537,9 @@ class FileStore(Store):
         return Checkpoint(id=checkpoint_id, last_modified=_time(os.stat(cp_path).st_mtime))
 
     def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
+        """A copy of the file's bytes with its mode, as Jupyter's checkpoints keep it."""
         os_path = self._file(path)
+        mode = _mode_of(os_path)
         data = self.read(path)
         os.makedirs(os.path.join(os.path.dirname(os_path), CHECKPOINT_DIR), exist_ok=True)
         existing = {checkpoint_id for checkpoint_id, _ in self._checkpoint_files(os_path)}
@@ -499,7 +548,7 @@ class FileStore(Store):
             stamp += 1
         checkpoint_id = SINGLE_CHECKPOINT if single else f"{stamp:020d}"
         cp_path = self._checkpoint_path(os_path, checkpoint_id)
-        self._atomic_write(cp_path, path, data)
+        self._atomic_write(cp_path, path, data, mode=mode)
         return self._checkpoint(checkpoint_id, cp_path)
 
     def list_checkpoints(self, path: str) -> list[Checkpoint]:
