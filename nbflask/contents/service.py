@@ -238,8 +238,10 @@ class Contents:
             data, message = self.notebooks.dumps(nb)
             del nb
             entry, new = self.store.save(path, data, if_match=expected)
-            # Notebooks always have a checkpoint to revert to, as in Jupyter.
-            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=new)
+            if new:
+                self._first_checkpoint(entry)
+            else:
+                self.store.ensure_checkpoint(path, single=self.single_checkpoint)
             return self._reply(entry, "notebook", message), new
         entry, new = self.store.save(path, self._file_bytes(body, path), if_match=expected)
         return self._reply(entry, "file"), new
@@ -289,6 +291,20 @@ class Contents:
         except (binascii.Error, UnicodeEncodeError) as exc:
             raise BadContent(f"Encoding error saving '{path}': {exc}", "bad format") from None
 
+    def _first_checkpoint(self, entry: Entry) -> None:
+        """Give a notebook just made the checkpoint every notebook has, as in Jupyter. If it
+        cannot be made (no room: 507), the notebook is taken back, unless someone saved over
+        it meanwhile, so the client that is told of the failure finds nothing it did not ask
+        for, and keeps its content to save again."""
+        try:
+            self.store.ensure_checkpoint(entry.path, single=self.single_checkpoint, new=True)
+        except StoreError:
+            try:
+                self.store.delete(entry.path, if_match=entry.etag)
+            except StoreError:
+                pass  # changed meanwhile (Conflict) or already gone: not ours to take back
+            raise
+
     # -- create ------------------------------------------------------------------------
     def _directory_for_new(self, directory: str) -> str:
         try:
@@ -314,7 +330,7 @@ class Contents:
             nb = notebooks.new()
             self.trust.sign_if_trusted(nb)
             entry = self.store.write(path, self.notebooks.dumps(nb)[0])
-            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=True)
+            self._first_checkpoint(entry)
             return self._reply(entry, "notebook")
         return self._reply(self.store.write(path, b""), "file")
 
@@ -348,7 +364,7 @@ class Contents:
                 self.store.delete(made)
             raise
         if kind_of(copied) == "notebook":
-            self.store.ensure_checkpoint(copied.path, single=self.single_checkpoint, new=True)
+            self._first_checkpoint(copied)
         return self._reply(copied)
 
     def _find(self, path: str) -> Entry | None:

@@ -43,6 +43,7 @@ from .base import (
     StoreError,
     StoreFull,
     no_upload,
+    upload_failed,
 )
 
 #: Folder beside the files that holds their checkpoints; never listed nor reachable by path.
@@ -111,6 +112,21 @@ def _create(os_path: str, path: str, mode: int | None, flags: int) -> int:
         return os.open(os_path, flags, 0o666 if mode is None else mode)
     except OSError as exc:
         raise _os_error(exc, path) from None
+
+
+def _failed_mark(staging: str) -> str:
+    """The empty file beside a staging file that says its upload lost a chunk."""
+    return staging.removesuffix(".part") + ".failed"
+
+
+def _fail_upload(failed: str) -> None:
+    """Mark an upload failed (its staging file is gone already). The mark is an empty file,
+    which needs no room; if even it cannot be made, later chunks are still refused (they
+    find no upload) and only a lone last chunk would pass, as the whole file."""
+    try:
+        os.close(os.open(failed, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass
 
 
 def _os_error(exc: OSError, path: str) -> StoreError:
@@ -406,18 +422,24 @@ class FileStore(Store):
 
     def _stage_now(self, path: str, number: int, data: bytes) -> None:
         staging = self._staging(path)
+        failed = _failed_mark(staging)
         if number == 1:
             # A fresh file, so it has the mode of the file it will replace from the start.
             _remove(staging)
+            _remove(failed)
             fd = _create(staging, path, _mode_of(self._resolve(path)), os.O_APPEND | os.O_TRUNC)
         else:
             try:
                 fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             except FileNotFoundError:
-                raise no_upload(path, number) from None
+                raise (upload_failed(path) if os.path.exists(failed) else no_upload(path, number)) from None
             except OSError as exc:
                 raise _os_error(exc, path) from None
-        _write_all(fd, data, staging, path)
+        try:
+            _write_all(fd, data, staging, path)
+        except StoreError:
+            _fail_upload(failed)
+            raise
         os.close(fd)
 
     def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
@@ -425,15 +447,22 @@ class FileStore(Store):
 
     def _commit_now(self, path: str, data: bytes, if_match: str | None) -> Entry:
         staging = self._staging(path)
+        failed = _failed_mark(staging)
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
+            if os.path.exists(failed):
+                raise upload_failed(path) from None
             return self._write_now(self._resolve(path), path, data, if_match, None)
         except OSError as exc:
             raise _os_error(exc, path) from None
-        _write_all(fd, data, staging, path)
         os_path = self._resolve(path)
-        return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
+        try:
+            _write_all(fd, data, staging, path)
+            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
+        except StoreError:
+            _fail_upload(failed)
+            raise
 
     def mkdir(self, path: str) -> Entry:
         if not path:
