@@ -299,11 +299,17 @@ class Contents:
         try:
             self.store.ensure_checkpoint(entry.path, single=self.single_checkpoint, new=True)
         except StoreError:
-            try:
-                self.store.delete(entry.path, if_match=entry.etag)
-            except StoreError:
-                pass  # changed meanwhile (Conflict) or already gone: not ours to take back
+            self._take_back(entry.path, entry.etag)
             raise
+
+    def _take_back(self, path: str, etag: str | None = None) -> None:
+        """Delete what a request made before it failed, as far as the store lets us: the
+        request's own error is what the client hears. With `etag`, only that version: one
+        saved over it meanwhile (Conflict) is not ours to take back."""
+        try:
+            self.store.delete(path, if_match=etag)
+        except StoreError:
+            pass
 
     # -- create ------------------------------------------------------------------------
     def _directory_for_new(self, directory: str) -> str:
@@ -359,12 +365,12 @@ class Contents:
         made = self._make_folders(directory) if target is None else None
         try:
             copied = self.store.copy(source, copy_path)
+            if kind_of(copied) == "notebook":
+                self._first_checkpoint(copied)
         except StoreError:
             if made is not None:
-                self.store.delete(made)
+                self._take_back(made)
             raise
-        if kind_of(copied) == "notebook":
-            self._first_checkpoint(copied)
         return self._reply(copied)
 
     def _find(self, path: str) -> Entry | None:
