@@ -10,6 +10,8 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import stat
 
 import nbformat
 import pytest
@@ -457,18 +459,87 @@ def test_copying_a_directory_is_a_deep_copy_named_as_jupyter_names_it(api):
     assert_error(api.post("/api/contents/foo", json={"copy_from": "foo"}), 400)
 
 
-def test_copying_to_or_from_a_hidden_path_is_400(make_app):
-    client = make_app().test_client()
+def test_copying_a_directory_into_a_folder_that_does_not_exist_yet_creates_it(api):
+    api.put("/api/contents/d", json={"type": "directory"})
+    put_text(api, "d/a.txt", "a")
+    put_notebook(api, "d/n.ipynb", notebook("deep"))
+    put_text(api, "v.txt", "v")
+    for target in ("missing", "new/deeper"):
+        response = api.post(f"/api/contents/{target}", json={"copy_from": "d"})
+        assert response.status_code == 201, response.get_json()
+        model = response.get_json()
+        assert (model["path"], model["type"]) == (f"{target}/d", "directory"), "Jupyter Server 2.21's answer"
+        assert response.headers["Location"] == f"/api/contents/{target}/d"
+        assert api.store.read(f"{target}/d/a.txt") == b"a"
+        copied = api.get(f"/api/contents/{target}/d/n.ipynb").get_json()
+        assert copied["content"]["cells"][0]["source"] == "deep"
+    assert api.store.stat("new").kind == "directory"
+    # A file still needs an existing folder; a folder cannot be made below a file, nor inside
+    # the folder being copied; a missing source is 404: each leaves nothing behind.
+    assert_error(api.post("/api/contents/elsewhere", json={"copy_from": "v.txt"}), 404)
+    assert_error(api.post("/api/contents/v.txt/sub", json={"copy_from": "d"}), 400)
+    assert_error(api.post("/api/contents/d/inside", json={"copy_from": "d"}), 400)
+    assert_error(api.post("/api/contents/nowhere", json={"copy_from": "nothing"}), 404)
+    assert {entry.name for entry in api.store.list("")} == {"d", "missing", "new", "v.txt"}
+    assert {entry.name for entry in api.store.list("d")} == {"a.txt", "n.ipynb"}
+
+
+def test_a_copy_that_does_not_fit_takes_back_the_folders_it_made(make_app):
+    client = make_app({"store": {"class": "memory", "max_bytes": 150}}).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    client.put("/api/contents/d", json={"type": "directory"})
+    assert put_text(client, "d/a.txt", "a" * 100).status_code == 201
+    assert_error(client.post("/api/contents/new/deeper", json={"copy_from": "d"}), 507)
+    assert [child["name"] for child in client.get("/api/contents").get_json()["content"]] == ["d"]
+
+
+#: (target folder, copy_from): each is 400 `Cannot copy file or directory '/<target>'` from
+#: Jupyter Server 2.21 without allow_hidden, whichever side is hidden, before it looks for
+#: the source or the target folder.
+HIDDEN_COPIES = [
+    (".hidden", "v.txt"), ("", ".hidden/x.txt"), ("", ".hidden"), ("missing", ".hidden"),
+    ("", ".nothere"), (".nothere", "v.txt"), (".nothere", ".nothere2"), (".hidden", "nothere.txt"),
+    (".hidden/sub", ".hidden/x.txt"), ("d/.new", "v.txt"), ("", "d/.inner"),
+]
+
+
+def hidden_copy_tree(client):
     store = client.application.extensions["nbflask"].store
-    store.mkdir(".hidden")
+    for folder in (".hidden", ".hidden/sub", "d", "d/.inner"):
+        store.mkdir(folder)
     store.write(".hidden/x.txt", b"x")
     store.write("v.txt", b"v")
-    for target, source in [(".hidden", "v.txt"), ("", ".hidden/x.txt"), ("", ".hidden")]:
+    return store
+
+
+def test_copying_to_or_from_a_hidden_path_is_400_before_any_other_check(make_app):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    store = hidden_copy_tree(client)
+    for target, source in HIDDEN_COPIES:
         body = assert_error(client.post(f"/api/contents/{target}", json={"copy_from": source}), 400)
-        assert body["message"].startswith("Cannot copy file or directory")
-    assert {entry.name for entry in store.list("")} == {".hidden", "v.txt"}
-    assert {entry.name for entry in store.list(".hidden")} == {"x.txt"}
+        assert body["message"] == f"Cannot copy file or directory '/{target}'", (target, source)
+    body = assert_error(client.post("/api/contents/v.txt", json={"copy_from": ".hidden/x.txt"}), 400)
+    assert body["message"] == "Cannot POST to files, use PUT instead.", "Jupyter checks this first"
+    assert {entry.name for entry in store.list("")} == {".hidden", "d", "v.txt"}
+    assert {entry.name for entry in store.list(".hidden")} == {"sub", "x.txt"}
+    assert [entry.name for entry in store.list("d")] == [".inner"]
+
+
+def test_allow_hidden_copies_to_and_from_hidden_paths(make_app):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    store = hidden_copy_tree(client)
+    expected = {
+        (".hidden", "v.txt"): (201, ".hidden/v.txt"), ("", ".hidden/x.txt"): (201, "x.txt"),
+        ("missing", ".hidden"): (201, "missing/.hidden"), ("", ".nothere"): (404, None),
+        (".hidden", "nothere.txt"): (404, None), (".nothere", ".nothere2"): (404, None),
+    }
+    for (target, source), (status, path) in expected.items():
+        response = client.post(f"/api/contents/{target}", json={"copy_from": source})
+        assert response.status_code == status, (target, source, response.get_json())
+        assert response.get_json().get("path") == path
+    assert store.read("missing/.hidden/x.txt") == b"x"
 
 
 # -- PATCH -----------------------------------------------------------------------------
@@ -711,6 +782,97 @@ def test_allow_hidden_shows_them(make_app):
     names = [child["name"] for child in client.get("/api/contents").get_json()["content"]]
     assert names == [".env"]
     assert client.get("/api/contents/.env").get_json()["content"] == "A=1"
+
+
+def links_into_a_hidden_folder(root_dir: str) -> None:
+    """`link` -> `.hidden` (a folder) and `x-link.txt` -> `.hidden/x.txt`, both visible names."""
+    os.mkdir(os.path.join(root_dir, ".hidden"))
+    with open(os.path.join(root_dir, ".hidden", "x.txt"), "w") as handle:
+        handle.write("secret content")
+    os.symlink(".hidden", os.path.join(root_dir, "link"))
+    os.symlink(os.path.join(".hidden", "x.txt"), os.path.join(root_dir, "x-link.txt"))
+
+
+def test_a_visible_symlink_into_a_hidden_folder_is_refused_as_files_refuses_it(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    links_into_a_hidden_folder(root_dir)
+    put_text(client, "v.txt", "visible")
+    assert [child["name"] for child in client.get("/api/contents").get_json()["content"]] == ["v.txt"]
+    for path in ("link", "link/x.txt", "x-link.txt"):
+        for url in (f"/api/contents/{path}", f"/api/contents/{path}/checkpoints", f"/files/{path}"):
+            response = client.get(url)
+            assert response.status_code == 404, url
+            assert b"secret content" not in response.data
+        assert_error(client.delete(f"/api/contents/{path}"), 400)
+        assert_error(client.patch(f"/api/contents/{path}", json={"path": "moved"}), 400)
+        assert_error(client.post("/api/contents", json={"copy_from": path}), 400)
+    assert_error(put_text(client, "link/new.txt", "x"), 400)
+    assert_error(put_text(client, "x-link.txt", "overwritten"), 400)
+    assert_error(client.patch("/api/contents/v.txt", json={"path": "link/v.txt"}), 400)
+    assert_error(client.post("/api/contents/link", json={"copy_from": "v.txt"}), 400)
+    assert_error(client.post("/api/contents/link", json={"type": "notebook"}), 400)
+    assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["x.txt"]
+    with open(os.path.join(root_dir, ".hidden", "x.txt")) as handle:
+        assert handle.read() == "secret content"
+    assert sorted(os.listdir(root_dir)) == [".hidden", "link", "v.txt", "x-link.txt"]
+
+
+def test_allow_hidden_serves_links_into_hidden_folders(make_app, root_dir):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    links_into_a_hidden_folder(root_dir)
+    names = {child["name"] for child in client.get("/api/contents").get_json()["content"]}
+    assert names == {".hidden", "link", "x-link.txt"}
+    assert client.get("/api/contents/link/x.txt").get_json()["content"] == "secret content"
+    assert client.get("/files/x-link.txt").data == b"secret content"
+    assert put_text(client, "link/new.txt", "n").status_code == 201
+    assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["new.txt", "x.txt"]
+
+
+# -- file modes (file store) -----------------------------------------------------------
+def mode_of(root_dir: str, path: str) -> int:
+    return stat.S_IMODE(os.stat(os.path.join(root_dir, path)).st_mode)
+
+
+def staging_files(root_dir: str) -> list[str]:
+    return [name for name in os.listdir(root_dir) if name.startswith(".~nbflask-upload-")]
+
+
+def test_a_private_notebook_s_checkpoint_copy_and_upload_stay_private(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    put_notebook(client, "p.ipynb")
+    put_text(client, "p.txt", "private")
+    client.put("/api/contents/secret", json={"type": "directory"})
+    put_text(client, "secret/s.txt", "s")
+    for path, mode in (("p.ipynb", 0o600), ("p.txt", 0o600), ("secret/s.txt", 0o600), ("secret", 0o700)):
+        os.chmod(os.path.join(root_dir, path), mode)
+    assert client.post("/api/contents/p.ipynb/checkpoints").status_code == 201
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-checkpoint.ipynb") == 0o600, "Jupyter keeps 0600"
+    for source, copy in (("p.ipynb", "p-Copy1.ipynb"), ("p.txt", "p-Copy1.txt"), ("secret", "secret-Copy1")):
+        assert client.post("/api/contents", json={"copy_from": source}).get_json()["path"] == copy
+    assert mode_of(root_dir, "p-Copy1.ipynb") == mode_of(root_dir, "p-Copy1.txt") == 0o600
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-Copy1-checkpoint.ipynb") == 0o600
+    assert (mode_of(root_dir, "secret-Copy1"), mode_of(root_dir, "secret-Copy1/s.txt")) == (0o700, 0o600)
+    # A chunked upload over the private file: its staging file is private from chunk 1 on,
+    # and the file stays private (Jupyter writes the chunks into the file itself).
+    put_chunk(client, "p.txt", 1, b"one,")
+    (staging,) = staging_files(root_dir)
+    assert mode_of(root_dir, staging) == 0o600
+    assert put_chunk(client, "p.txt", -1, b"two").status_code == 200
+    assert (mode_of(root_dir, "p.txt"), staging_files(root_dir)) == (0o600, [])
+    # A new file, uploaded or copied from a public one, gets the mode any new file gets.
+    put_text(client, "plain.txt", "plain")
+    default = mode_of(root_dir, "plain.txt")
+    put_chunk(client, "new.bin", 1, b"a")
+    assert put_chunk(client, "new.bin", -1, b"b").status_code == 201
+    assert client.post("/api/contents", json={"copy_from": "plain.txt"}).status_code == 201
+    assert mode_of(root_dir, "new.bin") == mode_of(root_dir, "plain-Copy1.txt") == default
+    # A checkpoint keeps the mode the notebook has now, even over an older checkpoint.
+    os.chmod(os.path.join(root_dir, "p.ipynb"), 0o640)
+    assert client.post("/api/contents/p.ipynb/checkpoints").status_code == 201
+    assert mode_of(root_dir, ".ipynb_checkpoints/p-checkpoint.ipynb") == 0o640
 
 
 # -- large notebooks -------------------------------------------------------------------

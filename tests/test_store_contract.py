@@ -287,6 +287,31 @@ def test_upload_errors_leave_the_old_file(store):
     assert names(store.list("")) == {"d", "f.bin"}
 
 
+def test_a_failed_commit_fails_the_upload_until_a_new_chunk_one(store):
+    store.write("f.bin", b"old")
+    stale = store.stat("f.bin").etag
+    store.stage_chunk("f.bin", 1, b"new ")
+    store.stage_chunk("f.bin", 2, b"upload ")
+    store.write("f.bin", b"saved meanwhile")
+    with pytest.raises(Conflict):
+        store.commit_upload("f.bin", b"end", if_match=stale)
+    assert_refused_until_a_new_chunk_one(store, "f.bin", kept=b"saved meanwhile")
+    assert names(store.list("")) == {"f.bin"}
+
+
+def assert_refused_until_a_new_chunk_one(store: Store, path: str, kept: bytes) -> None:
+    """After a failed chunk or commit: a later chunk and the last one are refused, the file
+    keeps `kept`, and a new chunk 1 starts an upload that goes through."""
+    with pytest.raises(BadContent, match="start it again from chunk 1"):
+        store.stage_chunk(path, 3, b"a later chunk")
+    with pytest.raises(BadContent, match="start it again from chunk 1"):
+        store.commit_upload(path, b"the last chunk alone is not the file")
+    assert store.read(path) == kept
+    store.stage_chunk(path, 1, b"fresh ")
+    assert store.commit_upload(path, b"end").size == len(b"fresh end")
+    assert store.read(path) == b"fresh end"
+
+
 # -- rename ----------------------------------------------------------------------------
 def test_rename_file_keeps_content_and_checkpoints(store):
     store.write("old.ipynb", NOTEBOOK)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from swiftclient.client import Connection
+from test_store_contract import assert_refused_until_a_new_chunk_one
 
 from nbflask.config import ConfigError, load_settings
 from nbflask.stores import open_store, swift
@@ -384,6 +385,18 @@ def test_a_full_container_is_507_store_full(store: SwiftStore, raw: Connection) 
     assert caught.value.status == 507
     assert "Swift has no room for it (413" in caught.value.message
     assert store.read("nb.ipynb") == b"small"
+
+
+def test_a_chunk_past_the_quota_fails_the_upload_until_chunk_one(store: SwiftStore, raw: Connection) -> None:
+    """A segment Swift refuses (413) drops the upload and leaves its mark: the later chunks and
+    the last one are refused, never joined without the lost chunk."""
+    store.write("f.bin", b"old")
+    raw.post_container(store.container, {"X-Container-Meta-Quota-Bytes": "1000"})
+    store.stage_chunk("f.bin", 1, b"a" * 100)
+    with pytest.raises(StoreFull):
+        store.stage_chunk("f.bin", 2, b"b" * 2000)
+    assert_refused_until_a_new_chunk_one(store, "f.bin", kept=b"old")
+    assert names(raw, store.container) == ["f.bin"]
 
 
 def test_the_log_in_examples_in_the_docs_are_valid_settings() -> None:

@@ -26,6 +26,7 @@ from ..stores.base import (
     InvalidPath,
     NotFound,
     Store,
+    StoreError,
     normalize_path,
 )
 from . import names, notebooks
@@ -81,14 +82,26 @@ class Contents:
         self.single_checkpoint = checkpoints == "single"
 
     # -- helpers -----------------------------------------------------------------------
+    def _hidden(self, path: str) -> bool:
+        """Whether `path` is out of reach as hidden: a name starting with '.' on the way, or a
+        visible link that leads into a hidden folder or to a hidden file (the store resolves
+        it), unless hidden files are allowed. The one rule of the API and /files/."""
+        if self.allow_hidden:
+            return False
+        return is_hidden(path) or is_hidden(self.store.real_path(path))
+
     def _path(self, path: str, action: str | None = None) -> str:
         """Normalise; refuse hidden paths (404 to readers, 400 to writers) unless allowed."""
         path = normalize_path(path)
-        if not self.allow_hidden and is_hidden(path):
+        if self._hidden(path):
             if action is None:
                 raise NotFound(f"file or directory '{path}' does not exist")
             raise InvalidPath(f"Cannot {action} file or directory '{path}': hidden files are not allowed")
         return path
+
+    def _listed(self, entry: Entry) -> bool:
+        """Whether a directory listing shows `entry`: what `_hidden` refuses is not listed."""
+        return self.allow_hidden or not (is_hidden(entry.name) or is_hidden(entry.real_path or ""))
 
     def _stat(self, path: str) -> Entry:
         try:
@@ -191,11 +204,7 @@ class Contents:
     def _directory(self, entry: Entry, content: bool) -> Reply:
         reply = self._reply(entry, "directory")
         if content:
-            children = [
-                self._model(child)
-                for child in self.store.list(entry.path)
-                if self.allow_hidden or not child.name.startswith(".")
-            ]
+            children = [self._model(child) for child in self.store.list(entry.path) if self._listed(child)]
             reply.model.update(content=children, format="json")
         return reply
 
@@ -229,8 +238,10 @@ class Contents:
             data, message = self.notebooks.dumps(nb)
             del nb
             entry, new = self.store.save(path, data, if_match=expected)
-            # Notebooks always have a checkpoint to revert to, as in Jupyter.
-            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=new)
+            if new:
+                self._first_checkpoint(entry)
+            else:
+                self.store.ensure_checkpoint(path, single=self.single_checkpoint)
             return self._reply(entry, "notebook", message), new
         entry, new = self.store.save(path, self._file_bytes(body, path), if_match=expected)
         return self._reply(entry, "file"), new
@@ -280,6 +291,26 @@ class Contents:
         except (binascii.Error, UnicodeEncodeError) as exc:
             raise BadContent(f"Encoding error saving '{path}': {exc}", "bad format") from None
 
+    def _first_checkpoint(self, entry: Entry) -> None:
+        """Give a notebook just made the checkpoint every notebook has, as in Jupyter. If it
+        cannot be made (no room: 507), the notebook is taken back, unless someone saved over
+        it meanwhile, so the client that is told of the failure finds nothing it did not ask
+        for, and keeps its content to save again."""
+        try:
+            self.store.ensure_checkpoint(entry.path, single=self.single_checkpoint, new=True)
+        except StoreError:
+            self._take_back(entry.path, entry.etag)
+            raise
+
+    def _take_back(self, path: str, etag: str | None = None) -> None:
+        """Delete what a request made before it failed, as far as the store lets us: the
+        request's own error is what the client hears. With `etag`, only that version: one
+        saved over it meanwhile (Conflict) is not ours to take back."""
+        try:
+            self.store.delete(path, if_match=etag)
+        except StoreError:
+            pass
+
     # -- create ------------------------------------------------------------------------
     def _directory_for_new(self, directory: str) -> str:
         try:
@@ -305,21 +336,64 @@ class Contents:
             nb = notebooks.new()
             self.trust.sign_if_trusted(nb)
             entry = self.store.write(path, self.notebooks.dumps(nb)[0])
-            self.store.ensure_checkpoint(path, single=self.single_checkpoint, new=True)
+            self._first_checkpoint(entry)
             return self._reply(entry, "notebook")
         return self._reply(self.store.write(path, b""), "file")
 
     def copy(self, source: str, directory: str) -> Reply:
         """POST with copy_from: a byte-exact copy of a file, or a deep copy of a directory,
-        named `name-Copy1.ext` (`name-Copy1` for a directory) in `directory`, as Jupyter."""
-        directory = self._directory_for_new(self._path(directory, "copy"))
-        source = self._path(source, "copy")
+        named `name-Copy1.ext` (`name-Copy1` for a directory) in `directory`, as Jupyter.
+
+        Jupyter's checks, in its order: a target that is a file is 400, then a hidden target or
+        source is 400 before either is looked for, then a missing source is 404. A directory
+        copied into a folder that does not exist yet creates that folder (and its parents);
+        a file needs an existing folder. A copy that fails takes the folders it made with it.
+        """
+        directory, source = normalize_path(directory), normalize_path(source)
+        target = self._find(directory)
+        if target is not None and target.kind != "directory":
+            raise BadContent("Cannot POST to files, use PUT instead.")
+        if self._hidden(directory) or self._hidden(source):
+            raise InvalidPath(f"Cannot copy file or directory '/{directory}'")
         entry = self._stat(source)
+        if target is None and entry.kind != "directory":
+            raise NotFound(f"No such directory: '{directory}'")
         name = names.copy_name(entry.name, self._taken(directory))
-        copied = self.store.copy(source, self._child(directory, name))
-        if kind_of(copied) == "notebook":
-            self.store.ensure_checkpoint(copied.path, single=self.single_checkpoint, new=True)
+        copy_path = self._child(directory, name)
+        if entry.kind == "directory" and copy_path.startswith(source + "/"):
+            raise InvalidPath(f"cannot copy '{source}' into itself")
+        made = self._make_folders(directory) if target is None else None
+        try:
+            copied = self.store.copy(source, copy_path)
+            if kind_of(copied) == "notebook":
+                self._first_checkpoint(copied)
+        except StoreError:
+            if made is not None:
+                self._take_back(made)
+            raise
         return self._reply(copied)
+
+    def _find(self, path: str) -> Entry | None:
+        try:
+            return self.store.stat(path)
+        except NotFound:
+            return None
+
+    def _make_folders(self, directory: str) -> str | None:
+        """Make the missing folders of `directory`, as Jupyter's copy of a folder does (its
+        copytree); returns the topmost one made (if another request made them all meanwhile,
+        none), so a failed copy can take them back."""
+        parts = directory.split("/")
+        made = None
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            existing = None if made is not None else self._find(folder)
+            if existing is None:
+                self.store.mkdir(folder)
+                made = made or folder
+            elif existing.kind != "directory":
+                raise BadContent(f"Cannot copy into '{directory}': '{folder}' is a file, not a folder")
+        return made
 
     # -- rename, delete ----------------------------------------------------------------
     def rename(self, path: str, new_path: Any, if_match: IfMatch = None) -> Reply:
@@ -397,7 +471,4 @@ class Contents:
         path = self._path(path)
         if self._stat(path).kind == "directory":
             raise NotFound(f"'{path}' is a directory, not a file")
-        if not self.allow_hidden and is_hidden(self.store.real_path(path)):
-            # A visible symlink into a hidden folder: /files/ refuses it, as Jupyter's does.
-            raise NotFound(f"file or directory '{path}' does not exist")
         return self.store.open_stream(path)

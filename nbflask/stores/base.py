@@ -88,6 +88,14 @@ def no_upload(path: str, number: int) -> BadContent:
     return BadContent(f"no upload of '{path}' in progress: chunk {number} came before chunk 1")
 
 
+def upload_failed(path: str) -> BadContent:
+    """What `stage_chunk` (after chunk 1) and `commit_upload` raise once a chunk or the commit
+    of the upload failed: what is staged lacks that chunk, so only a new upload can follow."""
+    return BadContent(
+        f"the upload of '{path}' failed at an earlier chunk and was dropped: start it again from chunk 1"
+    )
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file or directory as the store sees it."""
@@ -99,6 +107,9 @@ class Entry:
     size: int | None = None
     etag: str | None = None
     writable: bool = True
+    #: Where the entry really lives when a link leads elsewhere (the file store's symlinks),
+    #: so a listing can leave out a visible link into a hidden folder without a look per entry.
+    real_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -220,6 +231,10 @@ class Store(abc.ABC):
         BadContent for a later chunk when no upload of `path` is staged, NotFound when the
         parent folder is missing and InvalidPath when `path` is a directory. Each chunk costs
         its own size: nothing already staged is read again.
+
+        A chunk that cannot be kept (no room, the backend down) fails the upload: its staged
+        chunks are dropped and, until a chunk 1 starts a new one, every later chunk and the
+        commit raise `upload_failed`, so the file never becomes an upload with a chunk missing.
         """
 
     @abc.abstractmethod
@@ -228,7 +243,9 @@ class Store(abc.ABC):
 
         Like `write`: readers see the old or the whole new file, and `if_match` is checked
         at the swap. With nothing staged, the file becomes `data`. Whatever the outcome the
-        staged chunks are gone afterwards; a failed commit leaves the old file as it was.
+        staged chunks are gone afterwards; a failed commit leaves the old file as it was and
+        fails the upload (a retry of the last chunk alone must not become the whole file), and
+        the commit of a failed upload raises `upload_failed`.
         """
 
     @abc.abstractmethod

@@ -43,6 +43,7 @@ from .base import (
     StoreError,
     StoreFull,
     no_upload,
+    upload_failed,
 )
 
 #: Folder beside the files that holds their checkpoints; never listed nor reachable by path.
@@ -92,6 +93,40 @@ def _write_all(fd: int, data: bytes, os_path: str, path: str) -> None:
         if isinstance(exc, OSError):
             raise _os_error(exc, path) from None
         raise
+
+
+def _mode_of(os_path: str) -> int | None:
+    """The permission bits of the entry at `os_path`, None if there is none: what a file
+    written in its place keeps (a private notebook stays private)."""
+    try:
+        return stat.S_IMODE(os.stat(os_path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _create(os_path: str, path: str, mode: int | None, flags: int) -> int:
+    """Open a new file for writing with `mode` from the start (else the umask's default), so
+    not even a temp file of a private notebook is readable by others for a moment."""
+    try:
+        flags |= os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        return os.open(os_path, flags, 0o666 if mode is None else mode)
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+
+
+def _failed_mark(staging: str) -> str:
+    """The empty file beside a staging file that says its upload lost a chunk."""
+    return staging.removesuffix(".part") + ".failed"
+
+
+def _fail_upload(failed: str) -> None:
+    """Mark an upload failed (its staging file is gone already). The mark is an empty file,
+    which needs no room; if even it cannot be made, later chunks are still refused (they
+    find no upload) and only a lone last chunk would pass, as the whole file."""
+    try:
+        os.close(os.open(failed, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass
 
 
 def _os_error(exc: OSError, path: str) -> StoreError:
@@ -148,7 +183,7 @@ class FileStore(Store):
         self._resolve(path)
         return os.path.join(self._resolve(parent), name)
 
-    def _entry(self, path: str, info: os.stat_result, os_path: str) -> Entry:
+    def _entry(self, path: str, info: os.stat_result, os_path: str, real_path: str | None = None) -> Entry:
         is_dir = stat.S_ISDIR(info.st_mode)
         return Entry(
             path=path,
@@ -158,6 +193,7 @@ class FileStore(Store):
             size=None if is_dir else info.st_size,
             etag=("d" if is_dir else "") + _etag(info),
             writable=os.access(os_path, os.W_OK),
+            real_path=real_path,
         )
 
     def _stat(self, path: str) -> tuple[str, os.stat_result]:
@@ -170,10 +206,13 @@ class FileStore(Store):
             raise NotFound(f"'{path}' is not a regular file or directory")
         return os_path, info
 
+    def _api_path(self, real: str) -> str:
+        """The API path of an OS path inside the root."""
+        return os.path.relpath(real, self.root).replace(os.sep, "/") if real != self.root else ""
+
     def real_path(self, path: str) -> str:
         """The API path of the entry once symlinks (inside the root) are followed."""
-        real = self._resolve(path)
-        return os.path.relpath(real, self.root).replace(os.sep, "/") if real != self.root else ""
+        return self._api_path(self._resolve(path))
 
     # -- reading -----------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
@@ -200,14 +239,18 @@ class FileStore(Store):
             if not _addressable(name):
                 continue
             child_path = f"{path}/{name}" if path else name
+            real_path = None
             try:
-                if child.is_symlink() and not self._inside(os.path.realpath(child.path)):
-                    continue
+                if child.is_symlink():
+                    real = os.path.realpath(child.path)
+                    if not self._inside(real):
+                        continue
+                    real_path = self._api_path(real)
                 child_info = child.stat()
             except OSError:
                 continue  # broken symlink, or gone meanwhile
             if stat.S_ISREG(child_info.st_mode) or stat.S_ISDIR(child_info.st_mode):
-                entries.append(self._entry(child_path, child_info, child.path))
+                entries.append(self._entry(child_path, child_info, child.path, real_path))
         return entries
 
     @staticmethod
@@ -282,30 +325,34 @@ class FileStore(Store):
         finally:
             os.close(fd)
 
-    def _atomic_write(self, os_path: str, path: str, data: bytes, if_match: str | None = None) -> Entry:
+    def _atomic_write(
+        self, os_path: str, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
+    ) -> Entry:
         """Write off the gevent hub: an fsync can take tens of milliseconds on a real disk."""
-        return run_blocking(self._write_now, os_path, path, data, if_match)
+        return run_blocking(self._write_now, os_path, path, data, if_match, mode)
 
-    def _write_now(self, os_path: str, path: str, data: bytes, if_match: str | None) -> Entry:
-        """Write a temp file in the same folder, then install it over the target."""
+    def _write_now(
+        self, os_path: str, path: str, data: bytes, if_match: str | None, mode: int | None
+    ) -> Entry:
+        """Write a temp file in the same folder, then install it over the target. It gets
+        `mode` (a checkpoint or copy: its source's), else the mode of the file it replaces."""
+        mode = _mode_of(os_path) if mode is None else mode
         tmp = os.path.join(os.path.dirname(os_path), f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise _os_error(exc, path) from None
+        fd = _create(tmp, path, mode, os.O_EXCL)
         _write_all(fd, data, tmp, path)
-        return self._install(fd, tmp, os_path, path, if_match)
+        return self._install(fd, tmp, os_path, path, if_match, mode)
 
-    def _install(self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None) -> Entry:
-        """Give the finished temp file (open as `fd`, closed here) the target's mode, fsync it
-        and rename it over the target under the folder lock; on any failure it is removed."""
+    def _install(
+        self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None, mode: int | None
+    ) -> Entry:
+        """Give the finished temp file (open as `fd`, closed here) `mode` exactly (the umask
+        may have narrowed it), fsync it and rename it over the target under the folder lock;
+        on any failure it is removed."""
         folder = os.path.dirname(os_path)
         try:
             try:
-                try:
-                    os.fchmod(fd, stat.S_IMODE(os.stat(os_path).st_mode))
-                except FileNotFoundError:
-                    pass
+                if mode is not None:
+                    os.fchmod(fd, mode)
                 if self.fsync:
                     os.fsync(fd)
                 now = time.time_ns()
@@ -327,12 +374,33 @@ class FileStore(Store):
         return self._entry(path, info, os_path)
 
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
+        return self._write_file(path, data, if_match)
+
+    def _write_file(
+        self, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
+    ) -> Entry:
         if not path:
             raise InvalidPath("the root folder is not a file")
         os_path = self._resolve(path)
         if not os.path.isdir(os.path.dirname(os_path)):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
-        return self._atomic_write(os_path, path, data, if_match)
+        return self._atomic_write(os_path, path, data, if_match, mode)
+
+    def copy(self, source: str, target: str) -> Entry:
+        """The contract's copy, keeping the mode of every file and folder copied (as Jupyter's
+        copy of a folder does), so a private notebook's copy is private too."""
+        _, info = self._stat(source)
+        mode = stat.S_IMODE(info.st_mode)
+        if stat.S_ISDIR(info.st_mode):
+            super().copy(source, target)
+            try:
+                os.chmod(self._resolve(target), mode)
+            except OSError as exc:
+                raise _os_error(exc, target) from None
+            return self.stat(target)
+        if self.exists(target):
+            raise AlreadyExists(f"'{target}' already exists")
+        return self._write_file(target, self.read(source), mode=mode)
 
     # -- chunked uploads ---------------------------------------------------------------
     def _staging(self, path: str) -> str:
@@ -354,16 +422,24 @@ class FileStore(Store):
 
     def _stage_now(self, path: str, number: int, data: bytes) -> None:
         staging = self._staging(path)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        failed = _failed_mark(staging)
         if number == 1:
-            flags |= os.O_CREAT | os.O_TRUNC
+            # A fresh file, so it has the mode of the file it will replace from the start.
+            _remove(staging)
+            _remove(failed)
+            fd = _create(staging, path, _mode_of(self._resolve(path)), os.O_APPEND | os.O_TRUNC)
+        else:
+            try:
+                fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise (upload_failed(path) if os.path.exists(failed) else no_upload(path, number)) from None
+            except OSError as exc:
+                raise _os_error(exc, path) from None
         try:
-            fd = os.open(staging, flags, 0o666)
-        except FileNotFoundError:
-            raise no_upload(path, number) from None
-        except OSError as exc:
-            raise _os_error(exc, path) from None
-        _write_all(fd, data, staging, path)
+            _write_all(fd, data, staging, path)
+        except StoreError:
+            _fail_upload(failed)
+            raise
         os.close(fd)
 
     def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
@@ -371,14 +447,22 @@ class FileStore(Store):
 
     def _commit_now(self, path: str, data: bytes, if_match: str | None) -> Entry:
         staging = self._staging(path)
+        failed = _failed_mark(staging)
         try:
             fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:
-            return self._write_now(self._resolve(path), path, data, if_match)
+            if os.path.exists(failed):
+                raise upload_failed(path) from None
+            return self._write_now(self._resolve(path), path, data, if_match, None)
         except OSError as exc:
             raise _os_error(exc, path) from None
-        _write_all(fd, data, staging, path)
-        return self._install(fd, staging, self._resolve(path), path, if_match)
+        os_path = self._resolve(path)
+        try:
+            _write_all(fd, data, staging, path)
+            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
+        except StoreError:
+            _fail_upload(failed)
+            raise
 
     def mkdir(self, path: str) -> Entry:
         if not path:
@@ -482,7 +566,9 @@ class FileStore(Store):
         return Checkpoint(id=checkpoint_id, last_modified=_time(os.stat(cp_path).st_mtime))
 
     def create_checkpoint(self, path: str, *, single: bool = False) -> Checkpoint:
+        """A copy of the file's bytes with its mode, as Jupyter's checkpoints keep it."""
         os_path = self._file(path)
+        mode = _mode_of(os_path)
         data = self.read(path)
         os.makedirs(os.path.join(os.path.dirname(os_path), CHECKPOINT_DIR), exist_ok=True)
         existing = {checkpoint_id for checkpoint_id, _ in self._checkpoint_files(os_path)}
@@ -491,7 +577,7 @@ class FileStore(Store):
             stamp += 1
         checkpoint_id = SINGLE_CHECKPOINT if single else f"{stamp:020d}"
         cp_path = self._checkpoint_path(os_path, checkpoint_id)
-        self._atomic_write(cp_path, path, data)
+        self._atomic_write(cp_path, path, data, mode=mode)
         return self._checkpoint(checkpoint_id, cp_path)
 
     def list_checkpoints(self, path: str) -> list[Checkpoint]:

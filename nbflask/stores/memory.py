@@ -26,8 +26,10 @@ from .base import (
     InvalidPath,
     NotFound,
     Store,
+    StoreError,
     StoreFull,
     no_upload,
+    upload_failed,
 )
 
 
@@ -55,6 +57,8 @@ class MemoryStore(Store):
         self._nodes: dict[str, _Node] = {"": _Node(data=None)}
         #: Uploads in progress: API path -> the chunks so far (they count toward max_bytes).
         self._uploads: dict[str, bytearray] = {}
+        #: Uploads that lost a chunk (or their commit): refused until a chunk 1.
+        self._failed_uploads: set[str] = set()
         self._lock = threading.RLock()
 
     def _entry(self, path: str, node: _Node) -> Entry:
@@ -142,22 +146,32 @@ class MemoryStore(Store):
                 raise InvalidPath(f"'{path}' is a directory")
             if number == 1:
                 self._uploads.pop(path, None)
-                self._reserve(len(data))
-                self._uploads[path] = bytearray(data)
-                return
-            staged = self._uploads.get(path)
-            if staged is None:
+                self._failed_uploads.discard(path)
+            elif path in self._failed_uploads:
+                raise upload_failed(path)
+            elif path not in self._uploads:
                 raise no_upload(path, number)
-            self._reserve(len(data))
-            staged += data
+            try:
+                self._reserve(len(data))
+            except StoreFull:
+                self._uploads.pop(path, None)
+                self._failed_uploads.add(path)
+                raise
+            self._uploads.setdefault(path, bytearray()).extend(data)
 
     def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
         with self._lock:
+            if path in self._failed_uploads:
+                raise upload_failed(path)
             staged = self._uploads.pop(path, None)
             if staged is None:
                 return self.write(path, data, if_match)
             staged += data
-            return self.write(path, bytes(staged), if_match)
+            try:
+                return self.write(path, bytes(staged), if_match)
+            except StoreError:
+                self._failed_uploads.add(path)
+                raise
 
     def mkdir(self, path: str) -> Entry:
         with self._lock:

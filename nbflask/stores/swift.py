@@ -71,6 +71,7 @@ from .base import (
     Unavailable,
     no_upload,
     normalize_path,
+    upload_failed,
 )
 
 log = logging.getLogger(__name__)
@@ -687,6 +688,21 @@ class SwiftStore(Store):
     def _clear_upload(self, path: str) -> None:
         self._delete_objects(self._names_under(self._upload_folder(path)))
 
+    def _failed_mark(self, path: str) -> str:
+        """The empty object that says the upload of `path` lost a chunk; its name sorts before
+        every segment, so the one-entry listing that finds the upload also finds the mark."""
+        return f"{self._upload_folder(path)}{0:010d}-failed"
+
+    def _fail_upload(self, path: str) -> None:
+        """Drop what is staged and leave the mark, as far as Swift lets us: it may be down, which
+        is likely why the upload failed (without the mark, the chunks after the missing one
+        still find no upload, but a lone last chunk would pass as the whole file)."""
+        try:
+            self._clear_upload(path)
+            self._put_segment(self._failed_mark(path), b"")
+        except StoreError:
+            pass
+
     def stage_chunk(self, path: str, number: int, data: bytes) -> None:
         path = self._path(path)
         if not path:
@@ -696,9 +712,17 @@ class SwiftStore(Store):
                 raise InvalidPath(f"{path!r} is a directory, not a file")
             self._check_parent(path)
             self._clear_upload(path)
-        elif self._head(self._segment(path, 1)) is None:
-            raise no_upload(path, number)
-        self._put_segment(self._segment(path, number), data)
+        else:
+            first = self._listing(self._upload_folder(path), delimiter=None, limit=1)
+            if not first:
+                raise no_upload(path, number)
+            if first[0]["name"] == self._failed_mark(path):
+                raise upload_failed(path)
+        try:
+            self._put_segment(self._segment(path, number), data)
+        except StoreError:
+            self._fail_upload(path)
+            raise
 
     def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
         path = self._path(path)
@@ -706,13 +730,18 @@ class SwiftStore(Store):
             raise InvalidPath("the root is a directory, not a file")
         with self._locked(path):
             folder = self._upload_folder(path)
+            segments = self._listing(folder, delimiter=None)
+            if not segments:
+                return self._write(path, data, if_match)[0]
+            if segments[0]["name"] == self._failed_mark(path):
+                raise upload_failed(path)
             try:
-                segments = self._listing(folder, delimiter=None)
-                if not segments:
-                    return self._write(path, data, if_match)[0]
-                return self._join(path, folder, segments, data, if_match)
-            finally:
-                self._clear_upload(path)
+                entry = self._join(path, folder, segments, data, if_match)
+            except StoreError:
+                self._fail_upload(path)
+                raise
+            self._clear_upload(path)
+            return entry
 
     def _join(self, path: str, folder: str, segments: list[dict], data: bytes, if_match: str | None) -> Entry:
         """Make the segments plus the last chunk one plain object at `path`, all inside Swift."""
