@@ -71,6 +71,7 @@ def tree(root_dir):
     (root / "sub" / "what?#.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
     (root / ".hidden").mkdir()
     (root / ".hidden" / "x").write_text("")
+    (root / "into-hidden").symlink_to(root / ".hidden")
     return root
 
 
@@ -79,6 +80,7 @@ def tree(root_dir):
     [
         ("sub", "sub"), ("sub/", "sub"), ("/sub", "sub"), ("", ""), ("sub/what?#.ipynb", "sub/what?#.ipynb"),
         ("nope", None), ("../x", None), (".hidden/x", None), ("/etc", None),
+        ("into-hidden", None), ("into-hidden/x", None),
     ],
 )
 def test_resolve_path_in_the_server_scope(client, tree, path, resolved):

@@ -13,7 +13,6 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from .. import __version__
 from ..clock import isoformat, parse_isoformat
-from ..contents.service import is_hidden
 from ..errors import APIError
 from ..state import state
 from ..stores.base import StoreError, normalize_path
@@ -127,7 +126,7 @@ def server_path(path: str) -> str | None:
         found = state().store.exists(api_path)
     except StoreError:
         return None
-    if not found or (is_hidden(api_path) and not settings.allow_hidden):
+    if not found or state().contents.hidden(api_path):
         return None
     return api_path
 

@@ -82,10 +82,10 @@ class Contents:
         self.single_checkpoint = checkpoints == "single"
 
     # -- helpers -----------------------------------------------------------------------
-    def _hidden(self, path: str) -> bool:
+    def hidden(self, path: str) -> bool:
         """Whether `path` is out of reach as hidden: a name starting with '.' on the way, or a
         visible link that leads into a hidden folder or to a hidden file (the store resolves
-        it), unless hidden files are allowed. The one rule of the API and /files/."""
+        it), unless hidden files are allowed. The one rule of the API, /files/ and resolvePath."""
         if self.allow_hidden:
             return False
         return is_hidden(path) or is_hidden(self.store.real_path(path))
@@ -93,14 +93,14 @@ class Contents:
     def _path(self, path: str, action: str | None = None) -> str:
         """Normalise; refuse hidden paths (404 to readers, 400 to writers) unless allowed."""
         path = normalize_path(path)
-        if self._hidden(path):
+        if self.hidden(path):
             if action is None:
                 raise NotFound(f"file or directory '{path}' does not exist")
             raise InvalidPath(f"Cannot {action} file or directory '{path}': hidden files are not allowed")
         return path
 
     def _listed(self, entry: Entry) -> bool:
-        """Whether a directory listing shows `entry`: what `_hidden` refuses is not listed."""
+        """Whether a directory listing shows `entry`: what `hidden` refuses is not listed."""
         return self.allow_hidden or not (is_hidden(entry.name) or is_hidden(entry.real_path or ""))
 
     def _stat(self, path: str) -> Entry:
@@ -353,7 +353,7 @@ class Contents:
         target = self._find(directory)
         if target is not None and target.kind != "directory":
             raise BadContent("Cannot POST to files, use PUT instead.")
-        if self._hidden(directory) or self._hidden(source):
+        if self.hidden(directory) or self.hidden(source):
             raise InvalidPath(f"Cannot copy file or directory '/{directory}'")
         entry = self._stat(source)
         if target is None and entry.kind != "directory":
