@@ -52,3 +52,4 @@ def post_worker_init(worker):
 
     gunicorn_worker.serve_accepted_connections_after_close()  # a retiring worker drops no request
     gunicorn_worker.close_websockets_on_retirement(worker)  # ... nor keeps its websockets waiting
+    gunicorn_worker.refuse_unparsable_bodies(worker)  # a bad chunk size is 400, not 500

@@ -6,6 +6,7 @@ Only `nbflask run` uses this module, after gevent has monkey-patched the standar
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -15,7 +16,9 @@ import sys
 import threading
 import webbrowser
 from collections.abc import Callable
+from io import BytesIO
 
+from . import http_rules
 from .config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -94,44 +97,41 @@ def display_urls(settings: Settings, port: int, token: str | None) -> list[str]:
     return urls
 
 
-def framing_problem(headers) -> str | None:  # noqa: ANN001 - an email.message.Message
-    """Why a request's body framing is ambiguous (a smuggling risk), or None if it is clear.
-
-    A front proxy and this server must agree where each request ends. They may not when a
-    request carries both Content-Length and Transfer-Encoding, several Content-Lengths, or a
-    transfer coding other than a lone `chunked` (which gevent would read as no body at all,
-    taking the body for the next request). Jupyter's server answers these with 400.
-    """
-    codings = [c.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
-    lengths = headers.get_all("Content-Length") or []
-    if codings and lengths:
-        return "both Content-Length and Transfer-Encoding"
-    if len(lengths) > 1:
-        return "more than one Content-Length"
-    if codings and codings != ["chunked"]:
-        return f"unsupported Transfer-Encoding {', '.join(codings)!r}"
-    return None
-
-
 def _server_class():
     """gevent's WSGI server, hardened and tuned for our traffic.
 
     - TCP_NODELAY on every connection: without it a keep-alive client waits on Nagle plus
       delayed ACK, about 44 ms per request instead of 2 ms (measured with a requests.Session
       against /api/status).
-    - Requests whose body framing is ambiguous get 400 and the connection is closed.
+    - A request line or header the rules of http_rules.py refuse, and ambiguous body
+      framing, get a JSON 400 and the connection is closed: gevent's own parser would drop
+      the headers after a bad line and read the body as the next request.
+    - A body whose chunks cannot be parsed closes the connection after its 400 (gevent
+      would read on from the middle of the body, as if it were the next request).
     - A connection upgraded to a websocket is closed once that websocket ends: the websocket
       owned the stream, so whatever the client sends after it is not HTTP.
     """
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     class StrictHandler(WSGIHandler):
-        def MessageClass(self, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
-            headers = super().MessageClass(*args)
-            problem = framing_problem(headers)
+        def read_request(self, raw_requestline: str) -> bool:
+            problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
             if problem:
-                raise ValueError(f"refused request with {problem}")
+                raise ValueError(f"request line: {problem}")
+            return super().read_request(raw_requestline)
+
+        def MessageClass(self, fp, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
+            lines = _header_lines(fp)
+            headers = super().MessageClass(BytesIO(b"".join(lines) + b"\r\n"), *args)
+            problem = http_rules.framing_problem(headers)
+            if problem:
+                raise ValueError(problem)
             return headers
+
+        def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
+            super()._handle_client_error(ex)  # gevent logs it
+            message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+            return "400", _json_400(message)
 
         def handle_one_response(self) -> None:
             try:
@@ -141,6 +141,9 @@ def _server_class():
                 # was its own. A refused upgrade (a 403 through start_response) stays HTTP.
                 upgraded = self.status is None or self.code == 101
                 if upgraded and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                    self.close_connection = True
+                # gevent leaves a body it could not parse where it stopped (see Input._discard)
+                if getattr(self.wsgi_input, "_chunked_input_error", False):
                     self.close_connection = True
 
     class NoDelayWSGIServer(WSGIServer):
@@ -152,6 +155,38 @@ def _server_class():
             super().handle(sock, address)
 
     return NoDelayWSGIServer
+
+
+MAX_HEADER_LINES = 100  # as http.client, which gevent parses with
+MAX_HEADER_LINE = 65536
+
+
+def _header_lines(fp) -> list[bytes]:  # noqa: ANN001 - a binary file
+    """A request's header lines up to the blank line that ends them, each checked by
+    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one."""
+    lines: list[bytes] = []
+    while True:
+        line = fp.readline(MAX_HEADER_LINE + 1)
+        if line == b"\r\n":
+            return lines
+        if len(line) > MAX_HEADER_LINE:
+            raise ValueError(f"a header line longer than {MAX_HEADER_LINE} bytes")
+        if len(lines) == MAX_HEADER_LINES:
+            raise ValueError(f"more than {MAX_HEADER_LINES} header lines")
+        if not line:
+            raise ValueError("the connection ended inside the headers")
+        problem = http_rules.header_line_problem(line)
+        if problem:
+            raise ValueError(problem)
+        lines.append(line)
+
+
+def _json_400(message: str) -> bytes:
+    """A whole 400 response, for a request refused before any WSGI application saw it."""
+    body = json.dumps({"message": f"Bad request: {message}", "reason": "Bad Request"}).encode()
+    head = ("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
 
 
 def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
