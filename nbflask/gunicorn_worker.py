@@ -1,5 +1,5 @@
 """What gunicorn's gevent workers need of nbflask: to retire cleanly (recycled, reloaded,
-stopped), and to answer a body they cannot parse with 400.
+stopped), to bound TLS handshakes, and to answer a body they cannot parse with 400.
 
 It serves what it had accepted: a gevent worker that is recycled (`max_requests`) or
 reloaded (SIGHUP) calls `close()` on its gevent server, which closes the listening socket and
@@ -20,6 +20,8 @@ reconnect to another worker (or the restarted server) and replay what they misse
 from __future__ import annotations
 
 from typing import Any
+
+from .config import ServerSettings
 
 RETIREMENT_CHECK = 0.25  # seconds between looks at whether the worker is retiring
 
@@ -51,6 +53,19 @@ def close_websockets_on_retirement(worker: Any) -> None:
                             worker.pid, closed)
 
     gevent.spawn(watch)
+
+
+def bound_tls_handshakes(settings: ServerSettings) -> None:
+    """Give every TLS handshake in this worker `handshake_timeout` seconds, as `nbflask run`
+    does: gunicorn bounds the wait for a request (its `keepalive`), not the handshake before."""
+    from gevent.server import StreamServer
+
+    from . import connections
+
+    def wrap_socket_and_handle(self: Any, client_socket: Any, address: Any) -> Any:
+        return connections.handle_tls_within(self, client_socket, address, settings.handshake_timeout)
+
+    StreamServer.wrap_socket_and_handle = wrap_socket_and_handle
 
 
 def refuse_unparsable_bodies(worker: Any) -> None:

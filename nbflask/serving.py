@@ -18,8 +18,10 @@ import webbrowser
 from collections.abc import Callable
 from io import BytesIO
 
-from . import http_rules
-from .config import ConfigError, Settings
+import gevent
+
+from . import connections, http_rules
+from .config import ConfigError, ServerSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,10 @@ def _server_class():
     - TCP_NODELAY on every connection: without it a keep-alive client waits on Nagle plus
       delayed ACK, about 44 ms per request instead of 2 ms (measured with a requests.Session
       against /api/status).
+    - Time limits (`server.*_timeout`): a TLS handshake, a request's line and headers, and
+      the wait for the next request on a kept-alive connection are bounded; a client past
+      one is disconnected without an answer, as gunicorn does. Nothing else is: a request
+      being answered (a websocket, an upload however slow) has all the time it needs.
     - A request line or header the rules of http_rules.py refuse, and ambiguous body
       framing, get a JSON 400 and the connection is closed: gevent's own parser would drop
       the headers after a bad line and read the body as the next request.
@@ -114,11 +120,41 @@ def _server_class():
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     class StrictHandler(WSGIHandler):
+        # The timer running while the server waits for a request's line and headers.
+        _deadline: gevent.Timeout | None = None
+        _requests_read = 0
+
+        def handle_one_request(self):  # noqa: ANN202 - gevent's hook
+            try:
+                return super().handle_one_request()
+            except gevent.Timeout as timeout:
+                if timeout is not self._deadline:
+                    raise
+                return None  # the connection closes without an answer
+            finally:
+                self._stop_deadline()
+
+        def read_requestline(self) -> str:
+            limits = self.server.limits
+            if self._requests_read:
+                # Kept alive: the next request has keepalive_timeout to begin ...
+                self._start_deadline(limits.keepalive_timeout)
+                if not self.rfile.peek(1):
+                    return ""
+            # ... then header_timeout (from the connection's start, for its first request)
+            # to bring its line and headers.
+            self._start_deadline(limits.header_timeout)
+            return super().read_requestline()
+
         def read_request(self, raw_requestline: str) -> bool:
-            problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
-            if problem:
-                raise ValueError(f"request line: {problem}")
-            return super().read_request(raw_requestline)
+            self._requests_read += 1
+            try:
+                problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
+                if problem:
+                    raise ValueError(f"request line: {problem}")
+                return super().read_request(raw_requestline)
+            finally:
+                self._stop_deadline()
 
         def MessageClass(self, fp, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
             lines = _header_lines(fp)
@@ -146,13 +182,27 @@ def _server_class():
                 if getattr(self.wsgi_input, "_chunked_input_error", False):
                     self.close_connection = True
 
+        def _start_deadline(self, seconds: float) -> None:
+            self._stop_deadline()
+            self._deadline = gevent.Timeout(seconds)
+            self._deadline.start()
+
+        def _stop_deadline(self) -> None:
+            # Kept after it stops: handle_one_request tells by it that a Timeout is its own.
+            if self._deadline is not None:
+                self._deadline.close()
+
     class NoDelayWSGIServer(WSGIServer):
         handler_class = StrictHandler
+        limits: ServerSettings = ServerSettings()
 
         def handle(self, sock, address):  # noqa: ANN001 - gevent's signature
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle(sock, address)
+
+        def wrap_socket_and_handle(self, client_socket, address):  # noqa: ANN001, ANN201 - gevent's
+            return connections.handle_tls_within(self, client_socket, address, self.limits.handshake_timeout)
 
     return NoDelayWSGIServer
 
@@ -199,6 +249,7 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
     port = listener.getsockname()[1]
     tls = {"ssl_context": context} if context else {}
     server = _server_class()(listener, app, log=None, error_log=logging.getLogger("nbflask.server"), **tls)
+    server.limits = settings.server
     server.start()
     token = state.token if state.token else None
     urls = display_urls(settings, port, token)
@@ -228,8 +279,6 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
             stopping.set()
             say("Shutting down.")
             server.stop(timeout=3)
-
-    import gevent
 
     gevent.signal_handler(signal.SIGINT, stop)
     gevent.signal_handler(signal.SIGTERM, stop)

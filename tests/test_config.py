@@ -160,6 +160,13 @@ def test_a_body_limit_that_refuses_everything_is_refused(size):
     assert message == f"config: server.max_body_size: expected a positive number of bytes, found {size}"
 
 
+@pytest.mark.parametrize("key", ["handshake_timeout", "header_timeout", "keepalive_timeout"])
+def test_a_connection_timeout_must_be_positive(key):
+    # gunicorn reads keepalive 0 as no keep-alive and no limit at all on the headers
+    message = error_of({"server": {key: 0}})
+    assert message == f"config: server.{key}: expected a positive number of seconds, found 0"
+
+
 def test_nbflask_run_refuses_a_zero_body_limit_in_one_line(tmp_path):
     import subprocess
     import sys
