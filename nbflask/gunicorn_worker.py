@@ -1,5 +1,5 @@
 """What gunicorn's gevent workers need of nbflask: to retire cleanly (recycled, reloaded,
-stopped), to bound TLS handshakes, and to answer a body they cannot parse with 400.
+stopped), to bound TLS handshakes, and to answer what they cannot parse with a JSON 400.
 
 It serves what it had accepted: a gevent worker that is recycled (`max_requests`) or
 reloaded (SIGHUP) calls `close()` on its gevent server, which closes the listening socket and
@@ -66,6 +66,19 @@ def bound_tls_handshakes(settings: ServerSettings) -> None:
         return connections.handle_tls_within(self, client_socket, address, settings.handshake_timeout)
 
     StreamServer.wrap_socket_and_handle = wrap_socket_and_handle
+
+
+def answer_parse_errors_in_json() -> None:
+    """gunicorn's own answers (a malformed request head: 400, 414, 431...) carry Jupyter's
+    `{"message", "reason"}` JSON, as `nbflask run`'s do, instead of gunicorn's HTML page."""
+    from gunicorn import util
+
+    from . import http_rules
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        util.write_nonblock(sock, http_rules.refusal(status_int, reason, mesg))
+
+    util.write_error = write_error
 
 
 def refuse_unparsable_bodies(worker: Any) -> None:

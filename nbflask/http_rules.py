@@ -5,11 +5,13 @@ end, or a request can hide inside another (smuggling). gevent's parser is lenien
 gunicorn and nginx refuse: it reads `X-Note : hi` as the end of the headers (everything after,
 Content-Length included, is lost and the body is read as a second request), takes `+5` and
 `0_5` as Content-Length 5, and keeps NUL bytes and bare-LF line ends. These rules refuse
-what RFC 9112 lets a server refuse and gunicorn does; no I/O here, so any server can use them.
+what RFC 9112 lets a server refuse and gunicorn does, and `refusal` is the answer; no I/O
+here, so any server can use them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from email.message import Message
 
@@ -85,3 +87,12 @@ def framing_problem(headers: Message) -> str | None:
     if codings and codings != ["chunked"]:
         return f"unsupported Transfer-Encoding {', '.join(codings)!r}"
     return None
+
+
+def refusal(status: int, reason: str, message: str) -> bytes:
+    """A whole HTTP response with Jupyter's JSON error body, for a request the server refuses
+    before any WSGI application sees it; the connection is closed after it."""
+    body = json.dumps({"message": message, "reason": reason}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body

@@ -6,7 +6,6 @@ Only `nbflask run` uses this module, after gevent has monkey-patched the standar
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import signal
@@ -167,7 +166,7 @@ def _server_class():
         def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
             super()._handle_client_error(ex)  # gevent logs it
             message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
-            return "400", _json_400(message)
+            return "400", http_rules.refusal(400, "Bad Request", f"Bad request: {message}")
 
         def handle_one_response(self) -> None:
             try:
@@ -229,14 +228,6 @@ def _header_lines(fp) -> list[bytes]:  # noqa: ANN001 - a binary file
         if problem:
             raise ValueError(problem)
         lines.append(line)
-
-
-def _json_400(message: str) -> bytes:
-    """A whole 400 response, for a request refused before any WSGI application saw it."""
-    body = json.dumps({"message": f"Bad request: {message}", "reason": "Bad Request"}).encode()
-    head = ("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
 
 
 def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:

@@ -122,6 +122,7 @@ def test_a_malformed_header_is_400_and_hides_no_request(live, bad, request):
     received, closed = exchange(live.port, request_bytes)
     assert received.startswith(b"HTTP/1.1 400"), received[:300]
     assert received.count(b"HTTP/1.1 ") == 1 and closed, received[:500]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
     assert live.get("api/contents/keep.txt").status_code == 200  # the hidden DELETE never ran
 
 
