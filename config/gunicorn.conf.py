@@ -14,9 +14,12 @@ draw its own. The deployment's `server.*_timeout` settings bound slow clients he
 import os
 import secrets
 
-from nbflask.config import load_settings
+from nbflask.config import ConfigError, load_settings
 
-nbflask_settings = load_settings(None)  # the deployment (NBFLASK_CONFIG), read once by the master
+try:
+    nbflask_settings = load_settings(None)  # the deployment (NBFLASK_CONFIG), read once by the master
+except ConfigError as error:
+    raise SystemExit(f"nbflask: {error}") from None  # one line, as `nbflask run` says it
 
 worker_class = "gevent"
 # Kernel websockets stay open for hours: gunicorn's worker timeout is about the heartbeat of
