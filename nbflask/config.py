@@ -43,6 +43,9 @@ class ServerSettings:
     websocket_compression: bool = False
     max_body_size: int = 100 * 1024 * 1024
     websocket_send_buffer: int = 64 * 1024 * 1024
+    handshake_timeout: int = 20
+    header_timeout: int = 20
+    keepalive_timeout: int = 30
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,10 @@ HELP: dict[str, str] = {
     "server.websocket_compression": "offer permessage-deflate on websockets (costs CPU)",
     "server.max_body_size": "largest request body in bytes; larger ones get 413",
     "server.websocket_send_buffer": "bytes a slow websocket client may leave unread before it is closed",
+    "server.handshake_timeout": "seconds a client has to finish its TLS handshake, else it is disconnected",
+    "server.header_timeout": "seconds a client has to send a request's line and headers (a request's body"
+                             " and a websocket are not limited), else it is disconnected",
+    "server.keepalive_timeout": "seconds an idle kept-alive connection waits for its next request",
     "auth.token": "auto (random at each start) | a fixed token | '' (only with a password)",
     "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
     "auth.allow_origin": "extra origins allowed for websockets and CORS",
@@ -375,6 +382,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('server', 'websocket_send_buffer')}: server.websocket_send_buffer: expected"
             f" a positive number of bytes, found {server.websocket_send_buffer}"
         )
+    for key in ("handshake_timeout", "header_timeout", "keepalive_timeout"):
+        if getattr(server, key) <= 0:
+            raise ConfigError(
+                f"{origin('server', key)}: server.{key}: expected a positive number of seconds,"
+                f" found {getattr(server, key)}"
+            )
     if settings.auth.token == "" and not settings.auth.password:
         raise ConfigError(
             f"{origin('auth', 'token')}: auth.token: '' disables the token, which is only"

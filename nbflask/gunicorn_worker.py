@@ -1,4 +1,5 @@
-"""What gunicorn's gevent workers need of nbflask when they retire (recycled, reloaded, stopped).
+"""What gunicorn's gevent workers need of nbflask: to retire cleanly (recycled, reloaded,
+stopped), to bound TLS handshakes, and to answer what they cannot parse with a JSON 400.
 
 It serves what it had accepted: a gevent worker that is recycled (`max_requests`) or
 reloaded (SIGHUP) calls `close()` on its gevent server, which closes the listening socket and
@@ -19,6 +20,8 @@ reconnect to another worker (or the restarted server) and replay what they misse
 from __future__ import annotations
 
 from typing import Any
+
+from .config import ServerSettings
 
 RETIREMENT_CHECK = 0.25  # seconds between looks at whether the worker is retiring
 
@@ -50,3 +53,88 @@ def close_websockets_on_retirement(worker: Any) -> None:
                             worker.pid, closed)
 
     gevent.spawn(watch)
+
+
+def bound_tls_handshakes(settings: ServerSettings) -> None:
+    """Give every TLS handshake in this worker `handshake_timeout` seconds, as `nbflask run`
+    does: gunicorn bounds the wait for a request (its `keepalive`), not the handshake before."""
+    from gevent.server import StreamServer
+
+    from . import connections
+
+    def wrap_socket_and_handle(self: Any, client_socket: Any, address: Any) -> Any:
+        return connections.handle_tls_within(self, client_socket, address, settings.handshake_timeout)
+
+    StreamServer.wrap_socket_and_handle = wrap_socket_and_handle
+
+
+def answer_parse_errors_in_json() -> None:
+    """gunicorn's own answers (a malformed request head: 400, 414, 431...) carry Jupyter's
+    `{"message", "reason"}` JSON, as `nbflask run`'s do, instead of gunicorn's HTML page."""
+    from gunicorn import util
+
+    from . import http_rules
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        util.write_nonblock(sock, http_rules.refusal(status_int, reason, mesg))
+
+    util.write_error = write_error
+
+
+def refuse_unparsable_bodies(worker: Any) -> None:
+    """A request body gunicorn cannot parse (a bad chunk size, a chunk without its CRLF) is
+    the client's error: 400 and the connection closed, as under `nbflask run`.
+
+    gunicorn raises its parse errors from the body's read() in the middle of the view, where
+    they are a 500 with a traceback. Read through `_ClientBody` they are OSErrors, which
+    Werkzeug answers as a 400 (ClientDisconnected); where the next request would start is then
+    unknown, so the connection ends after the answer (StopIteration is gunicorn's signal).
+    """
+    from gunicorn.http.errors import ParseException
+
+    handle_request = worker.handle_request
+
+    def strict_handle_request(listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        if req.body is None:
+            return handle_request(listener_name, req, sock, addr)
+        body = req.body = _ClientBody(req.body, ParseException)
+        handled = handle_request(listener_name, req, sock, addr)
+        if body.broken:
+            raise StopIteration("unparsable request body")
+        return handled
+
+    worker.handle_request = strict_handle_request
+
+
+class _ClientBody:
+    """gunicorn's request body (wsgi.input), whose parse errors read as OSError."""
+
+    def __init__(self, body: Any, errors: type[Exception]) -> None:
+        self._body = body
+        self._errors = errors
+        self.broken = False
+
+    def _read(self, method: Any, size: int | None) -> Any:
+        try:
+            return method(size)
+        except self._errors as exc:
+            self.broken = True
+            raise OSError(f"unparsable request body: {exc}") from exc
+
+    def read(self, size: int | None = None) -> bytes:
+        return self._read(self._body.read, size)
+
+    def readline(self, size: int | None = None) -> bytes:
+        return self._read(self._body.readline, size)
+
+    def readlines(self, size: int | None = None) -> list[bytes]:
+        return self._read(self._body.readlines, size)
+
+    def __iter__(self) -> _ClientBody:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line

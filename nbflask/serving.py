@@ -15,8 +15,12 @@ import sys
 import threading
 import webbrowser
 from collections.abc import Callable
+from io import BytesIO
 
-from .config import ConfigError, Settings
+import gevent
+
+from . import connections, http_rules
+from .config import ConfigError, ServerSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -94,44 +98,75 @@ def display_urls(settings: Settings, port: int, token: str | None) -> list[str]:
     return urls
 
 
-def framing_problem(headers) -> str | None:  # noqa: ANN001 - an email.message.Message
-    """Why a request's body framing is ambiguous (a smuggling risk), or None if it is clear.
-
-    A front proxy and this server must agree where each request ends. They may not when a
-    request carries both Content-Length and Transfer-Encoding, several Content-Lengths, or a
-    transfer coding other than a lone `chunked` (which gevent would read as no body at all,
-    taking the body for the next request). Jupyter's server answers these with 400.
-    """
-    codings = [c.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
-    lengths = headers.get_all("Content-Length") or []
-    if codings and lengths:
-        return "both Content-Length and Transfer-Encoding"
-    if len(lengths) > 1:
-        return "more than one Content-Length"
-    if codings and codings != ["chunked"]:
-        return f"unsupported Transfer-Encoding {', '.join(codings)!r}"
-    return None
-
-
 def _server_class():
     """gevent's WSGI server, hardened and tuned for our traffic.
 
     - TCP_NODELAY on every connection: without it a keep-alive client waits on Nagle plus
       delayed ACK, about 44 ms per request instead of 2 ms (measured with a requests.Session
       against /api/status).
-    - Requests whose body framing is ambiguous get 400 and the connection is closed.
+    - Time limits (`server.*_timeout`): a TLS handshake, a request's line and headers, and
+      the wait for the next request on a kept-alive connection are bounded; a client past
+      one is disconnected without an answer, as gunicorn does. Nothing else is: a request
+      being answered (a websocket, an upload however slow) has all the time it needs.
+    - A request line or header the rules of http_rules.py refuse, and ambiguous body
+      framing, get a JSON 400 and the connection is closed: gevent's own parser would drop
+      the headers after a bad line and read the body as the next request.
+    - A body whose chunks cannot be parsed closes the connection after its 400 (gevent
+      would read on from the middle of the body, as if it were the next request).
     - A connection upgraded to a websocket is closed once that websocket ends: the websocket
       owned the stream, so whatever the client sends after it is not HTTP.
     """
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     class StrictHandler(WSGIHandler):
-        def MessageClass(self, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
-            headers = super().MessageClass(*args)
-            problem = framing_problem(headers)
+        # The timer running while the server waits for a request's line and headers.
+        _deadline: gevent.Timeout | None = None
+        _requests_read = 0
+
+        def handle_one_request(self):  # noqa: ANN202 - gevent's hook
+            try:
+                return super().handle_one_request()
+            except gevent.Timeout as timeout:
+                if timeout is not self._deadline:
+                    raise
+                return None  # the connection closes without an answer
+            finally:
+                self._stop_deadline()
+
+        def read_requestline(self) -> str:
+            limits = self.server.limits
+            if self._requests_read:
+                # Kept alive: the next request has keepalive_timeout to begin ...
+                self._start_deadline(limits.keepalive_timeout)
+                if not self.rfile.peek(1):
+                    return ""
+            # ... then header_timeout (from the connection's start, for its first request)
+            # to bring its line and headers.
+            self._start_deadline(limits.header_timeout)
+            return super().read_requestline()
+
+        def read_request(self, raw_requestline: str) -> bool:
+            self._requests_read += 1
+            try:
+                problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
+                if problem:
+                    raise ValueError(f"request line: {problem}")
+                return super().read_request(raw_requestline)
+            finally:
+                self._stop_deadline()
+
+        def MessageClass(self, fp, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
+            lines = _header_lines(fp)
+            headers = super().MessageClass(BytesIO(b"".join(lines) + b"\r\n"), *args)
+            problem = http_rules.framing_problem(headers)
             if problem:
-                raise ValueError(f"refused request with {problem}")
+                raise ValueError(problem)
             return headers
+
+        def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
+            super()._handle_client_error(ex)  # gevent logs it
+            message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+            return "400", http_rules.refusal(400, "Bad Request", f"Bad request: {message}")
 
         def handle_one_response(self) -> None:
             try:
@@ -142,16 +177,57 @@ def _server_class():
                 upgraded = self.status is None or self.code == 101
                 if upgraded and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
                     self.close_connection = True
+                # gevent leaves a body it could not parse where it stopped (see Input._discard)
+                if getattr(self.wsgi_input, "_chunked_input_error", False):
+                    self.close_connection = True
+
+        def _start_deadline(self, seconds: float) -> None:
+            self._stop_deadline()
+            self._deadline = gevent.Timeout(seconds)
+            self._deadline.start()
+
+        def _stop_deadline(self) -> None:
+            # Kept after it stops: handle_one_request tells by it that a Timeout is its own.
+            if self._deadline is not None:
+                self._deadline.close()
 
     class NoDelayWSGIServer(WSGIServer):
         handler_class = StrictHandler
+        limits: ServerSettings = ServerSettings()
 
         def handle(self, sock, address):  # noqa: ANN001 - gevent's signature
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle(sock, address)
 
+        def wrap_socket_and_handle(self, client_socket, address):  # noqa: ANN001, ANN201 - gevent's
+            return connections.handle_tls_within(self, client_socket, address, self.limits.handshake_timeout)
+
     return NoDelayWSGIServer
+
+
+MAX_HEADER_LINES = 100  # as http.client, which gevent parses with
+MAX_HEADER_LINE = 65536
+
+
+def _header_lines(fp) -> list[bytes]:  # noqa: ANN001 - a binary file
+    """A request's header lines up to the blank line that ends them, each checked by
+    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one."""
+    lines: list[bytes] = []
+    while True:
+        line = fp.readline(MAX_HEADER_LINE + 1)
+        if line == b"\r\n":
+            return lines
+        if len(line) > MAX_HEADER_LINE:
+            raise ValueError(f"a header line longer than {MAX_HEADER_LINE} bytes")
+        if len(lines) == MAX_HEADER_LINES:
+            raise ValueError(f"more than {MAX_HEADER_LINES} header lines")
+        if not line:
+            raise ValueError("the connection ended inside the headers")
+        problem = http_rules.header_line_problem(line)
+        if problem:
+            raise ValueError(problem)
+        lines.append(line)
 
 
 def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
@@ -164,6 +240,7 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
     port = listener.getsockname()[1]
     tls = {"ssl_context": context} if context else {}
     server = _server_class()(listener, app, log=None, error_log=logging.getLogger("nbflask.server"), **tls)
+    server.limits = settings.server
     server.start()
     token = state.token if state.token else None
     urls = display_urls(settings, port, token)
@@ -193,8 +270,6 @@ def serve(app, settings: Settings, say: Callable[[str], None] = print) -> None:
             stopping.set()
             say("Shutting down.")
             server.stop(timeout=3)
-
-    import gevent
 
     gevent.signal_handler(signal.SIGINT, stop)
     gevent.signal_handler(signal.SIGTERM, stop)

@@ -160,6 +160,31 @@ def test_a_body_limit_that_refuses_everything_is_refused(size):
     assert message == f"config: server.max_body_size: expected a positive number of bytes, found {size}"
 
 
+@pytest.mark.parametrize("key", ["handshake_timeout", "header_timeout", "keepalive_timeout"])
+def test_a_connection_timeout_must_be_positive(key):
+    # gunicorn reads keepalive 0 as no keep-alive and no limit at all on the headers
+    message = error_of({"server": {key: 0}})
+    assert message == f"config: server.{key}: expected a positive number of seconds, found 0"
+
+
+def test_gunicorn_refuses_a_zero_timeout_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = write(tmp_path, "server:\n  header_timeout: 0\n")
+    conf = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    done = subprocess.run(
+        [gunicorn, "-c", str(conf), "-b", "127.0.0.1:0", "nbflask:create_app()"], capture_output=True,
+        text=True, timeout=60, env={**os.environ, "NBFLASK_CONFIG": str(config)},
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"nbflask: {config}: server.header_timeout: expected a positive number of seconds, found 0")
+
+
 def test_nbflask_run_refuses_a_zero_body_limit_in_one_line(tmp_path):
     import subprocess
     import sys

@@ -91,6 +91,69 @@ def test_gunicorn_never_answers_a_smuggled_request(gunicorn, framing):
     assert received.count(b"HTTP/1.1") == 1 and closed, received[:300]
 
 
+HIDDEN_DELETE = f"DELETE /api/contents/keep.txt HTTP/1.1\r\nHost: x\r\nAuthorization: token {TOKEN}\r\n\r\n"
+
+# Header lines and lengths gevent's parser read leniently: the first lost every header after
+# it, so the body (a DELETE) was taken for a second request. gunicorn and nginx answer 400.
+BAD_HEADS = {
+    "space before the colon": "X-Note : hi\r\nContent-Length: {length}\r\n",
+    "tab before the colon": "X-Note\t: hi\r\nContent-Length: {length}\r\n",
+    "Content-Length +N": "Content-Length: +{length}\r\n",
+    "Content-Length with _": "Content-Length: 0_{length}\r\n",
+    "NUL in a value": "X-Note: a\x00b\r\nContent-Length: {length}\r\n",
+    "bare LF after a header": "X-Note: hi\nContent-Length: {length}\r\n",
+    "folded header": "X-Note: hi\r\n folded\r\nContent-Length: {length}\r\n",
+    "no colon": "X-Note hi\r\nContent-Length: {length}\r\n",
+}
+
+
+def keep_file(live) -> None:
+    live.session().put(live.url + "api/contents/keep.txt", json={"type": "file", "format": "text",
+                                                                 "content": "kept"}, timeout=30)
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+@pytest.mark.parametrize("bad", BAD_HEADS.values(), ids=BAD_HEADS.keys())
+def test_a_malformed_header_is_400_and_hides_no_request(live, bad, request):
+    live = request.getfixturevalue(live)
+    keep_file(live)
+    body = HIDDEN_DELETE.encode()
+    request_bytes = head(live.port, "GET", "/api/status", bad.format(length=len(body))) + body
+    received, closed = exchange(live.port, request_bytes)
+    assert received.startswith(b"HTTP/1.1 400"), received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1 and closed, received[:500]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
+    assert live.get("api/contents/keep.txt").status_code == 200  # the hidden DELETE never ran
+
+
+BARE_LF = {
+    "request line": "GET /api/status HTTP/1.1\nHost: 127.0.0.1\r\nAuthorization: token {token}\r\n\r\n",
+    "blank line": "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {token}\r\n\n",
+}
+
+
+@pytest.mark.parametrize("raw", BARE_LF.values(), ids=BARE_LF.keys())
+def test_bare_lf_line_ends_are_400_with_a_json_reason(server, raw):
+    received, closed = exchange(server.port, raw.format(token=TOKEN).encode())
+    assert received.startswith(b"HTTP/1.1 400") and closed, received[:300]
+    answer = json.loads(received.partition(b"\r\n\r\n")[2])
+    assert set(answer) == {"message", "reason"} and "bare LF" in answer["message"], answer
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_a_bad_chunk_size_is_400_and_the_connection_closes(live, request):
+    live = request.getfixturevalue(live)
+    keep_file(live)
+    framing = "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+    request_bytes = head(live.port, "POST", "/api/contents", framing) + b"zz\r\n{}\r\n0\r\n\r\n"
+    received, closed = exchange(live.port, request_bytes + HIDDEN_DELETE.encode())
+    assert received.startswith(b"HTTP/1.1 400"), received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1 and closed, received[:500]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
+    assert live.get("api/contents/keep.txt").status_code == 200
+    assert "Traceback" not in live.log()
+
+
 def test_plain_chunked_bodies_still_work(server):
     body = b'{"type": "directory"}'
     framing = "Transfer-Encoding: chunked\r\nConnection: close\r\n"
