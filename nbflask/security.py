@@ -1,6 +1,7 @@
 """The decisions behind the auth gate, free of Flask: which Host, Origin and `next=` to accept,
 which key signs the session cookie, which Content-Security-Policy a response gets, how URLs
-are rebuilt for redirects, and how many login attempts a client may make.
+are rebuilt for redirects, how many login attempts a client may make, and which files below
+a folder the public routes may serve.
 
 `blueprints/auth.py` applies them to requests; keeping them here lets tests and readers see
 each rule on its own.
@@ -31,6 +32,29 @@ CSP_REPORT_PATH = "api/security/csp-report"
 # in a query, which arrives already encoded and must not be encoded twice.
 _PATH_SAFE = "/!$&'()*+,;=:@"
 _QUERY_SAFE = _PATH_SAFE + "?%"
+
+
+def file_inside(root: Path, name: str) -> Path | None:
+    """The regular file `name` ('/'-separated, relative) below folder `root`, resolved, or None.
+
+    For what is served without login (kernelspec resources, front-end bundles, extensions'
+    static files): only what the folder itself holds. Refused: hidden names anywhere in
+    `name` (and so `..`), empty segments, backslashes and NULs, and anything that resolves,
+    through a symlink, outside `root` or onto a hidden name in it: a link to a user's file
+    must not make it public. `root` itself may be a link (`jupyter labextension develop`).
+    """
+    parts = name.split("/")
+    if any(not part or part.startswith(".") or "\\" in part or "\0" in part for part in parts):
+        return None
+    try:
+        real_root = root.resolve()
+        path = real_root.joinpath(*parts).resolve()
+        inside = path.relative_to(real_root).parts
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    if not inside or any(part.startswith(".") for part in inside) or not path.is_file():
+        return None
+    return path
 
 
 def session_key(secret: bytes, settings: Settings) -> bytes:
