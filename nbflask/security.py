@@ -16,6 +16,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -55,6 +56,44 @@ def file_inside(root: Path, name: str) -> Path | None:
     if not inside or any(part.startswith(".") for part in inside) or not path.is_file():
         return None
     return path
+
+
+SESSION_COOKIE_PREFIX = "nbflask-session-"
+XSRF_ENTRIES = 8  # servers whose XSRF tokens one browser's `_xsrf` cookie holds at most
+
+
+def cookie_scope(host: str, script_root: str) -> str:
+    """What tells this server's cookies from those of other servers on one host name: its host
+    and port as the browser sees them (browsers keep cookies per host name, not per port) and
+    its prefix, anything but letters and digits as '-'. Jupyter names its login cookie the
+    same way (`username-<host>-<port>`); the request's Host, not the configured port, because
+    that is what the browser sees behind a proxy, under gunicorn or after a port retry."""
+    return re.sub(r"[^A-Za-z0-9]", "-", host + script_root).strip("-")
+
+
+def session_cookie_name(scope: str) -> str:
+    return SESSION_COOKIE_PREFIX + scope
+
+
+def xsrf_cookie_value(current: str | None, scope: str, token: str) -> str:
+    """The `_xsrf` cookie holding this server's token beside the ones other servers on this
+    host name put there (the front-ends read that one name, and a browser shares it between
+    ports): `scope:token|scope:token`, this server's last, at most XSRF_ENTRIES."""
+    others = [entry for entry in (current or "").split("|")
+              if entry.count(":") == 1 and not entry.startswith(scope + ":")]
+    return "|".join([*others[-(XSRF_ENTRIES - 1):], f"{scope}:{token}"])
+
+
+def xsrf_echoed_token(echoed: str, scope: str) -> str:
+    """This server's token in what a page echoed: the whole `_xsrf` cookie (see
+    `xsrf_cookie_value`), or the bare token our own forms carry; '' if it holds none."""
+    if ":" not in echoed:
+        return echoed
+    for entry in echoed.split("|"):
+        name, _, token = entry.partition(":")
+        if name == scope:
+            return token
+    return ""
 
 
 def session_key(secret: bytes, settings: Settings) -> bytes:

@@ -4,6 +4,7 @@ federated extensions and themes, and nothing outside the asset folders."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
@@ -132,8 +133,9 @@ def test_links_in_an_extensions_static_folder_out_of_it_or_onto_hidden_files_are
     package = installed / "linked-extension"
     static = package / "static"
     static.mkdir(parents=True)
-    (package / "package.json").write_text(
-        '{"name": "linked-extension", "version": "1.0.0", "jupyterlab": {"_build": {"load": "static/entry.js"}}}')
+    build = {"load": "static/entry.js"}
+    (package / "package.json").write_text(json.dumps(
+        {"name": "linked-extension", "version": "1.0.0", "jupyterlab": {"_build": build}}))
     (static / "entry.js").write_text("console.log('entry')")
     (static / ".hidden.js").write_text("HIDDEN-CONTENT")
     secret = tmp_path / "home" / "private.ipynb"
