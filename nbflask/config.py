@@ -107,6 +107,7 @@ class TerminalSettings:
 @dataclass(frozen=True)
 class UISettings:
     default_url: str = "/tree"
+    expose_app_in_browser: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ HELP: dict[str, str] = {
     "terminals.scrollback_bytes": "recent output kept per terminal for pages that (re)connect (newest kept)",
     "terminals.input_buffer_bytes": "input held per terminal while its program is not reading (>= 65536)",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
+    "ui.expose_app_in_browser": "pages expose their app as window.jupyterapp (UI test tools use it)",
 }
 
 
