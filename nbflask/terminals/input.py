@@ -34,7 +34,8 @@ class InputQueue:
         self.limit = limit
         self.pieces: deque[bytes] = deque()
         self.size = 0  # bytes queued or being written
-        self.changed = gevent.event.Event()  # set whenever a piece arrives or bytes were written
+        self.closed = False
+        self.changed = gevent.event.Event()  # set whenever a piece arrives, bytes were written, or it closed
 
     def put(self, data: bytes, wait: float = INPUT_WAIT) -> None:
         """Queue `data`, waiting up to `wait` seconds for room; APIError(503, FULL) if none came."""
@@ -42,9 +43,11 @@ class InputQueue:
             raise APIError(413, f"{len(data)} bytes of input in one piece; at most {self.limit}",
                            "Payload Too Large")
         with gevent.Timeout(wait, False):
-            while self.size + len(data) > self.limit:
+            while self.size + len(data) > self.limit and not self.closed:
                 self.changed.clear()
                 self.changed.wait()
+        if self.closed:
+            raise APIError(404, "the terminal ended; its input was not sent")
         if self.size + len(data) > self.limit:
             raise APIError(503, f"the program has not taken its input: {self.size} bytes waited"
                                 f" {wait:g} s", FULL)
@@ -61,4 +64,9 @@ class InputQueue:
 
     def written(self, count: int) -> None:
         self.size -= count
+        self.changed.set()
+
+    def close(self) -> None:
+        """The terminal ended: pieces waiting for room are refused at once."""
+        self.closed = True
         self.changed.set()

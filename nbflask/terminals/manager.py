@@ -303,6 +303,7 @@ class TerminalManager:
         if terminal.closed:
             return
         terminal.closed = True
+        terminal.input.close()
         name = terminal.name
         if self.terminals.get(name) is terminal:
             del self.terminals[name]
