@@ -79,7 +79,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     app.config.update(
         SECRET_KEY=security.session_key(runtime.secret("cookie_secret"), settings),
         MAX_CONTENT_LENGTH=settings.server.max_body_size,
-        SESSION_COOKIE_NAME="nbflask-session",
+        SESSION_COOKIE_NAME="nbflask-session",  # outside a request only: see auth.SessionInterface
         SESSION_COOKIE_PATH=base_url,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -24,6 +24,7 @@ from .passwords import NotAHash, check_hash
 
 ENV_CONFIG = "NBFLASK_CONFIG"
 ENV_PREFIX = "NBFLASK_"
+MIN_TERMINAL_INPUT_BUFFER = 65536  # bytes of input a terminal may hold while its program is not reading
 
 
 class ConfigError(Exception):
@@ -103,11 +104,13 @@ class TerminalSettings:
     cull_inactive_timeout: int = 0
     cull_interval: int = 300
     scrollback_bytes: int = 256 * 1024
+    input_buffer_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class UISettings:
     default_url: str = "/tree"
+    expose_app_in_browser: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,9 @@ HELP: dict[str, str] = {
     "terminals.cull_inactive_timeout": "stop terminals without input or output this many seconds; 0 = never",
     "terminals.cull_interval": "seconds between checks for inactive terminals",
     "terminals.scrollback_bytes": "recent output kept per terminal for pages that (re)connect (newest kept)",
+    "terminals.input_buffer_bytes": "input held per terminal while its program is not reading (>= 65536)",
     "ui.default_url": "page `/` opens, below base_url: /tree (Notebook 7) or /lab (JupyterLab)",
+    "ui.expose_app_in_browser": "pages expose their app as window.jupyterapp (UI test tools use it)",
 }
 
 
@@ -457,6 +462,11 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('terminals', 'scrollback_bytes')}: terminals.scrollback_bytes: expected 1 to"
             f" server.websocket_send_buffer ({server.websocket_send_buffer}),"
             f" found {terminals.scrollback_bytes}"
+        )
+    if terminals.input_buffer_bytes < MIN_TERMINAL_INPUT_BUFFER:
+        raise ConfigError(
+            f"{origin('terminals', 'input_buffer_bytes')}: terminals.input_buffer_bytes: expected at"
+            f" least {MIN_TERMINAL_INPUT_BUFFER}, found {terminals.input_buffer_bytes}"
         )
     if terminals.root_dir is not None and not Path(terminals.root_dir).expanduser().is_dir():
         raise ConfigError(

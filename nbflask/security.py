@@ -1,6 +1,7 @@
 """The decisions behind the auth gate, free of Flask: which Host, Origin and `next=` to accept,
 which key signs the session cookie, which Content-Security-Policy a response gets, how URLs
-are rebuilt for redirects, and how many login attempts a client may make.
+are rebuilt for redirects, how many login attempts a client may make, and which files below
+a folder the public routes may serve.
 
 `blueprints/auth.py` applies them to requests; keeping them here lets tests and readers see
 each rule on its own.
@@ -15,6 +16,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +33,67 @@ CSP_REPORT_PATH = "api/security/csp-report"
 # in a query, which arrives already encoded and must not be encoded twice.
 _PATH_SAFE = "/!$&'()*+,;=:@"
 _QUERY_SAFE = _PATH_SAFE + "?%"
+
+
+def file_inside(root: Path, name: str) -> Path | None:
+    """The regular file `name` ('/'-separated, relative) below folder `root`, resolved, or None.
+
+    For what is served without login (kernelspec resources, front-end bundles, extensions'
+    static files): only what the folder itself holds. Refused: hidden names anywhere in
+    `name` (and so `..`), empty segments, backslashes and NULs, and anything that resolves,
+    through a symlink, outside `root` or onto a hidden name in it: a link to a user's file
+    must not make it public. `root` itself may be a link (`jupyter labextension develop`).
+    """
+    parts = name.split("/")
+    if any(not part or part.startswith(".") or "\\" in part or "\0" in part for part in parts):
+        return None
+    try:
+        real_root = root.resolve()
+        path = real_root.joinpath(*parts).resolve()
+        inside = path.relative_to(real_root).parts
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+    if not inside or any(part.startswith(".") for part in inside) or not path.is_file():
+        return None
+    return path
+
+
+SESSION_COOKIE_PREFIX = "nbflask-session-"
+XSRF_ENTRIES = 8  # servers whose XSRF tokens one browser's `_xsrf` cookie holds at most
+
+
+def cookie_scope(host: str, script_root: str) -> str:
+    """What tells this server's cookies from those of other servers on one host name: its host
+    and port as the browser sees them (browsers keep cookies per host name, not per port) and
+    its prefix, anything but letters and digits as '-'. Jupyter names its login cookie the
+    same way (`username-<host>-<port>`); the request's Host, not the configured port, because
+    that is what the browser sees behind a proxy, under gunicorn or after a port retry."""
+    return re.sub(r"[^A-Za-z0-9]", "-", host + script_root).strip("-")
+
+
+def session_cookie_name(scope: str) -> str:
+    return SESSION_COOKIE_PREFIX + scope
+
+
+def xsrf_cookie_value(current: str | None, scope: str, token: str) -> str:
+    """The `_xsrf` cookie holding this server's token beside the ones other servers on this
+    host name put there (the front-ends read that one name, and a browser shares it between
+    ports): `scope:token|scope:token`, this server's last, at most XSRF_ENTRIES."""
+    others = [entry for entry in (current or "").split("|")
+              if entry.count(":") == 1 and not entry.startswith(scope + ":")]
+    return "|".join([*others[-(XSRF_ENTRIES - 1):], f"{scope}:{token}"])
+
+
+def xsrf_echoed_token(echoed: str, scope: str) -> str:
+    """This server's token in what a page echoed: the whole `_xsrf` cookie (see
+    `xsrf_cookie_value`), or the bare token our own forms carry; '' if it holds none."""
+    if ":" not in echoed:
+        return echoed
+    for entry in echoed.split("|"):
+        name, _, token = entry.partition(":")
+        if name == scope:
+            return token
+    return ""
 
 
 def session_key(secret: bytes, settings: Settings) -> bytes:

@@ -15,12 +15,23 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
 
+from nbflask import security
+
 TOKEN = "live-token-0123456789abcdef"
 BIN = Path(sys.executable).parent
+
+
+def session_cookie_name(url: str) -> str:
+    """The session cookie a browser gets from the server it reaches at `url` (a page under
+    its prefix): the name carries that host, port and prefix."""
+    parts = urlsplit(url)
+    prefix = "/".join(parts.path.split("/")[:-1])
+    return security.session_cookie_name(security.cookie_scope(parts.netloc, prefix))
 
 
 def free_port() -> int:

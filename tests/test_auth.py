@@ -17,6 +17,7 @@ from nbflask import passwords
 from nbflask.blueprints.auth import LIMITER
 from nbflask.config import ConfigError
 
+SESSION = "nbflask-session-localhost"  # the session cookie of a server the browser calls localhost
 SEED_HASH = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a"  # "mypassword"
 # The front-ends' bundles, themes and extension files are the open-source builds, nothing of
 # the user's: public, so browsers and proxies may cache them.
@@ -152,7 +153,7 @@ def test_logout_clears_the_session(browser):
 
 def test_session_cookie_attributes(browser):
     response = log_in(browser)
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(SESSION + "="))
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie
     assert "Secure" not in cookie
 
@@ -165,7 +166,7 @@ def test_session_cookie_is_secure_under_https_and_a_trusted_proxy(make_app):
     direct = browser.post("/login", data=data, base_url="https://localhost")
     proxied = browser.post("/login", data=data, headers={"X-Forwarded-Proto": "https"})
     for response in (direct, proxied):
-        cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+        cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(SESSION + "="))
         assert "Secure" in cookie
 
 
@@ -174,7 +175,7 @@ def test_untrusted_forwarded_proto_does_not_make_cookies_secure(browser):
     response = browser.post(
         "/login", data={"password": "mypassword", "_xsrf": xsrf}, headers={"X-Forwarded-Proto": "https"}
     )
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(SESSION + "="))
     assert "Secure" not in cookie
 
 
@@ -188,10 +189,10 @@ def test_a_forged_cookie_is_refused(seed_app, make_app):
     )
     assert serializer is not None and forged_with is not None
     anonymous = seed_app.test_client()
-    anonymous.set_cookie("nbflask-session", forged_with.dumps({"user": "owner"}))
+    anonymous.set_cookie(SESSION, forged_with.dumps({"user": "owner"}))
     assert anonymous.get("/api/status").status_code == 403
-    tampered = browser.get_cookie("nbflask-session").value[:-2] + "AA"
-    anonymous.set_cookie("nbflask-session", tampered)
+    tampered = browser.get_cookie(SESSION).value[:-2] + "AA"
+    anonymous.set_cookie(SESSION, tampered)
     assert anonymous.get("/api/status").status_code == 403
 
 
@@ -199,7 +200,7 @@ def test_an_expired_cookie_is_refused(make_app, monkeypatch):
     app = make_app({"auth": {"password": SEED_HASH, "session_lifetime": 3600}})
     serializer = app.session_interface.get_signing_serializer(app)
     browser = app.test_client()
-    browser.set_cookie("nbflask-session", serializer.dumps({"user": "owner"}))
+    browser.set_cookie(SESSION, serializer.dumps({"user": "owner"}))
     assert browser.get("/api/status").status_code == 200
     import itsdangerous.timed
 
@@ -207,21 +208,21 @@ def test_an_expired_cookie_is_refused(make_app, monkeypatch):
     monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real_time() - 3601)
     old = serializer.dumps({"user": "owner"})
     monkeypatch.undo()
-    browser.set_cookie("nbflask-session", old)
+    browser.set_cookie(SESSION, old)
     assert browser.get("/api/status").status_code == 403
 
 
 def test_changing_the_password_invalidates_old_cookies(make_app):
     first = make_app({"auth": {"password": SEED_HASH}}).test_client()
     log_in(first)
-    cookie = first.get_cookie("nbflask-session").value
+    cookie = first.get_cookie(SESSION).value
 
     restarted = make_app({"auth": {"password": SEED_HASH}}).test_client()
-    restarted.set_cookie("nbflask-session", cookie)
+    restarted.set_cookie(SESSION, cookie)
     assert restarted.get("/api/status").status_code == 200  # same credentials: still logged in
 
     changed = make_app({"auth": {"password": passwords.hash_password("new")}}).test_client()
-    changed.set_cookie("nbflask-session", cookie)
+    changed.set_cookie(SESSION, cookie)
     assert changed.get("/api/status").status_code == 403
 
 

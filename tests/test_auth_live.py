@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 import websocket
-from live import BIN, TOKEN, start_nbflask, write_config
+from live import BIN, TOKEN, session_cookie_name, start_nbflask, write_config
 from test_auth import SEED_HASH, assert_rejected, guarded_requests
 
 import nbflask
@@ -59,7 +59,7 @@ def test_seed_hash_login_logout_and_open_redirects(seed_server):
     ok = log_in(server, session, next="/tree/sub")
     assert ok.status_code == 302 and ok.headers["Location"] == "/tree/sub"
     assert session.get(server.url + "api/status", timeout=30).status_code == 200
-    session_cookie = cookie(session, "nbflask-session")
+    session_cookie = cookie(session, session_cookie_name(server.url))
     assert session_cookie.has_nonstandard_attr("HttpOnly") and not session_cookie.secure
     assert session_cookie.path == "/"
     assert session.get(server.url + "logout", timeout=30).status_code == 200
@@ -100,7 +100,7 @@ def test_forged_and_expired_cookies(seed_server, tmp_path, monkeypatch):
 
     def status_with(value: str) -> int:
         session = browser(server)
-        session.cookies.set("nbflask-session", value, domain="127.0.0.1", path="/")
+        session.cookies.set(session_cookie_name(server.url), value, domain="127.0.0.1", path="/")
         return session.get(server.url + "api/status", timeout=30).status_code
 
     assert status_with(valid) == 200  # the local key is the server's: the forgery test means something
@@ -157,7 +157,7 @@ def test_secure_cookie_under_real_tls(tmp_path):
     with start_nbflask(tmp_path, {"auth": {"password": SEED_HASH}}, tls=True) as server:
         session = browser(server)
         assert log_in(server, session).status_code == 302
-        assert cookie(session, "nbflask-session").secure
+        assert cookie(session, session_cookie_name(server.url)).secure
         assert cookie(session, "_xsrf").secure
         assert session.get(server.url + "api/status", timeout=30).status_code == 200
         ws_url = server.url.replace("https://", "wss://") + "api/kernels/k/channels"
@@ -175,7 +175,7 @@ def test_secure_cookie_behind_a_trusted_proxy(tmp_path):
         proxied = requests.get(server.url + "login", headers={"X-Forwarded-Proto": "https"}, timeout=30)
         direct = requests.get(server.url + "login", timeout=30)
     cookies = proxied.raw.headers.getlist("Set-Cookie")
-    assert {c.split("=")[0] for c in cookies} == {"_xsrf", "nbflask-session"}
+    assert {c.split("=")[0] for c in cookies} == {"_xsrf", session_cookie_name(server.url)}
     assert all("Secure" in c for c in cookies)
     assert not any("Secure" in c for c in direct.raw.headers.getlist("Set-Cookie"))
 
@@ -195,11 +195,11 @@ def test_changing_the_password_logs_everyone_out(tmp_path):
     with start_nbflask(tmp_path, {"auth": {"password": SEED_HASH}}) as server:
         session = browser(server)
         log_in(server, session)
-        old_cookie = session.cookies.get("nbflask-session")
+        old_cookie = session.cookies.get(session_cookie_name(server.url))
     new_hash = passwords.hash_password("n3w")
     with start_nbflask(tmp_path, {"auth": {"password": new_hash}}) as server:
         session = browser(server)
-        session.cookies.set("nbflask-session", old_cookie, domain="127.0.0.1", path="/")
+        session.cookies.set(session_cookie_name(server.url), old_cookie, domain="127.0.0.1", path="/")
         assert session.get(server.url + "api/status", timeout=30).status_code == 403
         assert log_in(server, browser(server), "n3w").status_code == 302
 
@@ -214,3 +214,31 @@ def test_plain_text_password_is_refused_at_start_up(tmp_path):
     assert len(lines) == 1 and "nbflask passwd" in lines[0] and "auth.password" in lines[0]
     assert "mypassword" not in done.stderr
 
+
+
+def test_two_servers_on_one_host_keep_their_own_logins_xsrf_and_websockets(tmp_path):
+    """Browsers keep cookies per host name, not per port: with one session cookie name, logging
+    into one server logged the browser out of the other (Jupyter names its cookie per host
+    and port). Both `_xsrf` tokens live in the one `_xsrf` cookie the pages read."""
+    config = {"auth": {"password": SEED_HASH}}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with start_nbflask(tmp_path / "one", config) as one, start_nbflask(tmp_path / "two", config) as two:
+        session = browser(one)
+        assert log_in(one, session).status_code == 302
+        session.get(two.url + "login", timeout=30)  # the page of the login form: its `_xsrf` joins one's
+        assert log_in(two, session).status_code == 302
+        for server in (one, two, one, two):  # the pages take turns, as two tabs would
+            assert session.get(server.url + "api/status", timeout=30).status_code == 200
+            saved = session.put(server.url + "api/contents/turn.txt", timeout=30,
+                                json={"type": "file", "format": "text", "content": server.url},
+                                headers={"X-XSRFToken": session.cookies.get("_xsrf")})
+            assert saved.status_code in (200, 201), saved.text
+            cookies = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+            events = websocket.create_connection(
+                server.url.replace("http", "ws", 1) + "api/events/subscribe", cookie=cookies,
+                origin=server.url.rstrip("/"), timeout=10)
+            events.close()
+        assert session.get(one.url + "logout", timeout=30).status_code == 200
+        assert session.get(one.url + "api/status", timeout=30).status_code == 403
+        assert session.get(two.url + "api/status", timeout=30).status_code == 200

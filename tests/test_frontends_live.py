@@ -4,7 +4,9 @@ from the menu's URL, and gets gzip and 304 over real HTTP; export through nbconv
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 import uuid
@@ -15,6 +17,7 @@ import websocket
 from live import TOKEN, start_nbflask
 
 from nbflask import passwords
+from nbflask.frontend import assets, extensions
 
 PREFIX = "/ipython/"
 PASSWORD = "correct horse"
@@ -161,3 +164,46 @@ def test_export_through_nbconvert(server):
     unknown = api.get(server.url + "nbconvert/nope/report.ipynb")
     assert unknown.status_code == 400 and "no exporter named 'nope'" in unknown.json()["message"]
     assert api.get(server.url + "nbconvert/html/missing.ipynb").status_code == 404
+
+
+def shipped_packages(folder) -> list[dict]:
+    return json.loads((folder / "third-party-licenses.json").read_text("utf-8"))["packages"]
+
+
+def test_help_licenses_lists_and_downloads_the_shipped_third_party_licenses(server):
+    """JupyterLab's Help > Licenses: its table reads the JSON report, its buttons download the
+    CSV, Markdown and JSON ones from `licensesUrl` + '/' (as jupyterlab_server serves them)."""
+    session = browser_session(server)
+    page = session.get(server.url + "lab", timeout=30).text
+    config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page, re.S).group(1))
+    url = server.url + config["licensesUrl"].lstrip("/") + "/"
+    found = assets.load()
+    report = session.get(url, timeout=30)
+    assert report.status_code == 200 and report.headers["Content-Type"] == "application/json"
+    bundles = report.json()["bundles"]
+    assert bundles["@jupyterlab/application-top"]["packages"] == shipped_packages(found.lab.static_dir)
+    assert bundles["@jupyter-notebook/app"]["packages"] == shipped_packages(found.notebook.static_dir)
+    widgets = next(e for e in extensions.discover() if e.name == "@jupyter-widgets/jupyterlab-manager")
+    assert bundles[widgets.name]["packages"] == shipped_packages(widgets.static_dir)
+    for report_format, mimetype, suffix in (("csv", "text/csv", "csv"), ("markdown", "text/markdown", "md"),
+                                            ("json", "application/json", "json")):
+        download = session.get(url, params={"format": report_format, "download": 1}, timeout=30)
+        assert download.status_code == 200 and download.headers["Content-Type"].startswith(mimetype)
+        assert download.headers["Content-Disposition"] == f"attachment; filename=jupyterlab-licenses.{suffix}"
+    lab_only = {"format": "csv", "bundles": "@jupyterlab/application"}
+    rows = list(csv.DictReader(io.StringIO(session.get(url, params=lab_only, timeout=30).text)))
+    assert {row["bundle"] for row in rows} == {"@jupyterlab/application-top"}
+    assert len(rows) == len(bundles["@jupyterlab/application-top"]["packages"])
+    short = session.get(url, params={"format": "markdown", "full_text": "false"}, timeout=30).text
+    assert "# @jupyterlab/application-top" in short and "<pre/>" not in short
+
+
+@pytest.mark.parametrize("query, problem", [
+    ("format=xml", "format"), ("full_text=maybe", "full_text"), ("download=yes", "download"),
+    ("bundles=(", "bundles"),
+])
+def test_a_bad_licenses_query_is_a_400_saying_what_is_wrong(server, query, problem):
+    """jupyterlab_server never answers these (its error path fails and the request hangs)."""
+    refused = browser_session(server).get(server.url + f"lab/api/licenses?{query}", timeout=30)
+    assert refused.status_code == 400 and refused.json()["message"].startswith(problem + ":")
+    assert refused.json()["reason"] == "Bad Request"

@@ -182,3 +182,41 @@ def test_big_json_answers_are_gzipped_when_offered(client):
     client.put("/api/contents/big.txt", json={"type": "file", "format": "text", "content": "x" * 5000})
     versioned = client.get("/api/contents/big.txt", headers={"Accept-Encoding": "gzip"})
     assert "ETag" in versioned.headers and "Content-Encoding" not in versioned.headers
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_config_refuses_numbers_json_does_not_have_and_keeps_what_was_saved(client, number):
+    """Python reads NaN; saved, it came back as a body no JSON parser (the page's) accepts."""
+    assert client.put("/api/config/notebook", json={"kept": 1}).status_code == 204
+    for method in (client.put, client.patch):
+        refused = method("/api/config/notebook", data=f'{{"limit": {number}}}',
+                         content_type="application/json")
+        assert refused.status_code == 400 and "NaN and Infinity" in refused.json["message"]
+        assert refused.json["reason"] == "bad json"
+    saved = client.get("/api/config/notebook")
+    assert json.loads(saved.data, parse_constant=pytest.fail) == {"kept": 1}
+
+
+@pytest.mark.parametrize("name", [".", "..", "..."])
+def test_workspaces_named_with_dots_are_saved_listed_and_deleted_like_any_other(client, name):
+    """As JupyterLab's server does: a name is a name, never a folder of the state."""
+    url = f"/lab/api/workspaces/{name}"
+    layout = {"data": {"layout": name}, "metadata": {"id": name}}
+    assert client.put(url, json=layout).status_code == 204
+    assert client.get(url).json["data"] == {"layout": name}
+    assert client.get("/lab/api/workspaces").json["workspaces"]["ids"] == [name]
+    assert client.delete(url).status_code == 204
+    assert client.get("/lab/api/workspaces").json["workspaces"]["ids"] == []
+
+
+def test_a_workspace_name_too_long_to_save_is_a_400_and_reads_as_new(client):
+    name = "w" * 300
+    url = f"/lab/api/workspaces/{name}"
+    refused = client.put(url, json={"data": {}, "metadata": {"id": name}})
+    assert refused.status_code == 400 and "too long" in refused.json["message"]
+    assert refused.json["reason"] == "Name Too Long"
+    assert client.get(url).json == {"data": {}, "metadata": {"id": name}}
+    assert client.delete(url).status_code == 404
+    fits = "w" * 200
+    saved = client.put(f"/lab/api/workspaces/{fits}", json={"data": {}, "metadata": {"id": fits}})
+    assert saved.status_code == 204

@@ -11,7 +11,7 @@ import requests
 import websocket
 import yaml
 from kernelws import KernelSocket
-from live import TOKEN, make_cert, start_gunicorn
+from live import TOKEN, make_cert, session_cookie_name, start_gunicorn
 from proxy import NGINX, start_example_nginx
 from tools import needs_package
 
@@ -54,7 +54,8 @@ def test_api_contents_and_secure_cookies_through_nginx(proxied):
     login = browser.get(url + f"tree?token={TOKEN}", allow_redirects=False)
     assert login.status_code == 302
     assert login.headers["Location"] == "/ipython/tree"
-    cookie = next(c for c in login.raw.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+    name = session_cookie_name(url)
+    cookie = next(c for c in login.raw.headers.getlist("Set-Cookie") if c.startswith(name + "="))
     # nginx said https in X-Forwarded-Proto, and nbflask trusts it: the cookie is Secure.
     assert "Secure" in cookie and "Path=/ipython/" in cookie
     assert browser.get(url + "tree/").status_code == 200

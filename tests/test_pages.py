@@ -156,3 +156,14 @@ def test_a_proxy_prefix_reaches_the_page_config(make_app):
     client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     config = page_config(client.get("/lab", headers={"X-Forwarded-Prefix": "/proxied"}))
     assert config["baseUrl"] == "/proxied/" and config["fullStaticUrl"] == "/proxied/static/lab"
+
+
+@pytest.mark.parametrize("expose", [False, True])
+def test_both_front_ends_expose_their_app_when_configured_and_know_the_licenses_url(make_app, expose):
+    """ui.expose_app_in_browser: window.jupyterapp, what Galata and extensions' UI tests use."""
+    client = make_app({"ui": {"expose_app_in_browser": expose}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    for url in ("/lab", "/tree"):
+        config = page_config(client.get(url))
+        assert config["exposeAppInBrowser"] is expose
+        assert config["licensesUrl"] == config["fullLicensesUrl"] == "/lab/api/licenses"

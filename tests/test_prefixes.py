@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from kernelws import KernelSocket
-from live import TOKEN, free_port, make_cert, run_doctor, start_gunicorn
+from live import TOKEN, free_port, make_cert, run_doctor, session_cookie_name, start_gunicorn
 from proxy import NGINX, Nginx, example_site
 from tools import needs_package
 
@@ -61,7 +61,7 @@ def assert_works_under_prefix(url: str, cert: Path) -> None:
     # The token login: back to the page asked for, with cookies scoped to the prefix.
     login = browser.get(url + f"tree?token={TOKEN}", allow_redirects=False)
     assert (login.status_code, login.headers["Location"]) == (302, PREFIX + "tree")
-    session_cookie = set_cookies(login)["nbflask-session"]
+    session_cookie = set_cookies(login)[session_cookie_name(url)]
     assert "Path=/ipython/" in session_cookie
     assert "Secure" in session_cookie and "HttpOnly" in session_cookie
     home = browser.get(url, allow_redirects=False)
@@ -152,7 +152,7 @@ def test_gunicorn_leaves_forwarded_headers_to_trust_xheaders(tmp_path):
         login = requests.get(server.url + f"tree?token={TOKEN}", headers=headers, allow_redirects=False,
                              timeout=30)
     assert login.headers["Location"] == "/tree"
-    cookie = set_cookies(login)["nbflask-session"]
+    cookie = set_cookies(login)[session_cookie_name(server.url)]
     assert "Path=/;" in cookie and "Secure" not in cookie
 
 

@@ -228,3 +228,17 @@ def test_login_limiter_is_shared_through_its_file(tmp_path):
     assert other_deployment.attempt("a") == 0 and first.attempt("b") == 0
     path.write_bytes(b'{"1/c": {"tri')  # cut short by a crash: forgotten, not fatal
     assert first.attempt("c") == 0
+
+
+def test_the_xsrf_cookie_keeps_other_servers_tokens_and_picks_its_own():
+    value = None
+    for port in range(8880, 8890):  # ten servers on one host name
+        value = security.xsrf_cookie_value(value, f"localhost-{port}", f"token{port}")
+    entries = value.split("|")
+    assert len(entries) == security.XSRF_ENTRIES and entries[-1] == "localhost-8889:token8889"
+    assert security.xsrf_echoed_token(value, "localhost-8885") == "token8885"
+    assert security.xsrf_echoed_token(value, "localhost-8880") == ""  # the oldest made room
+    again = security.xsrf_cookie_value(value, "localhost-8885", "fresh")
+    assert again.count("localhost-8885:") == 1 and again.endswith("localhost-8885:fresh")
+    assert security.xsrf_echoed_token("bare-form-token", "localhost-8888") == "bare-form-token"
+    assert security.cookie_scope("127.0.0.1:8888", "/ipython") == "127-0-0-1-8888-ipython"

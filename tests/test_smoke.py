@@ -6,7 +6,7 @@ import pytest
 import requests
 from conftest import TOKEN
 from kernelws import KernelSocket
-from live import start_nbflask
+from live import session_cookie_name, start_nbflask
 
 PREFIXES = ["/", "/ipython/"]
 
@@ -39,7 +39,8 @@ def test_login_flow_and_cookie_stay_under_the_prefix(site):
     assert response.headers["Location"].startswith(prefix + "login?next=")
     response = client.get(prefix + f"tree?token={TOKEN}")
     assert response.headers["Location"] == prefix + "tree"
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("nbflask-session="))
+    name = session_cookie_name(f"http://localhost{prefix}tree")
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(name + "="))
     assert f"Path={prefix}" in cookie and "HttpOnly" in cookie
     page = client.get(prefix + "tree")
     assert page.status_code == 200

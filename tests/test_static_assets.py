@@ -4,6 +4,7 @@ federated extensions and themes, and nothing outside the asset folders."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
@@ -122,3 +123,38 @@ def test_the_favicons_the_pages_swap_are_ours(anonymous):
     assert idle.mimetype == busy.mimetype == "image/svg+xml" and idle.data != busy.data
     assert anonymous.get("/static/favicons/favicon.ico").data == idle.data
     assert anonymous.get("/static/favicons/other.ico").status_code == 404
+
+
+def test_links_in_an_extensions_static_folder_out_of_it_or_onto_hidden_files_are_404(make_app, tmp_path,
+                                                                                   monkeypatch):
+    """An installed extension's files are public: a link in them to a user's file (a notebook,
+    ~/.ssh) must not publish it, as kernelspec resources refuse it."""
+    installed = tmp_path / "data" / "labextensions"
+    package = installed / "linked-extension"
+    static = package / "static"
+    static.mkdir(parents=True)
+    build = {"load": "static/entry.js"}
+    (package / "package.json").write_text(json.dumps(
+        {"name": "linked-extension", "version": "1.0.0", "jupyterlab": {"_build": build}}))
+    (static / "entry.js").write_text("console.log('entry')")
+    (static / ".hidden.js").write_text("HIDDEN-CONTENT")
+    secret = tmp_path / "home" / "private.ipynb"
+    secret.parent.mkdir()
+    secret.write_text("SECRET-CONTENT")
+    (static / "private.js").symlink_to(secret)
+    (static / "alias.js").symlink_to(static / ".hidden.js")
+    (static / "up").symlink_to(secret.parent)
+    (static / "same.js").symlink_to(static / "entry.js")  # a link inside the folder is its file
+    linked_root = tmp_path / "develop" / "labextensions"  # `jupyter labextension develop` links the folder
+    linked_root.mkdir(parents=True)
+    (linked_root / "linked-extension").symlink_to(package)
+    for data_path in (installed, linked_root):
+        monkeypatch.setenv("JUPYTER_PATH", str(data_path.parent))
+        anonymous = make_app().test_client()
+        url = "/lab/extensions/linked-extension/static/"
+        assert anonymous.get(url + "entry.js").data == b"console.log('entry')"
+        assert anonymous.get(url + "same.js").data == b"console.log('entry')"
+        for name in ("private.js", "up/private.ipynb", "alias.js", ".hidden.js"):
+            response = anonymous.get(url + name)
+            assert response.status_code == 404, name
+            assert b"SECRET" not in response.data and b"HIDDEN" not in response.data, name

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -15,6 +18,7 @@ from termws import TerminalSocket
 
 pytestmark = pytest.mark.slow
 SCROLLBACK = 8192
+INPUT_BUFFER = 65536
 
 # A full-screen program: curses in the alternate screen, drawing the size its pty has, again
 # whenever that changes, until `q`. It asks the pty itself (as vim's self-pipe would let it):
@@ -38,6 +42,23 @@ curses.wrapper(main)
 print("fullscreen-done")
 """
 
+# A program that takes no input (the pty in cbreak mode: it blocks instead of dropping what is
+# not read) until SIGUSR1, then reads up to END and says how many x it read.
+NOT_READING = r"""
+import os, signal, termios, tty
+
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+saved = termios.tcgetattr(0)
+tty.setcbreak(0)
+print("not-reading", flush=True)
+signal.sigwait({signal.SIGUSR1})
+data = b""
+while not data.endswith(b"END"):
+    data += os.read(0, 65536)
+termios.tcsetattr(0, termios.TCSANOW, saved)
+print(f"read-{data.count(b'x')}", flush=True)
+"""
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -45,10 +66,12 @@ def server(tmp_path_factory):
     runtime = tmp / "runtime"
     runtime.mkdir(mode=0o700)
     (tmp / "fullscreen.py").write_text(FULLSCREEN)
+    (tmp / "not_reading.py").write_text(NOT_READING)
     (tmp / "notebooks" / "sub").mkdir(parents=True)
     config = {"terminals": {"shell_command": ["bash", "--norc", "--noprofile"],
-                            "env": {"PS1": "$ ", "EDITOR": "nano", "FULLSCREEN": str(tmp / "fullscreen.py")},
-                            "scrollback_bytes": SCROLLBACK}}
+                            "env": {"PS1": "$ ", "EDITOR": "nano", "FULLSCREEN": str(tmp / "fullscreen.py"),
+                                    "NOT_READING": str(tmp / "not_reading.py")},
+                            "scrollback_bytes": SCROLLBACK, "input_buffer_bytes": INPUT_BUFFER}}
     live = start_nbflask(tmp, config, env={"NBFLASK_RUNTIME_DIR": str(runtime)})
     yield live
     live.stop()
@@ -105,18 +128,62 @@ def test_a_full_screen_program_draws_at_the_pty_size_and_follows_resizes(server,
         term.wait_for(r"fullscreen-done")
 
 
+def start_sleep(term: TerminalSocket, shell: int) -> psutil.Process:
+    """Run `sleep 1000` in the shell; its process once it runs."""
+    term.type("sleep 1000\r")
+    deadline = time.monotonic() + 15
+    while not (sleeps := [p for p in psutil.Process(shell).children() if p.name() == "sleep"]):
+        assert time.monotonic() < deadline, "sleep never started"
+        time.sleep(0.05)
+    return sleeps[0]
+
+
 def test_ctrl_c_interrupts_a_running_sleep(server, terminal):
     with connect(server, terminal) as term:
         shell = shell_pid(term)
-        term.type("sleep 1000\r")
-        deadline = time.monotonic() + 15
-        while not [p for p in psutil.Process(shell).children() if p.name() == "sleep"]:
-            assert time.monotonic() < deadline, "sleep never started"
-            time.sleep(0.05)
+        start_sleep(term, shell)
         term.type("\x03")
         term.type("echo status-$?\r")
         term.wait_for(r"status-130\r\n")
         assert psutil.pid_exists(shell)
+
+
+def peak_memory(pid: int) -> int:
+    """The most memory process `pid` ever had resident, in bytes (VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
+
+
+def test_a_big_paste_into_sleep_never_sits_whole_in_the_kernel_host(server, terminal):
+    with connect(server, terminal) as term:
+        shell = shell_pid(term)
+        host = psutil.Process(shell).ppid()
+        start_sleep(term, shell).kill()
+        start_sleep(term, shell)  # the first sleep's host requests may have raised the peak
+        before = peak_memory(host)
+        term.type("x" * (4 << 20) + "\x03")  # the pty drops what `sleep` leaves unread
+        term.type("echo pasted-$((6*6))\r")
+        term.wait_for(r"pasted-36\r\n")
+        assert peak_memory(host) - before < 3 << 20  # the whole paste, more than twice, before
+
+
+def test_input_a_program_does_not_read_waits_within_the_bound_and_what_finds_no_room_is_refused_aloud(
+        server, terminal):
+    with connect(server, terminal) as term:
+        shell = shell_pid(term)
+        term.type(f"{sys.executable} $NOT_READING\r")
+        term.wait_for(r"not-reading\r\n")
+        paste = "x" * (32 << 20)
+        term.type(paste)
+        notice = term.wait_for(r"\[nbflask: (\d+) characters of input not sent: [^\]]+\]")
+        taken = len(paste) - int(notice.group(1))
+        assert INPUT_BUFFER <= taken <= INPUT_BUFFER + (64 << 10)  # the queue, and the pty's own buffer
+        reader = next(p for p in psutil.Process(shell).children() if "python" in p.name())
+        reader.send_signal(signal.SIGUSR1)
+        term.type("END")
+        assert int(term.wait_for(r"read-(\d+)\r\n").group(1)) == taken  # nothing taken was lost
+        term.type("echo after-$((5*5))\r")
+        term.wait_for(r"after-25\r\n")
 
 
 def test_a_reconnecting_page_gets_the_scrollback_then_live_output(server, terminal):

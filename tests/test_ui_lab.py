@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from live import own_folders, start_nbflask
 from playwright.sync_api import expect
 from ui_tools import (
     Allowed,
@@ -191,3 +192,26 @@ def test_the_dark_theme_survives_a_reload(lab):
     expect(body).to_have_attribute("data-jp-theme-name", "JupyterLab Dark")
     lab.menu("Settings", "Theme", "JupyterLab Light")  # the module's other tests expect light
     expect(body).to_have_attribute("data-jp-theme-name", "JupyterLab Light")
+
+
+def test_help_licenses_downloads_its_reports_through_the_app_a_ui_test_tool_reaches(browser, tmp_path):
+    """With ui.expose_app_in_browser the page's app is window.jupyterapp, which UI test tools
+    drive; through it, Help > Licenses opens and its three downloads start (they never did)."""
+    exposed = {"ui": {"expose_app_in_browser": True}}
+    with start_nbflask(tmp_path, exposed, env=own_folders(tmp_path)) as server:
+        server.uses_password = False
+        page, watch = new_page(browser, ALLOWED, KNOWN_ERRORS)
+        log_in(page, server, "lab")
+        Lab(page, watch).wait_ready()
+        page.evaluate("window.jupyterapp.commands.execute('apputils:licenses')")
+        expect(page.locator(".jp-Licenses-Bundles")).to_contain_text("@jupyterlab/application-top")
+        for report_format, suffix, start in (("csv", "csv", "bundle,name,"), ("markdown", "md", "# "),
+                                             ("json", "json", "{")):
+            with page.expect_download() as started:
+                page.evaluate(f"window.jupyterapp.commands.execute('apputils:license-report',"
+                              f" {{format: '{report_format}'}})")
+            download = started.value
+            assert download.suggested_filename == f"jupyterlab-licenses.{suffix}"
+            assert Path(download.path()).read_text("utf-8").startswith(start)
+        watch.assert_clean()
+        page.context.close()

@@ -47,12 +47,19 @@ LIMITER = "nbflask.login_limiter"
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with Secure and Path decided per request.
+    """Flask's signed-cookie sessions, with name, Secure and Path decided per request.
 
-    Secure follows the request's scheme, so the cookie is Secure under TLS and behind a
-    trusted proxy that says https (ProxyFix sets the scheme); Path is the server's prefix
-    as the browser sees it, including a prefix added by a proxy.
+    The name carries the host and port the browser sees (`security.cookie_scope`), so two
+    servers on one host name do not overwrite each other's login. Secure follows the
+    request's scheme, so the cookie is Secure under TLS and behind a trusted proxy that says
+    https (ProxyFix sets the scheme); Path is the server's prefix as the browser sees it,
+    including a prefix added by a proxy.
     """
+
+    def get_cookie_name(self, app: Flask) -> str:
+        if not has_request_context():
+            return super().get_cookie_name(app)
+        return security.session_cookie_name(cookie_scope())
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
@@ -97,6 +104,10 @@ def is_public(endpoint: str | None) -> bool:
 
 def cookie_path() -> str:
     return request.script_root + "/"
+
+
+def cookie_scope() -> str:
+    return security.cookie_scope(request.host, request.script_root)
 
 
 def token_matches(given: str | None) -> bool:
@@ -144,8 +155,8 @@ def log_in() -> None:
 
 def xsrf_token() -> str:
     """This session's XSRF token, made on first use; templates put it in forms."""
-    if XSRF_COOKIE not in session:
-        session[XSRF_COOKIE] = secrets.token_urlsafe(32)
+    if XSRF_COOKIE not in session:  # hex: the front-ends' cookie reader drops a trailing '-'
+        session[XSRF_COOKIE] = secrets.token_hex(32)
     return session[XSRF_COOKIE]
 
 
@@ -154,12 +165,14 @@ def xsrf_problem() -> str | None:
 
     The token is kept in the signed session and mirrored in the `_xsrf` cookie for scripts to
     echo; a value planted in the `_xsrf` cookie by another site therefore proves nothing.
+    Pages echo that whole cookie, which also holds other servers' tokens: ours is picked out.
     """
     given = next((request.headers[h] for h in XSRF_HEADERS if request.headers.get(h)), None)
     if given is None:
         given = request.form.get("_xsrf")
     if not given:
         return "XSRF token missing: echo the _xsrf cookie in an X-XSRFToken header or _xsrf form field"
+    given = security.xsrf_echoed_token(given, cookie_scope())
     expected = session.get(XSRF_COOKIE)
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         return "XSRF token does not match this session: reload the page and try again"
@@ -262,9 +275,11 @@ def xsrf_cookie(response: Response) -> Response:
     if not (response.mimetype == "text/html" or session.get("user")):
         return response
     token = xsrf_token()
-    if request.cookies.get(XSRF_COOKIE) != token:
+    current, scope = request.cookies.get(XSRF_COOKIE), cookie_scope()
+    if current is None or security.xsrf_echoed_token(current, scope) != token:
+        value = security.xsrf_cookie_value(current, scope, token)
         response.set_cookie(
-            XSRF_COOKIE, token, path=cookie_path(), secure=request.is_secure, httponly=False, samesite="Lax"
+            XSRF_COOKIE, value, path=cookie_path(), secure=request.is_secure, httponly=False, samesite="Lax"
         )
     return response
 

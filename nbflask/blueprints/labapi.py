@@ -1,15 +1,20 @@
 """`/lab/api/...`: what JupyterLab and Notebook 7 both call besides the Jupyter Server API.
 
 Settings (schemas plus the user's JSON5 overrides), translations (English only: no language
-packs are installed), listings (no allow/block lists) and workspaces.
+packs are installed), listings (no allow/block lists), workspaces, and the third-party
+licenses report.
 The logic is in `nbflask.frontend`; this module only speaks HTTP.
 """
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, jsonify, request
 
+from ..blocking import run_blocking
 from ..errors import APIError
+from ..frontend import licenses
 from ..frontend.service import FrontendService
 from ..state import state
 from .bodies import json_object
@@ -83,3 +88,27 @@ def put_workspace(name: str) -> tuple[str, int]:
 def delete_workspace(name: str) -> tuple[str, int]:
     frontends().workspaces.delete(name)
     return "", 204
+
+
+def flag(name: str, default: str) -> bool:
+    """A true/false query argument, JSON-spelled as jupyterlab_server reads it (`1`, `true`)."""
+    value = request.args.get(name, default)
+    try:
+        return bool(json.loads(value))
+    except ValueError:
+        raise APIError(400, f"{name}: expected true, false, 1 or 0, found {value!r}", "Bad Request") from None
+
+
+@bp.get("/licenses", strict_slashes=False)
+def third_party_licenses() -> Response:
+    """Help > Licenses: `?format=json|csv|markdown&full_text=&bundles=<regex>&download=`, as
+    jupyterlab_server answers it; `download=1` makes it a file (jupyterlab-licenses.csv)."""
+    report_format = request.args.get("format", "json")
+    full_text, download = flag("full_text", "true"), flag("download", "0")
+    text, mimetype = run_blocking(licenses.report, frontends().builds, report_format,
+                                  request.args.get("bundles", ".*"), full_text)
+    response = Response(text, mimetype=mimetype)
+    if download:
+        extension = licenses.FORMATS[report_format][1]
+        response.headers.set("Content-Disposition", "attachment", filename=f"jupyterlab-licenses{extension}")
+    return response

@@ -37,7 +37,7 @@ def render_page(
     config = page_config(
         app, frontends.assets, frontends.extensions, base_url(),
         allow_hidden=server.settings.store.allow_hidden, terminals=server.settings.terminals.enabled,
-        **options,
+        expose_app=server.settings.ui.expose_app_in_browser, **options,
     )
     html = render_template(
         "frontend.html",

@@ -50,7 +50,8 @@ def terminal_websocket(name: str) -> Response:
     host.get_terminal(name)  # an unknown terminal is a 404 before the upgrade
 
     def relay(ws: websocket.Websocket) -> None:
-        TerminalRelay(ws, host=host, name=name).run()
+        TerminalRelay(ws, host=host, name=name,
+                      input_buffer=state().settings.terminals.input_buffer_bytes).run()
 
     return upgrade.serve(relay)
 

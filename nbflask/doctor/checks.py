@@ -22,10 +22,14 @@ from urllib.parse import urlsplit
 
 from .client import Reply, Target
 from .kernel import check_kernel
-from .visit import Result, Visit, fail, ok
+from .visit import SESSION_COOKIE, Result, Visit, fail, ok
 
 RENEW_WITHIN_DAYS = 14
-COOKIES = ("nbflask-session", "_xsrf")
+XSRF_COOKIE = "_xsrf"
+
+
+def ours(cookie_name: str) -> bool:
+    return cookie_name.startswith(SESSION_COOKIE) or cookie_name == XSRF_COOKIE
 REWRITES = "check what rewrites cookies between the server and the browser"
 CREDENTIALS_FIX = {
     "token": "give the token the server logged at start, or the one set in auth.token",
@@ -241,19 +245,19 @@ def _cookie_problems(visit: Visit) -> Iterator[tuple[str, str]]:
             yield f"unreadable Set-Cookie {line!r}", REWRITES
             continue
         for name, morsel in parsed.items():
-            if name not in COOKIES:
+            if not ours(name):
                 continue
             if morsel["path"] != target.path:
                 yield f"{name} has Path={morsel['path'] or '(none)'}, not {target.path}", PREFIX_FIX
             if target.secure and not morsel["secure"]:
                 yield (f"{name} is not Secure although the browser uses https",
                        "TLS ends at the proxy: send X-Forwarded-Proto, set server.trust_xheaders: true")
-            if name == "nbflask-session" and not morsel["httponly"]:
+            if name.startswith(SESSION_COOKIE) and not morsel["httponly"]:
                 yield f"{name} is not HttpOnly", REWRITES
 
 
 def check_cookies(visit: Visit) -> Iterator[Result]:
-    seen = sorted({name for line in visit.set_cookies for name in COOKIES if line.startswith(name + "=")})
+    seen = sorted({name for line in visit.set_cookies if ours(name := line.partition("=")[0])})
     problems = list(_cookie_problems(visit))
     if problems:
         detail, fix = problems[0]

@@ -10,6 +10,8 @@ from urllib.parse import urlencode
 
 from .client import Client, Reply, Target
 
+SESSION_COOKIE = "nbflask-session-"  # then the host, port and prefix the browser sees
+
 
 @dataclass
 class Result:
@@ -92,7 +94,8 @@ class Visit:
             reply = self.keep_cookies(self.client.request("POST", prefix + "login", headers, form.encode()))
         else:
             reply = self.keep_cookies(self.get(prefix + f"tree?token={self.token}"))
-        if reply.status not in (302, 303) or "nbflask-session" not in self.cookies:
+        session = any(name.startswith(SESSION_COOKIE) for name in self.cookies)
+        if reply.status not in (302, 303) or not session:
             return f"the {self.credentials} did not log in (HTTP {reply.status})"
         self.logged_in = True
         return None

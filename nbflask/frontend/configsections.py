@@ -50,7 +50,12 @@ class ConfigSections:
 
     def replace(self, section: str, value: Any) -> dict[str, Any]:
         self._check(section, value)
-        self.state.put(KIND, section, json.dumps(value).encode("utf-8"))
+        try:  # Python's json reads NaN and Infinity; JSON has no such numbers and pages cannot read them
+            text = json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise APIError(400, f"config section {section!r}: NaN and Infinity are not JSON numbers",
+                           "bad json") from None
+        self.state.put(KIND, section, text.encode("utf-8"))
         return value
 
     def update(self, section: str, patch: Any) -> dict[str, Any]:

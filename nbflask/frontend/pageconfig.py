@@ -19,6 +19,7 @@ App = Literal["lab", "notebook"]
 LAB_URLS = {
     "appUrl": "/lab",
     "labextensionsUrl": "/lab/extensions",
+    "licensesUrl": "/lab/api/licenses",
     "listingsUrl": "/lab/api/listings",
     "settingsUrl": "/lab/api/settings",
     "themesUrl": "/lab/api/themes",
@@ -54,6 +55,7 @@ def page_config(
     mode: str = "multiple-document",
     allow_hidden: bool = False,
     terminals: bool = False,
+    expose_app: bool = False,
 ) -> dict[str, Any]:
     """The page config of one page; `base_url` is the prefix the browser sees, ending in '/'."""
     frontend = assets.lab if app == "lab" else assets.notebook
@@ -78,7 +80,9 @@ def page_config(
         "defaultWorkspace": "default",
         "notebookStartsKernel": True,
         "terminalsAvailable": terminals,
-        "exposeAppInBrowser": False,
+        # The app as window.jupyterapp: what Galata (JupyterLab's UI test tools) and extension
+        # authors' tests drive the page through (Jupyter's expose_app_in_browser).
+        "exposeAppInBrowser": expose_app,
         # Shows File > Log Out (and Shut Down, which /api/shutdown refuses politely).
         "quitButton": True,
         "cacheFiles": False,

@@ -11,9 +11,12 @@ from . import extensions as extensions_module
 from .assets import Assets
 from .configsections import ConfigSections
 from .extensions import Extension
+from .licenses import Build, app_name
 from .settings import SchemaSource, SettingsRegistry
 from .userstate import open_user_state
 from .workspaces import Workspaces
+
+NOTEBOOK_APP = "@jupyter-notebook/app"  # Notebook 7's app package; its wheel ships no package.json
 
 
 @dataclass
@@ -23,6 +26,7 @@ class FrontendService:
     settings: SettingsRegistry
     workspaces: Workspaces
     config: ConfigSections
+    builds: list[Build]  # whose third-party licenses /lab/api/licenses reports
 
     def extension(self, name: str) -> Extension | None:
         return next((extension for extension in self.extensions if extension.name == name), None)
@@ -46,4 +50,9 @@ def open_frontends(store: Store) -> FrontendService:
         settings=SettingsRegistry(sources, state),
         workspaces=Workspaces(state),
         config=ConfigSections(state),
+        builds=[  # in jupyterlab_server's order: the extensions, then the app
+            *(Build(extension.name, extension.path) for extension in extensions),
+            Build(app_name(assets.lab.static_dir, "@jupyterlab/application-top"), assets.lab.static_dir),
+            Build(app_name(assets.notebook.static_dir, NOTEBOOK_APP), assets.notebook.static_dir),
+        ],
     )

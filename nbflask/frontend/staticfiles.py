@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..blocking import run_blocking
+from ..security import file_inside
 
 TYPES = {
     ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".json": "application/json",
@@ -64,16 +65,14 @@ class StaticFile:
 
 
 def find(root: Path, name: str) -> StaticFile | None:
-    """The file `name` below `root`, or None (also for anything that would leave `root`)."""
-    parts = name.split("/")
-    if not name or any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
+    """The file `name` below `root`, or None: also for anything that would leave `root`,
+    through `..` or a symlink, or is hidden (`security.file_inside`)."""
+    path = file_inside(root, name)
+    if path is None:
         return None
-    path = root.joinpath(*parts)
     try:
         info = path.stat()
-    except (OSError, ValueError):
-        return None
-    if not path.is_file():
+    except OSError:
         return None
     return StaticFile(path, info.st_size, info.st_mtime_ns)
 

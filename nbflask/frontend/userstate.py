@@ -5,7 +5,8 @@ gone on the next request. By default it lives in the per-user data folder (the o
 holds notebook trust); with a store whose `shares_state` is true (Swift, where many hosts
 serve one container) it lives in that store under a hidden folder the contents API refuses
 to show or change. Entries are (kind, name) -> bytes; names are percent-encoded into one
-file name, so a name such as `@jupyterlab/apputils-extension:themes` is one flat entry.
+file name, so a name such as `@jupyterlab/apputils-extension:themes` is one flat entry, and
+`..` (a workspace JupyterLab lets one name so) is one too.
 """
 
 from __future__ import annotations
@@ -15,14 +16,29 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from .. import runtime
+from ..api_error import APIError
 from ..contents.trust import data_dir
 from ..stores.base import AlreadyExists, NotFound, Store
 
 STORE_FOLDER = ".nbflask-state"
+MAX_ENTRY = 200  # bytes: a file name holds 255, and an atomic save names its temporary file longer
+
+
+class NameTooLong(APIError):
+    """A name no entry can have: a 400 when saving."""
 
 
 def _entry_name(name: str) -> str:
-    return quote(name, safe="") or "%00"
+    """`name` as one flat file name: percent-encoded, and `.` and `..` too (as they are, they
+    name folders); APIError 400 for a name too long to be a file name even encoded (nothing
+    is saved under it: reading it finds nothing, deleting it deletes nothing)."""
+    entry = quote(name, safe="") or "%00"
+    if not entry.strip("."):
+        entry = "%2E" * len(entry)
+    if len(entry) > MAX_ENTRY:
+        raise NameTooLong(400, f"name too long to save: {name[:40]!r}... is {len(entry)} bytes once"
+                               f" encoded, at most {MAX_ENTRY}", "Name Too Long")
+    return entry
 
 
 class UserState(abc.ABC):
@@ -59,7 +75,7 @@ class FolderState(UserState):
     def get(self, kind: str, name: str) -> bytes | None:
         try:
             return (self.root / kind / _entry_name(name)).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NameTooLong):
             return None
 
     def put(self, kind: str, name: str, data: bytes) -> None:
@@ -68,7 +84,7 @@ class FolderState(UserState):
     def delete(self, kind: str, name: str) -> bool:
         try:
             (self.root / kind / _entry_name(name)).unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NameTooLong):
             return False
         return True
 
@@ -93,7 +109,7 @@ class StoreState(UserState):
     def get(self, kind: str, name: str) -> bytes | None:
         try:
             return self.store.read(self._path(kind, name))
-        except NotFound:
+        except (NotFound, NameTooLong):
             return None
 
     def put(self, kind: str, name: str, data: bytes) -> None:
@@ -108,7 +124,7 @@ class StoreState(UserState):
     def delete(self, kind: str, name: str) -> bool:
         try:
             self.store.delete(self._path(kind, name))
-        except NotFound:
+        except (NotFound, NameTooLong):
             return False
         return True
 

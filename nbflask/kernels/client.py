@@ -27,6 +27,7 @@ import zmq
 
 from .. import runtime
 from ..api_error import APIError
+from ..terminals.input import INPUT_WAIT
 from . import endpoints, zmqlib
 
 START_TIMEOUT = 30.0
@@ -381,7 +382,8 @@ class KernelHost:
         self._call("terminal_detach", name=name, connection_id=connection_id)
 
     def terminal_input(self, name: str, data: str) -> None:
-        self._call("terminal_input", name=name, data=data)
+        """Queue input for the terminal; the host waits up to INPUT_WAIT for room."""
+        self._call("terminal_input", timeout=INPUT_WAIT + 10, name=name, data=data)
 
     def terminal_resize(self, name: str, connection_id: str, rows: int, cols: int) -> None:
         self._call("terminal_resize", name=name, connection_id=connection_id, rows=rows, cols=cols)

@@ -14,10 +14,11 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..security import file_inside
 
 log = logging.getLogger("nbflask.kernels")
 
@@ -173,22 +174,6 @@ def get(name: str) -> KernelSpec:
 
 def resource_path(spec: KernelSpec, resource: str) -> Path | None:
     """The file behind `/kernelspecs/<name>/<resource>`: any regular file inside the spec's
-    resource folder (subfolders included), or None.
-
-    Refused: hidden names anywhere in the path (and so `..`), empty segments, and anything
-    that resolves outside the folder or onto a hidden name in it (through a symlink).
-    """
-    if _hidden(resource.split("/")):
-        return None
-    try:
-        root = spec.resource_dir.resolve()
-        path = root.joinpath(resource).resolve()
-        if root not in path.parents or _hidden(path.relative_to(root).parts) or not path.is_file():
-            return None
-    except (OSError, ValueError):
-        return None
-    return path
-
-
-def _hidden(parts: Sequence[str]) -> bool:
-    return any(not part or part.startswith(".") for part in parts)
+    resource folder (subfolders included), or None: the rule of every public file
+    (`security.file_inside`)."""
+    return file_inside(spec.resource_dir, resource)

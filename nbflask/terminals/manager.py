@@ -4,8 +4,8 @@ Runs only in the host process, under gevent. Each terminal is a shell on its own
 own session (so the pty is its controlling terminal: Ctrl-C and resizes reach the foreground
 job). One greenlet reads the pty and publishes what it reads on the host's event feed, topic
 `term:<name>/`, each chunk numbered; a bounded scrollback keeps the newest output for pages
-that (re)connect. One greenlet per terminal writes queued input, so a program that stops
-reading stalls only its own terminal. Pages come and go without touching the shell: only
+that (re)connect. One greenlet per terminal writes queued input (bounded: input.py), so a
+program that stops reading stalls only its own terminal. Pages come and go without touching the shell: only
 DELETE, culling and the host's shutdown end it, with every process of its session.
 """
 
@@ -32,11 +32,11 @@ from typing import Any
 import gevent
 import gevent.lock
 import gevent.os
-import gevent.queue
 
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
+from .input import InputQueue
 
 log = logging.getLogger("nbflask.terminals")
 
@@ -84,10 +84,10 @@ class Terminal:
     master: int
     scrollback: Scrollback
     cwd: str
+    input: InputQueue
     last_activity: datetime = field(default_factory=utcnow)
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # connection id -> rows, cols
     workers: dict[str, int] = field(default_factory=dict)  # connection id -> pid of its web worker
-    input: Any = field(default_factory=gevent.queue.Queue)
     greenlets: list[Any] = field(default_factory=list)
     closed: bool = False
 
@@ -246,7 +246,8 @@ class TerminalManager:
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        return Terminal(name, process, master, Scrollback(self.settings["scrollback_bytes"]), cwd)
+        return Terminal(name, process, master, Scrollback(self.settings["scrollback_bytes"]), cwd,
+                        InputQueue(self.settings["input_buffer_bytes"]))
 
     def _read(self, terminal: Terminal) -> None:
         """Publish what the pty says until it closes (every process holding it is gone)."""
@@ -279,11 +280,13 @@ class TerminalManager:
                     written = gevent.os.nb_write(terminal.master, data)
                 except OSError as exc:
                     log.debug("terminal %s: input dropped: %s", terminal.name, exc)
-                    break
+                    written = len(data)
                 data = data[written:]
+                terminal.input.written(written)
 
     def write(self, name: str, data: str) -> None:
-        """Queue keystrokes (or a paste) for the terminal's program."""
+        """Queue keystrokes (or a piece of a paste) for the terminal's program, waiting for
+        room while it is not reading; refused (InputQueue.put) if none comes."""
         if not isinstance(data, str):
             raise APIError(400, "stdin data must be a string", "Bad Request")
         terminal = self.get(name)
@@ -300,6 +303,7 @@ class TerminalManager:
         if terminal.closed:
             return
         terminal.closed = True
+        terminal.input.close()
         name = terminal.name
         if self.terminals.get(name) is terminal:
             del self.terminals[name]

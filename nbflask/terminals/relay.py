@@ -26,6 +26,7 @@ from .. import runtime
 from ..api_error import APIError
 from ..kernels import zmqlib
 from ..kernels.relay import HOST_CHECK_INTERVAL, confirm_subscription, wake_reader
+from .input import FULL, input_piece
 from .manager import topic
 
 log = logging.getLogger("nbflask.terminals.relay")
@@ -34,10 +35,11 @@ BATCH = 256  # live chunks waiting at once are joined into one stdout message, u
 
 
 class TerminalRelay:
-    def __init__(self, ws: Any, *, host: Any, name: str) -> None:
+    def __init__(self, ws: Any, *, host: Any, name: str, input_buffer: int) -> None:
         self.ws = ws
         self.host = host
         self.name = name
+        self.piece = input_piece(input_buffer)
         self.connection_id = uuid.uuid4().hex
         self.done = threading.Event()
 
@@ -69,7 +71,7 @@ class TerminalRelay:
             log.warning("terminal %s: dropped a message that is not a JSON array: %.80r", self.name, data)
             return
         if kind == "stdin" and len(message) > 1 and isinstance(message[1], str):
-            self.host.terminal_input(self.name, message[1])
+            self.write(message[1])
         elif kind == "set_size" and len(message) > 2:
             try:
                 self.host.terminal_resize(self.name, self.connection_id, message[1], message[2])
@@ -79,6 +81,22 @@ class TerminalRelay:
                 log.warning("terminal %s: %s", self.name, exc.message)
         else:
             log.debug("terminal %s: ignored a %.20r message", self.name, kind)
+
+    def write(self, text: str) -> None:
+        """Hand the host a page's input piece by piece, each waiting while the host's queue for
+        the terminal is full; what the program did not take in time is not sent, and the page
+        is told so in the terminal (terminado has no error message)."""
+        for start in range(0, len(text), self.piece):
+            try:
+                self.host.terminal_input(self.name, text[start:start + self.piece])
+            except APIError as exc:
+                if exc.reason != FULL:
+                    raise
+                left = len(text) - start
+                log.warning("terminal %s: %d characters of input not sent: %s", self.name, left, exc.message)
+                notice = f"[nbflask: {left} characters of input not sent: {exc.message}]"
+                self.send(["stdout", f"\r\n{notice}\r\n"])
+                return
 
     # Pump: host's event feed -> page -------------------------------------------------------
 
