@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..errors import APIError
 from ..frontend.service import FrontendService
+from ..frontend.settings import MAX_SETTINGS_BODY
 from ..state import state
 from .bodies import json_object
 
@@ -38,7 +39,7 @@ def get_setting(plugin_id: str) -> Response:
 
 @bp.put("/settings/<path:plugin_id>")
 def put_setting(plugin_id: str) -> tuple[str, int]:
-    body = json_object() or {}
+    body = json_object(max_bytes=MAX_SETTINGS_BODY, what="Settings request body") or {}
     raw = body.get("raw")
     if not isinstance(raw, str):
         raise APIError(400, "expected a JSON object with the settings text in 'raw'", "bad json")
