@@ -5,6 +5,13 @@ websocket; a call that blocks it (an fsync, argon2's 0.15 s of CPU) stalls them 
 calls go to gevent's thread pool when gevent has patched threading, and run inline otherwise
 (Flask's threaded development server, tests).
 
+CPU-heavy work goes there too (parsing a JSON5 settings document, validating, signing and
+serialising a large notebook). A pool thread running Python code holds the GIL only for a
+switch interval (`sys.getswitchinterval()`, 5 ms) at a time when the loop's thread wants it,
+so the loop keeps serving other clients meanwhile, at the price of the work taking longer
+while they are busy. One long C call (`json.loads` without an `object_hook`, `json.dumps`,
+base64) holds the GIL throughout wherever it runs: a thread gains nothing there.
+
 An exception raised in the pool comes back as a value and is raised again in the caller:
 gevent prints a traceback for every exception that escapes a pool thread, which turned
 every expected refusal of a store (409, 412, ...) into a traceback on stderr.
