@@ -51,6 +51,12 @@ def run_blocking(function: Callable[..., T], *args: Any) -> T:
     return function(*args)
 
 
+def run_blocking_if(heavy: bool, function: Callable[..., T], *args: Any) -> T:
+    """`run_blocking` for work that is heavy only sometimes (a large body, a large folder):
+    light work runs inline, where the hand-off to a thread would cost more than it saves."""
+    return run_blocking(function, *args) if heavy else function(*args)
+
+
 def _outcome(function: Callable[..., T], args: tuple[Any, ...]) -> tuple[str, Any]:
     try:
         return "returned", function(*args)

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import request
 
-from ..blocking import run_blocking
+from ..blocking import run_blocking_if
 from ..errors import APIError
 
 #: Bodies at least this long are parsed in gevent's thread pool. Below it the hand-off costs
@@ -31,9 +31,7 @@ def json_object(
     data = _body(max_bytes, what)
     if not data.strip():
         return None
-    if len(data) >= PARSE_IN_THREAD_BYTES:
-        return run_blocking(_parse, data, object_hook)
-    return _parse(data, object_hook)
+    return run_blocking_if(len(data) >= PARSE_IN_THREAD_BYTES, _parse, data, object_hook)
 
 
 def _body(max_bytes: int | None, what: str) -> bytes:

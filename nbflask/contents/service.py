@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..blocking import run_blocking
+from ..blocking import run_blocking, run_blocking_if
 from ..clock import isoformat, utcnow
 from ..stores.base import (
     BadContent,
@@ -38,6 +38,8 @@ from .trust import Trust
 IfMatch = Callable[[str], bool] | None
 
 HASH_ALGORITHM = "sha256"
+#: A folder listing with this many entries has its models made off the gevent loop.
+MANY_ENTRIES = 1000
 KINDS = ("directory", "file", "notebook")
 #: `store.checkpoints`: Jupyter's one checkpoint per file, or several with time-stamped ids.
 CHECKPOINT_MODES = ("single", "multiple")
@@ -212,13 +214,15 @@ class Contents:
     def _directory(self, entry: Entry, content: bool) -> Reply:
         reply = self._reply(entry, "directory")
         if content:
-            children = [
-                self._model(child)
-                for child in self.store.list(entry.path)
-                if self.allow_hidden or not child.name.startswith(".")
-            ]
+            listed = [child for child in self.store.list(entry.path)
+                      if self.allow_hidden or not child.name.startswith(".")]
+            # 20 us an entry: a folder of 20,000 files held the loop 0.4 s on every listing.
+            children = run_blocking_if(len(listed) >= MANY_ENTRIES, self._models, listed)
             reply.model.update(content=children, format="json")
         return reply
+
+    def _models(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        return [self._model(entry) for entry in entries]
 
     # -- save --------------------------------------------------------------------------
     def save(self, path: str, body: dict[str, Any] | None, if_match: IfMatch = None) -> tuple[Reply, bool]:

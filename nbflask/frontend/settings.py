@@ -24,7 +24,7 @@ import json5
 from jsonschema import Draft7Validator
 
 from ..api_error import APIError
-from ..blocking import run_blocking
+from ..blocking import run_blocking, run_blocking_if
 from .userstate import UserState
 
 KIND = "settings"
@@ -137,7 +137,7 @@ class SettingsRegistry:
         known = self._overrides.get(plugin_id)
         if known is not None and known.saved == saved:
             return known
-        overrides = read_overrides(saved) if saved is None else run_blocking(read_overrides, saved)
+        overrides = run_blocking_if(saved is not None, read_overrides, saved)
         self._overrides[plugin_id] = overrides
         return overrides
 
