@@ -8,9 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
+import json5
 import pytest
 from live import TOKEN
+
+from nbflask.frontend.settings import MAX_SETTINGS_BODY, MAX_SETTINGS_BYTES
 
 THEMES = "@jupyterlab/apputils-extension:themes"
 WIDGETS = "@jupyter-widgets/jupyterlab-manager:plugin"
@@ -45,7 +49,8 @@ def test_a_json5_override_is_kept_verbatim_and_parsed(client, make_app):
 @pytest.mark.parametrize(
     ("body", "words"),
     [({"raw": "{theme: "}, "not valid JSON5"), ({"raw": "[1]"}, "JSON5 object"),
-     ({"raw": '{"theme": 5}'}, "do not fit its schema at theme"), ({"text": "{}"}, "'raw'")],
+     ({"raw": '{"theme": 5}'}, "do not fit its schema at theme"), ({"text": "{}"}, "'raw'"),
+     ({"raw": "{theme: " + "[" * 3000 + "]" * 3000 + "}"}, "nested too deeply")],
 )
 def test_bad_settings_are_refused_and_lose_nothing(client, body, words):
     client.put(f"/lab/api/settings/{THEMES}", json={"raw": '{"theme": "JupyterLab Dark"}'})
@@ -53,6 +58,40 @@ def test_bad_settings_are_refused_and_lose_nothing(client, body, words):
     assert response.status_code == 400 and words in response.json["message"]
     assert set(response.json) == {"message", "reason"}
     assert client.get(f"/lab/api/settings/{THEMES}").json["settings"] == {"theme": "JupyterLab Dark"}
+
+
+def test_a_settings_document_over_the_limit_is_413_and_loses_nothing(client):
+    """JSON5 is parsed in pure Python (seconds a MiB): a settings document may be 256 KiB."""
+    dark = '{"theme": "JupyterLab Dark"}\n// '
+    at_limit = dark + "x" * (MAX_SETTINGS_BYTES - len(dark))
+    assert client.put(f"/lab/api/settings/{THEMES}", json={"raw": at_limit}).status_code == 204
+    for raw, words in ((at_limit + "x", f"the limit is {MAX_SETTINGS_BYTES}"),
+                       ("// " + "x" * MAX_SETTINGS_BODY, f"the limit is {MAX_SETTINGS_BODY}")):
+        response = client.put(f"/lab/api/settings/{THEMES}", json={"raw": raw})
+        assert response.status_code == 413 and words in response.json["message"]
+        assert response.json["reason"] == "too large"
+    assert client.get(f"/lab/api/settings/{THEMES}").json["raw"] == at_limit
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [('{"theme": "JupyterLab Dark"}\n// ' + "x" * MAX_SETTINGS_BYTES, f"more than the {MAX_SETTINGS_BYTES}"),
+     ("{theme: " + "[" * 3000 + "]" * 3000 + "}", "nested too deeply")],
+)
+def test_a_stored_settings_document_that_cannot_be_parsed_is_a_warning(client, text, words):
+    """One saved before the limit, or by hand, never costs a page load its parse nor fails
+    it: the page gets no settings and a warning saying why; the file stays as it is."""
+    folder = Path(os.environ["NBFLASK_DATA_DIR"]) / "frontend" / "settings"
+    folder.mkdir(parents=True)
+    stored = folder / quote(THEMES, safe="")
+    stored.write_text(text, encoding="utf-8")
+    listing = client.get("/lab/api/settings")
+    assert listing.status_code == 200
+    themes = next(entry for entry in listing.json["settings"] if entry["id"] == THEMES)
+    for model in (themes, client.get(f"/lab/api/settings/{THEMES}").json):
+        assert model["settings"] == {} and words in model["warning"]
+        assert model["raw"] == text or json5.loads(model["raw"]) == {}
+    assert stored.read_text(encoding="utf-8") == text
 
 
 def test_unknown_plugin_is_404_json(client):

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import jsontext
+from ..blocking import run_blocking
 from ..contents import Contents, IfMatch, Reply, notebooks
+from ..contents.service import MANY_ENTRIES
 from ..errors import APIError, json_error
 from ..state import state
 from ..stores.base import StoreError
@@ -68,25 +72,33 @@ def model_url(path: str) -> str:
     return url_for("contents.contents_view", path=path)
 
 
-def json_chunks(body: str, size: int = STREAM_CHUNK) -> Iterator[bytes]:
-    """Encode a large ASCII JSON text piece by piece instead of into one more full copy."""
-    for start in range(0, len(body), size):
-        yield body[start : start + size].encode("ascii")
+def encoded(chunks: list[str]) -> Iterator[bytes]:
+    """Encode a large ASCII JSON text chunk by chunk instead of into one more full copy."""
+    while chunks:
+        yield chunks.pop(0).encode("ascii")
+
+
+def is_large(model: dict[str, Any]) -> bool:
+    """Whether a model's JSON takes long enough to make (10 ms a MB) to be made off the loop."""
+    content = model.get("content")
+    if isinstance(content, list):
+        return len(content) >= MANY_ENTRIES
+    return content is not None and (model.get("size") or 0) >= STREAM_CHUNK
 
 
 def model_response(reply: Reply, status: int = 200, location: bool = False) -> Response:
-    """The model as compact JSON, dumped once, with ETag and Last-Modified headers.
+    """The model as compact JSON, with ETag and Last-Modified headers.
 
     `ensure_ascii` keeps the text ASCII, so its length is its byte length and a large model
-    streams out in encoded slices while only the text is held whole.
+    streams out in encoded chunks while only the text is held whole. A large one is made in
+    a pool thread in pieces (jsontext.py), so the loop serves other clients meanwhile.
     """
-    body = json.dumps(reply.model, separators=(",", ":"), ensure_ascii=True)
-    if len(body) > STREAM_CHUNK:
-        response = Response(json_chunks(body), status=status, mimetype="application/json")
-        response.content_length = len(body)
+    if is_large(reply.model):
+        chunks = run_blocking(jsontext.compact_chunks, reply.model, STREAM_CHUNK)
+        response = Response(encoded(chunks), status=status, mimetype="application/json")
+        response.content_length = sum(len(chunk) for chunk in chunks)
     else:
-        response = Response(body, status=status, mimetype="application/json")
-    del body
+        response = Response(jsontext.compact(reply.model), status=status, mimetype="application/json")
     if reply.etag is not None:
         response.set_etag(reply.etag)
     response.last_modified = reply.last_modified

@@ -16,6 +16,7 @@ from ..blocking import run_blocking
 from ..errors import APIError
 from ..frontend import licenses
 from ..frontend.service import FrontendService
+from ..frontend.settings import MAX_SETTINGS_BODY
 from ..state import state
 from .bodies import json_object
 
@@ -43,7 +44,7 @@ def get_setting(plugin_id: str) -> Response:
 
 @bp.put("/settings/<path:plugin_id>")
 def put_setting(plugin_id: str) -> tuple[str, int]:
-    body = json_object() or {}
+    body = json_object(max_bytes=MAX_SETTINGS_BODY, what="Settings request body") or {}
     raw = body.get("raw")
     if not isinstance(raw, str):
         raise APIError(400, "expected a JSON object with the settings text in 'raw'", "bad json")
