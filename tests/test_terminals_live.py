@@ -107,6 +107,16 @@ def test_setup_then_a_command_runs_in_the_store_root(server, terminal):
         term.wait_for(r"TERM=xterm-256color")
 
 
+def test_input_with_a_lone_surrogate_reaches_the_shell_and_keeps_the_terminal(server, terminal):
+    """JavaScript strings may hold a lone surrogate (a paste cut inside an emoji); JSON carries
+    it as \\ud83d. It is typed as U+FFFD, as a browser shows it, and the terminal carries on."""
+    with connect(server, terminal) as term:
+        term.type("echo 'cut-\ud83d-emoji'\r")
+        term.wait_for("cut-\ufffd-emoji\r\n")
+        term.type("echo still-$((6*7))\r")
+        term.wait_for(r"still-42\r\n")
+
+
 def test_resize_sets_the_pty_size(server, terminal):
     with connect(server, terminal) as term:
         term.resize(30, 100)

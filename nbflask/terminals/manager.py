@@ -47,6 +47,16 @@ HANGUP_GRACE = 1.0  # seconds a shell has to exit on SIGHUP before its session i
 NAME = re.compile(r"\w{1,64}", re.ASCII)  # Jupyter's route takes \w+
 
 
+def utf8_keystrokes(text: str) -> bytes:
+    """A page's input as UTF-8 for the pty. A JavaScript string may hold a lone surrogate (a
+    paste cut inside an emoji), which UTF-8 cannot encode: it is typed as U+FFFD, as the
+    browser shows it, rather than failing the whole message."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+
+
 def topic(name: str) -> bytes:
     """The event-feed topic of terminal `name`; the closing '/' keeps `1` from matching `10`."""
     return f"term:{name}/".encode()
@@ -291,7 +301,7 @@ class TerminalManager:
             raise APIError(400, "stdin data must be a string", "Bad Request")
         terminal = self.get(name)
         terminal.touch()
-        terminal.input.put(data.encode("utf-8", "surrogateescape"))
+        terminal.input.put(utf8_keystrokes(data))
 
     def shutdown(self, name: str) -> None:
         self.end(self.get(name))
