@@ -193,3 +193,26 @@ def test_a_cell_run_from_a_websocket_is_recorded_after_its_client_left(server, k
     with KernelSocket(server.url, kernel, server.token) as again:  # the kernel is still fine
         marker = again.send("shell", "execute_request", {"code": "pass", "silent": False})
         again.wait_for(replies_to(marker))
+
+
+def test_thousands_of_runs_without_output_stay_within_the_recording_bound(tmp_path):
+    """The recording's bound counts what a run costs the host, not only its outputs: with 32 KiB,
+    2000 cells that print nothing (a notebook's cells, run over a websocket) leave the newest
+    few dozen runs, not all 2000 (a run takes over 600 bytes of the host, ids apart)."""
+    bound, total = 32 * 1024, 2000
+    server = start_nbflask(tmp_path, {"kernels": {"recording_bytes": bound}})
+    try:
+        http = server.session()
+        kernel_id = http.post(server.url + "api/kernels", json={}, timeout=90).json()["id"]
+        with KernelSocket(server.url, kernel_id, server.token) as ws:
+            for n in range(total - 1):
+                ws.send("shell", "execute_request", {"code": "", "silent": False},
+                        metadata={"cellId": f"cell-{n}"})
+            last = ws.send("shell", "execute_request", {"code": "", "silent": False},
+                           metadata={"cellId": "cell-last"})
+            ws.wait_for(replies_to(last), timeout=120)
+        runs = http.get(server.url + f"api/kernels/{kernel_id}/runs", timeout=30).json()
+        assert 0 < len(runs) <= bound // 600, len(runs)
+        assert runs[-1]["id"] == last and runs[-1]["dropped"] == total - len(runs), runs[-1]
+    finally:
+        server.stop()
