@@ -55,8 +55,9 @@ def get_run(kernel_id: str, run_id: str) -> Response:
 def run_events(kernel_id: str, run_id: str) -> Response:
     """`text/event-stream`: the whole run as it stands (event `run`, its version as the event
     id), then what changed at each change (event `change`), then `done` with the status and
-    the reason. `Last-Event-ID` resumes after the version it names, with the whole run again
-    if it is newer (the resuming client's outputs are replaced, so its view stays whole)."""
+    the reason (or `error` if the run can no longer be followed). `Last-Event-ID` resumes
+    after the version it names, with the whole run again if it is newer (the resuming
+    client's outputs are replaced, so its view stays whole)."""
     host = state().kernels
     after = version_from(request.headers.get("Last-Event-ID") or request.args.get("after"))
     # at once, so a 404 comes as a 404, before the stream starts
@@ -74,7 +75,12 @@ def run_events(kernel_id: str, run_id: str) -> Response:
                 return
             if step["event"] is None and step is not first:
                 yield ": still running\n\n"
-            step = host.follow_run(kernel_id, run_id, known=step["cursor"], after=seen, timeout=STREAM_WAIT)
+            try:
+                step = host.follow_run(kernel_id, run_id, known=step["cursor"], after=seen,
+                                       timeout=STREAM_WAIT)
+            except APIError as exc:  # the kernel host went away, or the run left the recording
+                yield f"event: error\ndata: {json.dumps({'message': exc.message, 'reason': exc.reason})}\n\n"
+                return
 
     return Response(stream_with_context(events()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
