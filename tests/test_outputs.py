@@ -292,3 +292,22 @@ def test_runs_end_when_their_kernel_goes_and_say_why():
     assert recording.executions["over"].model()["reason"] is None
     recording.finish("going", "ok")  # a late reply does not undo it
     assert recording.executions["going"].status == "error"
+
+
+def test_runs_that_ended_first_go_first_and_queued_runs_stay():
+    """Cells queued behind a long one are running (expected, not yet begun) and stay; of the
+    ended runs, those that ended first are let go first, whenever they started."""
+    recording = Recording(max_bytes=64 * 1024, max_age=3600, max_stream=1000)
+    recording.expect("long", "cell-long", None)
+    recording.apply("execute_input", "long", {"code": "slow()", "execution_count": 1})
+    for n in range(50):
+        recording.expect(f"queued-{n}", f"cell-{n}", None)
+    for n in range(500):
+        ended_run(recording, f"quick-{n}", f"cell-quick-{n}")
+    recording.apply("status", "long", {"execution_state": "idle"})  # ends last
+    kept = list(recording.executions)
+    assert [msg_id for msg_id in kept if msg_id.startswith("queued")] == [f"queued-{n}" for n in range(50)]
+    quick = [msg_id for msg_id in kept if msg_id.startswith("quick")]
+    assert "long" in kept and quick and quick[-1] == "quick-499" and "quick-0" not in kept
+    assert recording.size == sum(execution.size for execution in recording.executions.values())
+    assert recording.size <= 64 * 1024 and recording.dropped == 500 - len(quick)

@@ -374,6 +374,9 @@ class Recording:
         self.max_age = max_age
         self.max_stream = max_stream
         self.executions: OrderedDict[str, Execution] = OrderedDict()
+        # the ended ones, in the order they ended: what trim lets go first (skipping the
+        # running ones at the front of `executions` cost each message a pass over them)
+        self.finished: OrderedDict[str, Execution] = OrderedDict()
         self.dropped = 0  # executions forgotten to keep within the bounds
         self.size = 0
 
@@ -424,6 +427,7 @@ class Recording:
                 execution.status = "ok"
             execution.ended_at = time.monotonic()
             execution.bump()
+            self._finished(execution)
         elif msg_type == "error":
             execution.status = "error"
             execution.add(output_of(msg_type, content), None, self.max_stream)  # type: ignore[arg-type]
@@ -469,8 +473,13 @@ class Recording:
         ended = [execution for execution in self.executions.values() if execution.ended_at is None]
         for execution in ended:
             execution.end(status, reason)
+            self._finished(execution)
         self.trim()
         return ended
+
+    def _finished(self, execution: Execution) -> None:
+        self.finished[execution.msg_id] = execution
+        self.finished.move_to_end(execution.msg_id)
 
     def _update_display(self, display_id: str, content: dict[str, Any]) -> Execution | None:
         changed = None
@@ -482,24 +491,17 @@ class Recording:
         return changed
 
     def trim(self) -> None:
-        """Forget the oldest ended executions past the bounds; a running one is never dropped."""
+        """Forget the ended executions that ended first while past the bounds (a running one is
+        never dropped): amortised O(1) per message, each run is let go once."""
         oldest = time.monotonic() - self.max_age
-        size, doomed = self.size, []
-        # Oldest first, and only as far as needed: this runs for every message recorded, and
-        # a copy of every execution kept was a fifth of the kernel host's time.
-        for msg_id, execution in self.executions.items():
-            over = size > self.max_bytes
-            stale = execution.ended_at is not None and execution.ended_at < oldest
-            if not (over or stale):
+        while self.finished:
+            msg_id, execution = next(iter(self.finished.items()))
+            if self.size <= self.max_bytes and execution.ended_at >= oldest:  # type: ignore[operator]
                 break
-            if execution.ended_at is None:
-                continue
-            doomed.append(msg_id)
-            size -= execution.size
-        for msg_id in doomed:
+            del self.finished[msg_id]
             del self.executions[msg_id]
-        self.size = size
-        self.dropped += len(doomed)
+            self.size -= execution.size
+            self.dropped += 1
 
     def running(self) -> list[Execution]:
         return [execution for execution in self.executions.values() if execution.ended_at is None]
