@@ -183,7 +183,8 @@ HELP: dict[str, str] = {
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
     "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
-    "kernels.recording_bytes": "output bytes of recent cell runs the kernel host keeps per kernel (0: none)",
+    "kernels.recording_bytes": "bytes of recent cell runs the kernel host keeps per kernel, all they cost"
+                               " counted (code, outputs, records; 0: none)",
     "kernels.recording_age": "seconds a finished cell run's outputs are kept by the kernel host",
     "kernels.recording_stream_chars": "characters kept per stream output (the newest, and a note of the cut)",
     "kernels.recording_save_interval": "seconds between saves of a running cell's outputs into a notebook no"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+import uuid
 
 import nbformat
 import pytest
+from runevents import follow
 
-from nbflask.kernels.outputs import Recording, apply_controls
+from nbflask.kernels.outputs import Execution, Recording, apply_controls
 
 
 @pytest.mark.parametrize(("raw", "shown"), [
@@ -126,16 +129,17 @@ def test_a_huge_stream_keeps_its_newest_part_and_says_what_was_cut():
 
 
 def test_old_executions_go_first_once_the_recording_is_full_but_a_running_one_stays():
-    recording = Recording(max_bytes=4000, max_age=3600, max_stream=10_000)
+    recording = Recording(max_bytes=20_000, max_age=3600, max_stream=10_000)
     record(recording, "running", ("execute_input", {"execution_count": 1}),
            ("stream", {"name": "stdout", "text": "x" * 1000}))
-    for n in range(10):
+    for n in range(20):
         record(recording, f"done-{n}", ("execute_input", {"execution_count": n + 2}),
                ("stream", {"name": "stdout", "text": "y" * 1000}), ("status", {"execution_state": "idle"}))
     assert "running" in recording.executions
-    assert "done-9" in recording.executions and "done-0" not in recording.executions
-    assert recording.size <= 4000 + 1100
-    assert recording.dropped >= 6
+    assert "done-19" in recording.executions and "done-0" not in recording.executions
+    assert recording.size <= 20_000
+    assert recording.size == sum(execution.size for execution in recording.executions.values())
+    assert recording.dropped >= 10
 
 
 def raw(name: str, text: str, compact: bool = False) -> bytes:
@@ -182,3 +186,128 @@ def test_many_tiny_unparsed_messages_are_parsed_before_they_pile_up():
     stream = recording.executions["r"].outputs[0]["text"]
     assert stream.raw_bytes <= 8 * 1000 + 65536 and stream.length <= 1000
     assert recording.executions["r"].notebook_outputs()[0]["text"].endswith("." * 1000)
+
+
+def ended_run(recording: Recording, msg_id: str, cell_id: str | None, outputs: str = "") -> None:
+    """A run as the host records one from a notebook: the relay's notice, then iopub."""
+    recording.expect(msg_id, cell_id, None)
+    recording.apply("execute_input", msg_id, {"code": "pass", "execution_count": 1})
+    if outputs == "display":
+        recording.apply("display_data", msg_id, json.loads('{"data": {"text/plain": "1"}, "metadata": {}}'))
+    elif outputs == "stream":
+        recording.apply_stream(msg_id, raw("stdout", "hi\n"))
+    recording.apply("status", msg_id, {"execution_state": "idle"})
+    recording.finish(msg_id, "ok")
+
+
+@pytest.mark.parametrize("outputs", ["none", "display", "stream"])
+def test_what_the_recording_counts_is_at_least_what_its_runs_take(outputs):
+    """The bound counts a run's whole cost (its records, ids, code), not only its outputs'
+    text: measured with tracemalloc, ids and all, the host holds no more than it counts."""
+    recording = Recording(max_bytes=1 << 40, max_age=3600, max_stream=1000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(2000):
+            ended_run(recording, f"{uuid.uuid4().hex}_{n}", str(uuid.uuid4()), outputs)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= recording.size <= 2 * held
+
+
+def test_thousands_of_runs_without_output_stay_within_the_bound():
+    recording = Recording(max_bytes=64 * 1024, max_age=3600, max_stream=1000)
+    for n in range(6000):
+        ended_run(recording, f"run-{n}", f"cell-{n}")
+    assert recording.size <= 64 * 1024
+    assert len(recording.executions) <= 64 * 1024 // 600  # a run takes 650 bytes of the host, ids apart
+    assert recording.dropped == 6000 - len(recording.executions)
+    assert "run-5999" in recording.executions
+
+
+def test_a_follower_rebuilds_the_run_from_its_changes_alone():
+    """Applied in order, the changes give the run exactly, through everything that rewrites
+    outputs: carriage returns, cut streams, clear_output (at once and with wait), display
+    updates of earlier outputs, errors; and each costs what changed, not the run so far."""
+    recording = Recording(max_bytes=1 << 30, max_age=3600, max_stream=300)
+    recording.apply("execute_input", "r", {"code": "x", "execution_count": 1})
+    execution = recording.executions["r"]
+    view, cursor = execution.model(), execution.cursor()
+    messages = [("stream", {"name": "stdout", "text": f"line {n}\n"}) for n in range(5)]
+    messages += [("stream", {"name": "stdout", "text": f"\r{n}%"}) for n in range(0, 101, 20)]
+    messages += [("display_data", {"data": {"text/plain": "bar 0"}, "metadata": {},
+                                   "transient": {"display_id": "b"}}),
+                 ("stream", {"name": "stderr", "text": "warn\n"}),
+                 ("update_display_data", {"data": {"text/plain": "bar 1"}, "metadata": {},
+                                          "transient": {"display_id": "b"}}),
+                 ("stream", {"name": "stderr", "text": "more\n"}),
+                 ("clear_output", {"wait": True}),
+                 ("stream", {"name": "stdout", "text": "after the clear\n"}),
+                 *[("stream", {"name": "stdout", "text": f"long line {n:03} " * 3 + "\n"})
+                   for n in range(40)],
+                 ("clear_output", {"wait": False}),
+                 ("execute_result", {"data": {"text/plain": "42"}, "metadata": {}, "execution_count": 1}),
+                 ("error", {"ename": "E", "evalue": "v", "traceback": ["tb"]}),
+                 ("status", {"execution_state": "idle"})]
+    for number, (msg_type, content) in enumerate(messages):
+        if msg_type == "stream" and number % 2:
+            recording.apply_stream("r", raw(content["name"], content["text"]))
+        else:
+            recording.apply(msg_type, "r", content)
+        change, cursor = execution.delta(cursor)
+        view = follow(view, change)
+        assert view["outputs"] == execution.notebook_outputs(), (number, msg_type)
+        assert (view["status"], view["execution_count"]) == (execution.status, execution.execution_count)
+        assert len(json.dumps(change)) < 700  # what changed: a line, an output, never the whole run
+    assert view["status"] == "error"
+
+
+def test_growing_stream_changes_carry_only_the_new_text():
+    execution = Execution("r")
+    view, cursor = execution.model(), execution.cursor()
+    sent = 0
+    for n in range(2000):
+        execution.add({"output_type": "stream", "name": "stdout", "text": f"{n:09}\n"}, None, 1_000_000)
+        change, cursor = execution.delta(cursor)
+        sent += len(json.dumps(change))
+        view = follow(view, change)
+    assert view["outputs"] == execution.notebook_outputs()
+    assert sent < 2000 * 200  # 10 characters each, and a few fields; the whole run each time was 10 MB
+
+
+def test_runs_end_when_their_kernel_goes_and_say_why():
+    recording = fresh()
+    recording.expect("queued", None, None)
+    record(recording, "going", ("execute_input", {"execution_count": 1}),
+           ("stream", {"name": "stdout", "text": "half\n"}))
+    record(recording, "over", ("execute_input", {"execution_count": 2}),
+           ("status", {"execution_state": "idle"}))
+    ended = recording.end_running("error", "the kernel died: it was killed")
+    assert sorted(execution.msg_id for execution in ended) == ["going", "queued"]
+    assert all(execution.ended_at is not None for execution in ended)
+    model = recording.executions["going"].model()
+    assert (model["status"], model["reason"]) == ("error", "the kernel died: it was killed")
+    assert model["outputs"][0]["text"] == "half\n"
+    assert recording.executions["over"].model()["reason"] is None
+    recording.finish("going", "ok")  # a late reply does not undo it
+    assert recording.executions["going"].status == "error"
+
+
+def test_runs_that_ended_first_go_first_and_queued_runs_stay():
+    """Cells queued behind a long one are running (expected, not yet begun) and stay; of the
+    ended runs, those that ended first are let go first, whenever they started."""
+    recording = Recording(max_bytes=64 * 1024, max_age=3600, max_stream=1000)
+    recording.expect("long", "cell-long", None)
+    recording.apply("execute_input", "long", {"code": "slow()", "execution_count": 1})
+    for n in range(50):
+        recording.expect(f"queued-{n}", f"cell-{n}", None)
+    for n in range(500):
+        ended_run(recording, f"quick-{n}", f"cell-quick-{n}")
+    recording.apply("status", "long", {"execution_state": "idle"})  # ends last
+    kept = list(recording.executions)
+    assert [msg_id for msg_id in kept if msg_id.startswith("queued")] == [f"queued-{n}" for n in range(50)]
+    quick = [msg_id for msg_id in kept if msg_id.startswith("quick")]
+    assert "long" in kept and quick and quick[-1] == "quick-499" and "quick-0" not in kept
+    assert recording.size == sum(execution.size for execution in recording.executions.values())
+    assert recording.size <= 64 * 1024 and recording.dropped == 500 - len(quick)

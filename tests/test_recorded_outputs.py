@@ -4,7 +4,6 @@ several gunicorn workers."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,6 +14,7 @@ import psutil
 import pytest
 from kernelws import KernelSocket
 from live import start_gunicorn, start_nbflask
+from runevents import read_events, rebuilt
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +57,10 @@ def stored_cell(server) -> dict:
 
 
 def follow(server, kernel_id: str, run_id: str) -> list[dict]:
-    """A client of ours coming back: the run as it stands, then its changes, as events."""
-    runs = []
-    with server.session().get(server.url + f"api/kernels/{kernel_id}/runs/{run_id}/events",
-                              stream=True, timeout=60) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
-            if line.startswith("event: done"):
-                break
-            if line.startswith("data:"):
-                runs.append(json.loads(line[5:]))
-    return runs
+    """A client of ours coming back: the run as it stands, then its changes, as events; the
+    run as the client holds it after each."""
+    events, _ = read_events(server.session(), server.url + f"api/kernels/{kernel_id}/runs/{run_id}/events")
+    return [rebuilt(events[:count]) for count, event in enumerate(events, 1) if event["event"] != "done"]
 
 
 def start_the_cell_and_leave(server, kernel_id: str) -> str:

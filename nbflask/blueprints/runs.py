@@ -53,24 +53,34 @@ def get_run(kernel_id: str, run_id: str) -> Response:
 
 @bp.get("/runs/<run_id>/events")
 def run_events(kernel_id: str, run_id: str) -> Response:
-    """`text/event-stream`: the run as it stands (event `run`, its version as the event id),
-    again at each change, then `done`. `Last-Event-ID` resumes after the version it names."""
+    """`text/event-stream`: the whole run as it stands (event `run`, its version as the event
+    id), then what changed at each change (event `change`), then `done` with the status and
+    the reason (or `error` if the run can no longer be followed). `Last-Event-ID` resumes
+    after the version it names, with the whole run again if it is newer (the resuming
+    client's outputs are replaced, so its view stays whole)."""
     host = state().kernels
     after = version_from(request.headers.get("Last-Event-ID") or request.args.get("after"))
-    first = host.get_run(kernel_id, run_id)  # a 404 comes as a 404, before the stream starts
+    # at once, so a 404 comes as a 404, before the stream starts
+    first = host.follow_run(kernel_id, run_id, known=None, after=after, timeout=0)
 
     def events() -> Iterator[str]:
-        run, seen = first, after
+        step, seen = first, after
         while True:
-            if run["version"] > seen:
-                seen = run["version"]
-                yield f"event: run\nid: {seen}\ndata: {json.dumps(run)}\n\n"
-            if run["done"]:
-                yield f"event: done\nid: {seen}\ndata: {json.dumps({'status': run['status']})}\n\n"
+            if step["event"] is not None:
+                seen = step["version"]
+                yield f"event: {step['event']}\nid: {seen}\ndata: {json.dumps(step['data'])}\n\n"
+            if step["done"]:
+                ending = {"status": step["status"], "reason": step["reason"]}
+                yield f"event: done\nid: {seen}\ndata: {json.dumps(ending)}\n\n"
                 return
-            run = host.wait_run(kernel_id, run_id, after=seen, timeout=STREAM_WAIT)
-            if run["version"] <= seen and not run["done"]:
+            if step["event"] is None and step is not first:
                 yield ": still running\n\n"
+            try:
+                step = host.follow_run(kernel_id, run_id, known=step["cursor"], after=seen,
+                                       timeout=STREAM_WAIT)
+            except APIError as exc:  # the kernel host went away, or the run left the recording
+                yield f"event: error\ndata: {json.dumps({'message': exc.message, 'reason': exc.reason})}\n\n"
+                return
 
     return Response(stream_with_context(events()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

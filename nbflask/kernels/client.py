@@ -331,10 +331,13 @@ class KernelHost:
     def list_runs(self, kernel_id: str, cell_id: str | None = None) -> list[dict[str, Any]]:
         return self._call("list_runs", kernel_id=kernel_id, cell_id=cell_id)
 
-    def wait_run(self, kernel_id: str, run_id: str, after: int, timeout: float) -> dict[str, Any]:
-        """The run once it has changed since version `after`, or as it is after `timeout` s."""
-        args = {"kernel_id": kernel_id, "run_id": run_id, "after": after, "timeout": timeout}
-        return self._exchange("wait_run", timeout + 10, args)[0]
+    def follow_run(self, kernel_id: str, run_id: str, known: dict[str, Any] | None, after: int,
+                   timeout: float) -> dict[str, Any]:
+        """The run's next step for a follower holding cursor `known` (None: the whole run if it
+        is newer than version `after`), once it changed or after `timeout` s; see
+        `Executions.follow`."""
+        args = {"kernel_id": kernel_id, "run_id": run_id, "known": known, "after": after, "timeout": timeout}
+        return self._exchange("follow_run", timeout + 10, args)[0]
 
     def runs_to_save(self, interval: float) -> list[dict[str, Any]]:
         """Runs this worker should write into their notebooks now (see `RecordedOutputs`)."""

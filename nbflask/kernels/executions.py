@@ -3,8 +3,9 @@ break websockets.
 
 `run` sends code to a kernel from the host itself (its own shell socket, so the run belongs to
 no web worker and no websocket) and answers at once with the run's id; its outputs are recorded
-like every run's (see outputs.py). `wait` is a long poll: it answers when a run changed after
-the version the caller already has, so a server-sent events stream costs one request per change.
+like every run's (see outputs.py). `follow` is a long poll: it answers when a run changed after
+the version the caller already has, with what changed since (the whole run the first time), so
+a server-sent events stream costs one request per change and sends what the run printed once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SETTLE_WAIT = 60.0  # a run sent to a kernel that is starting waits this long fo
 LEASE = 30.0  # seconds a web worker has to save the runs it was handed before another may
 
 
-@dataclass
+@dataclass(slots=True)
 class Saving:
     """How far a run has been written into its notebook, and who is writing it now."""
 
@@ -49,7 +50,6 @@ class Executions:
         self.sessions = sessions
         self.session = uuid.uuid4().hex
         self.changed: dict[tuple[str, str], gevent.event.Event] = {}
-        self.saving: dict[tuple[str, str], Saving] = {}
         kernels.on_output.append(self._wake)
         kernels.on_shutdown.append(self._forget_kernel)
 
@@ -75,7 +75,7 @@ class Executions:
         shell = zmqlib.socket(zmq.DEALER, connect=kernel.url("shell"))
         try:
             shell.send_multipart(kernel.signer.serialize(request))
-            while self.kernels.kernels.get(kernel.kernel_id) is kernel:
+            while self._awaited(kernel, request.msg_id):
                 if not zmqlib.poll(shell, REPLY_POLL * 1000):
                     continue
                 _, signature, parts = wire.split(shell.recv_multipart())
@@ -93,6 +93,13 @@ class Executions:
         finally:
             shell.close()
 
+    def _awaited(self, kernel: Kernel, msg_id: str) -> bool:
+        """Whether a reply may still come: the kernel is there and the run has not ended for
+        its death or restart (the new process knows nothing of it)."""
+        execution = kernel.recording.executions.get(msg_id)
+        return (self.kernels.kernels.get(kernel.kernel_id) is kernel and execution is not None
+                and execution.reason is None)
+
     def get(self, kernel_id: str, run_id: str) -> dict[str, Any]:
         kernel = self.kernels.get(kernel_id)
         return self.model(kernel, self._execution(kernel, run_id))
@@ -103,26 +110,49 @@ class Executions:
         return [self.model(kernel, execution) for execution in list(kernel.recording.executions.values())
                 if cell_id is None or execution.cell_id == cell_id]
 
-    def wait(self, kernel_id: str, run_id: str, after: int = -1, timeout: float = 15.0) -> dict[str, Any]:
-        """The run once its version passes `after` (at once if it has), or as it is after `timeout`."""
+    def follow(self, kernel_id: str, run_id: str, known: dict[str, Any] | None = None, after: int = -1,
+               timeout: float = 15.0) -> dict[str, Any]:
+        """The run's next step for a follower, once it changed after the follower's version (at
+        once if it has), or after `timeout` s: `{"version", "done", "status", "reason",
+        "event", "data", "cursor"}`. `event` is `run` (`data` the whole run) for a follower
+        that has no cursor yet, `change` (`data` what changed since its cursor, see
+        `Execution.delta`) for one that has, and None when nothing changed. The follower
+        passes `cursor` back with its next call; `after` is the version of a follower that
+        resumes with no cursor (it gets the whole run if anything is newer)."""
         kernel = self.kernels.get(kernel_id)
         execution = self._execution(kernel, run_id)
+        since = int(known["version"]) if known else after
         deadline = time.monotonic() + min(max(timeout, 0.0), 60.0)
-        while execution.changes <= after and not self._ended(kernel, execution):
+        while execution.changes <= since and not self._ended(kernel, execution):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             event = self.changed.setdefault((kernel_id, run_id), gevent.event.Event())
             event.wait(min(left, REPLY_POLL))
-        return self.model(kernel, execution)
+        step: dict[str, Any] = {"version": execution.changes, "status": execution.status,
+                                "reason": execution.reason, "done": self._ended(kernel, execution),
+                                "event": None, "data": None, "cursor": known}
+        if execution.changes <= since:
+            return step
+        if known is None:
+            step.update(event="run", data=self.model(kernel, execution), cursor=execution.cursor())
+        else:
+            change, cursor = execution.delta(known)
+            step.update(event="change", data={**change, **self._state(kernel, execution)}, cursor=cursor)
+        return step
 
     def _ended(self, kernel: Kernel, execution: Execution) -> bool:
         return execution.ended_at is not None or self.kernels.kernels.get(kernel.kernel_id) is not kernel
 
     def model(self, kernel: Kernel, execution: Execution) -> dict[str, Any]:
-        gone = self.kernels.kernels.get(kernel.kernel_id) is not kernel
         return {**execution.model(), "id": execution.msg_id, "kernel_id": kernel.kernel_id,
-                "version": execution.changes, "done": execution.ended_at is not None or gone,
+                **self._state(kernel, execution)}
+
+    def _state(self, kernel: Kernel, execution: Execution) -> dict[str, Any]:
+        """What a run's model says beyond the run itself: its version, whether it is over, its
+        kernel's state, how many older runs the recording let go."""
+        gone = self.kernels.kernels.get(kernel.kernel_id) is not kernel
+        return {"version": execution.changes, "done": execution.ended_at is not None or gone,
                 "kernel_state": "dead" if gone else kernel.execution_state,
                 "dropped": kernel.recording.dropped}
 
@@ -142,8 +172,6 @@ class Executions:
     def _forget_kernel(self, kernel_id: str) -> None:
         for key in [key for key in self.changed if key[0] == kernel_id]:
             self.changed.pop(key).set()
-        for key in [key for key in self.saving if key[0] == kernel_id]:
-            del self.saving[key]
 
     # Saving into notebooks -----------------------------------------------------------------
 
@@ -163,7 +191,7 @@ class Executions:
                 if execution.cell_id:
                     newest[execution.cell_id] = execution
             for execution in newest.values():
-                saving = self.saving.setdefault((kernel.kernel_id, execution.msg_id), Saving())
+                saving = execution.saving = execution.saving or Saving()
                 if execution.changes <= saving.version:
                     continue
                 if execution.ended_at is None and now - saving.at < interval:
@@ -179,7 +207,9 @@ class Executions:
 
     def saved(self, kernel_id: str, run_id: str, version: int, worker: int) -> None:
         """Worker `worker` wrote version `version` of a run (or found nothing to write)."""
-        saving = self.saving.get((kernel_id, run_id))
+        kernel = self.kernels.kernels.get(kernel_id)
+        execution = kernel.recording.executions.get(run_id) if kernel is not None else None
+        saving = execution.saving if execution is not None else None
         if saving is None or saving.worker != worker:
             return
         saving.version = max(saving.version, version)

@@ -81,7 +81,7 @@ class Host:
             "run_code": executions.run,
             "get_run": executions.get,
             "list_runs": executions.list,
-            "wait_run": executions.wait,
+            "follow_run": executions.follow,
             "runs_to_save": executions.to_save,
             "run_saved": executions.saved,
             "list_sessions": sessions.list,

@@ -492,6 +492,7 @@ class KernelManager:
             reason = describe_exit(returncode)
             log.warning("kernel %s: %s", kernel.kernel_id, reason)
             kernel.reason = reason
+            self._end_runs(kernel, "error", f"the kernel died: {reason}")
             if time.monotonic() - kernel.started_at > STABLE_SECONDS:
                 kernel.restarts = 0
             while self.settings["autorestart"] and kernel.restarts < self.settings["restart_limit"]:
@@ -547,6 +548,7 @@ class KernelManager:
         kernel = self.get(kernel_id)
         with kernel.lock:
             kernel.execution_state = "restarting"
+            self._end_runs(kernel, "aborted", "the kernel was restarted")
             self._stop(kernel, restart=True)
             kernel.restarts, kernel.reason = 0, None
             self._spawn(kernel)
@@ -586,6 +588,7 @@ class KernelManager:
         kernel = self.get(kernel_id)
         with kernel.lock:
             self.kernels.pop(kernel_id, None)
+            self._end_runs(kernel, "aborted", "the kernel was shut down")
             self._stop(kernel, restart=False)
             if kernel.monitor is not None:
                 kernel.monitor.kill(block=False)
@@ -761,6 +764,13 @@ class KernelManager:
                 kernel.signer.verify(signature, parts)  # only signed rich outputs go into a notebook
             execution = kernel.recording.apply(msg_type, parent, wire.loads_object(parts[3], "content"))
         if execution is not None:
+            for callback in self.on_output:
+                callback(kernel, execution)
+
+    def _end_runs(self, kernel: Kernel, status: str, reason: str) -> None:
+        """The kernel's process ends under its runs: they end too (their reply and idle status
+        will never come), so followers learn at once instead of waiting forever."""
+        for execution in kernel.recording.end_running(status, reason):
             for callback in self.on_output:
                 callback(kernel, execution)
 

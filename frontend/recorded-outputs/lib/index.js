@@ -14,8 +14,9 @@ function request(path, init) {
   return ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), init || {}, settings);
 }
 
-// Each event carries the whole run as it stands, so applying the newest one can neither
-// repeat nor skip an output, however late the page subscribed.
+// The first event (`run`) carries the whole run as it stands, each later one (`change`) what
+// changed since the one before: applied in order, they rebuild the run exactly, however late
+// the page subscribed. `done` ends the stream.
 async function* runEvents(kernelId, runId) {
   const response = await request(URLExt.join(RUNS, kernelId, 'runs', runId, 'events'));
   if (!response.ok || !response.body) {
@@ -40,13 +41,29 @@ async function* runEvents(kernelId, runId) {
           fields[line.slice(0, colon)] = (fields[line.slice(0, colon)] || '') + line.slice(colon + 1).trim();
         }
       }
-      if (fields.event === 'run') {
-        yield JSON.parse(fields.data);
+      if (fields.event === 'run' || fields.event === 'change') {
+        yield { kind: fields.event, data: JSON.parse(fields.data) };
       } else if (fields.event === 'done') {
         return;
       }
     }
   }
+}
+
+// A `change` applied to the run it follows: `count` outputs now, those listed replaced whole
+// or, for a stream, kept to `keep` characters and then `text` appended.
+function applyChange(run, change) {
+  const outputs = run.outputs.slice(0, change.count);
+  for (const entry of change.outputs) {
+    if ('output' in entry) {
+      outputs[entry.index] = entry.output;
+    } else {
+      const stream = outputs[entry.index];
+      outputs[entry.index] = { ...stream, text: stream.text.slice(0, entry.keep) + entry.text };
+    }
+  }
+  const { outputs: _changed, count: _count, ...fields } = change;
+  return { ...run, ...fields, outputs };
 }
 
 function show(cell, run) {
@@ -66,12 +83,12 @@ async function follow(panel, kernelId, run) {
     return;
   }
   show(cell, run);
-  for await (const latest of runEvents(kernelId, run.id)) {
+  for await (const event of runEvents(kernelId, run.id)) {
     cell = cellOf();
     if (!cell || edited(cell)) {
       return; // deleted or edited meanwhile: the page's own version wins
     }
-    run = latest;
+    run = event.kind === 'run' ? event.data : applyChange(run, event.data);
     show(cell, run);
   }
   cell = cellOf();
