@@ -67,9 +67,46 @@ def packages(build: Build) -> list[dict[str, Any]]:
     return found
 
 
+#: What a `bundles=` pattern may hold: Python's `re` cannot be stopped once it backtracks, and
+#: holds the GIL meanwhile, so `(.*.*.*)*X` froze the whole server. Two repetitions and none
+#: applied to a group keep a match of a bundle's short name to a few thousand steps; that is
+#: plenty for a name, a prefix or a list of names (the front-ends send none at all).
+MAX_PATTERN = 200
+MAX_REPEATS = 2
+
+
+def _repeats(pattern: str) -> tuple[int, bool]:
+    """How many repetition operators `pattern` has outside character classes and escapes, and
+    whether one follows a group."""
+    count, after_group, in_class, index = 0, False, False, 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            index += 1 + (pattern[index + 1:index + 2] == "]")  # a leading ']' is literal
+            continue
+        elif char in "*+?{":
+            previous = pattern[index - 1] if index else ""
+            if not (char == "?" and previous in "*+?}("):  # lazy '*?', or a '(?' group
+                count += 1
+                after_group = after_group or previous == ")"
+        index += 1
+    return count, after_group
+
+
 def bundles(builds: list[Build], pattern: str) -> dict[str, dict[str, Any]]:
     """`{name: {"packages": [...]}}` for the builds whose name `pattern` matches at its start
-    (a regular expression, as jupyterlab_server's `bundles=`); 400 for a bad one."""
+    (a regular expression, as jupyterlab_server's `bundles=`, within the bounds above); 400 for
+    a bad one."""
+    count, after_group = _repeats(pattern)
+    if len(pattern) > MAX_PATTERN or count > MAX_REPEATS or after_group:
+        raise APIError(400, f"bundles: at most {MAX_PATTERN} characters and {MAX_REPEATS} repetitions"
+                            " ('*', '+', '?', '{n}'), none of them applied to a group", "Bad Request")
     try:
         wanted = re.compile(pattern)
     except re.error as exc:
