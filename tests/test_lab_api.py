@@ -73,6 +73,15 @@ def test_a_settings_document_over_the_limit_is_413_and_loses_nothing(client):
     assert client.get(f"/lab/api/settings/{THEMES}").json["raw"] == at_limit
 
 
+def test_settings_with_a_lone_surrogate_are_400_and_lose_nothing(client):
+    """JSON may carry a lone surrogate (\\ud800), which no UTF-8 file can hold: it was a 500."""
+    client.put(f"/lab/api/settings/{THEMES}", json={"raw": '{"theme": "JupyterLab Dark"}'})
+    body = '{"raw": "{\\"theme\\": \\"\\ud800\\"}"}'
+    response = client.put(f"/lab/api/settings/{THEMES}", data=body, content_type="application/json")
+    assert response.status_code == 400 and "not valid Unicode" in response.json["message"]
+    assert client.get(f"/lab/api/settings/{THEMES}").json["settings"] == {"theme": "JupyterLab Dark"}
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [('{"theme": "JupyterLab Dark"}\n// ' + "x" * MAX_SETTINGS_BYTES, f"more than the {MAX_SETTINGS_BYTES}"),

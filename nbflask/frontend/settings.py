@@ -163,7 +163,11 @@ class SettingsRegistry:
         """Keep `raw` as the user's overrides if it parses and fits the plugin's schema;
         413 if it is larger than MAX_SETTINGS_BYTES."""
         schema, _ = self._schema(plugin_id)
-        saved = raw.encode("utf-8")
+        try:
+            saved = raw.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON carries lone surrogates; a UTF-8 file cannot
+            raise APIError(400, f"settings of {plugin_id!r} are not valid Unicode: {exc.reason}"
+                                f" at character {exc.start}") from None
         if len(saved) > MAX_SETTINGS_BYTES:
             raise APIError(413, f"settings of {plugin_id!r} too large: {len(saved)} bytes, the limit is"
                                 f" {MAX_SETTINGS_BYTES}", "too large")
