@@ -26,12 +26,13 @@ MONITOR = {"GEVENT_MONITOR_THREAD_ENABLE": "true", "GEVENT_MAX_BLOCKING_TIME": "
 REPORT = "appears to be blocked"
 BLOCKED_STACK, INFO = "Blocked Stack", "\nInfo:"
 # Frames of the heavy work: found in a report, it ran on the loop. Not the json module's own
-# files: the loop decodes and encodes small documents (a page's settings listing) itself.
+# files, nor the functions that also serve small documents on the loop (a single model, a
+# small reply): a loaded machine may pause the process there past the threshold.
 HEAVY_FRAMES = (
     "json5/", "jsonschema/", "nbformat/", "fastjsonschema",
     "nbflask/contents/notebooks.py", "nbflask/contents/validation.py", "nbflask/contents/trust.py",
-    "in parse_overrides", "in checked_overrides", "in read_overrides", "in _parse", "in _model",
-    "in model_response",
+    "in parse_overrides", "in checked_overrides", "in read_overrides", "in _parse", "in _models",
+    "in compact_chunks",
 )
 FOLDER_ENTRIES = 20_000
 
