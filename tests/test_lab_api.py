@@ -14,7 +14,9 @@ import json5
 import pytest
 from live import TOKEN
 
+from nbflask.frontend.configsections import MAX_CONFIG_BYTES
 from nbflask.frontend.settings import MAX_SETTINGS_BODY, MAX_SETTINGS_BYTES
+from nbflask.frontend.workspaces import MAX_WORKSPACE_BYTES
 
 THEMES = "@jupyterlab/apputils-extension:themes"
 WIDGETS = "@jupyter-widgets/jupyterlab-manager:plugin"
@@ -162,6 +164,26 @@ def test_config_refuses_bad_bodies(client):
     assert client.patch("/api/config/notebook", data="[1]").status_code == 400
     assert client.patch("/api/config/notebook", data="{nope").status_code == 400
     assert client.get("/api/config/no.dots").status_code in (400, 404)
+
+
+def test_config_sections_and_workspaces_are_bounded_and_lose_nothing(client):
+    """Every page load reads them back, so neither grows without bound: not by one PUT, nor
+    by PATCH after PATCH."""
+    client.put("/api/config/notebook", json={"kept": 1})
+    half = "x" * (MAX_CONFIG_BYTES // 2)
+    assert client.patch("/api/config/notebook", json={"a": half}).status_code == 200
+    grown = client.patch("/api/config/notebook", json={"b": half})
+    assert grown.status_code == 413 and grown.json["reason"] == "too large"
+    assert client.put("/api/config/notebook", json={"c": "x" * 3 * MAX_CONFIG_BYTES}).status_code == 413
+    assert client.get("/api/config/notebook").json == {"kept": 1, "a": half}
+
+    layout = {"data": {"layout-restorer:data": {}}, "metadata": {"id": "big"}}
+    assert client.put("/lab/api/workspaces/big", json=layout).status_code == 204
+    for size in (MAX_WORKSPACE_BYTES, 3 * MAX_WORKSPACE_BYTES):
+        huge = {"data": {"x": "x" * size}, "metadata": {"id": "big"}}
+        refused = client.put("/lab/api/workspaces/big", json=huge)
+        assert refused.status_code == 413 and "the limit is" in refused.json["message"]
+    assert client.get("/lab/api/workspaces/big").json["data"] == layout["data"]
 
 
 def test_cookie_sessions_must_echo_the_xsrf_cookie(anonymous):

@@ -17,10 +17,15 @@ from ..errors import APIError
 from ..frontend import licenses
 from ..frontend.service import FrontendService
 from ..frontend.settings import MAX_SETTINGS_BODY
+from ..frontend.workspaces import MAX_WORKSPACE_BYTES
 from ..state import state
 from .bodies import json_object
 
 bp = Blueprint("labapi", __name__, url_prefix="/lab/api")
+
+#: A body may spell a workspace longer than it is saved; what is saved is checked against
+#: MAX_WORKSPACE_BYTES.
+WORKSPACE_BODY = 2 * MAX_WORKSPACE_BYTES + 1024
 
 ENGLISH = {"en": {"displayName": "English", "nativeName": "English"}}
 
@@ -81,7 +86,7 @@ def get_workspace(name: str) -> Response:
 
 @bp.put("/workspaces/<name>")
 def put_workspace(name: str) -> tuple[str, int]:
-    frontends().workspaces.save(name, json_object())
+    frontends().workspaces.save(name, json_object(max_bytes=WORKSPACE_BODY, what="Workspace request body"))
     return "", 204
 
 

@@ -14,6 +14,9 @@ from .userstate import UserState
 
 KIND = "config"
 SECTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: A section's size as saved. Jupyter's own are a few hundred bytes; every page load reads
+#: them, so one that grew without bound (PATCH after PATCH) would cost every load its parse.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +58,9 @@ class ConfigSections:
         except ValueError:
             raise APIError(400, f"config section {section!r}: NaN and Infinity are not JSON numbers",
                            "bad json") from None
+        if len(text) > MAX_CONFIG_BYTES:  # ASCII (json.dumps escapes the rest): one byte a character
+            raise APIError(413, f"config section {section!r} too large: {len(text)} bytes, the limit is"
+                                f" {MAX_CONFIG_BYTES}", "too large")
         self.state.put(KIND, section, text.encode("utf-8"))
         return value
 

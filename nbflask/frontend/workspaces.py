@@ -14,6 +14,9 @@ from ..clock import isoformat, utcnow
 from .userstate import UserState
 
 KIND = "workspaces"
+#: A workspace's size as saved. JupyterLab's hold the layout and a few paths per open tab (a
+#: few KiB); every page load and listing reads them back.
+MAX_WORKSPACE_BYTES = 4 * 1024 * 1024
 
 
 def _blank(name: str) -> dict[str, Any]:
@@ -52,7 +55,11 @@ class Workspaces:
         now = isoformat(utcnow())
         metadata = {**metadata, "id": name, "created": previous.get("created", now), "last_modified": now}
         body = {**workspace, "data": workspace.get("data", {}), "metadata": metadata}
-        self.state.put(KIND, name, json.dumps(body).encode("utf-8"))
+        text = json.dumps(body)
+        if len(text) > MAX_WORKSPACE_BYTES:  # ASCII (json.dumps escapes the rest): one byte a character
+            raise APIError(413, f"workspace {name!r} too large: {len(text)} bytes, the limit is"
+                                f" {MAX_WORKSPACE_BYTES}", "too large")
+        self.state.put(KIND, name, text.encode("utf-8"))
 
     def delete(self, name: str) -> None:
         if not self.state.delete(KIND, name):
