@@ -303,7 +303,9 @@ class KernelManager:
         }
 
     def connection_info(self, kernel_id: str) -> dict[str, Any]:
-        return dict(self.get(kernel_id).connection)
+        """The kernel's ports and key, and this host's pid (HOST_KEY): a relay knows from the
+        start which host's death is its kernel's, even one that dies as it connects."""
+        return {**self.get(kernel_id).connection, HOST_KEY: os.getpid()}
 
     def working_dir(self, path: str | None) -> str:
         """Where a kernel for notebook `path` runs: its folder in a file store, else the root."""

@@ -50,6 +50,10 @@ LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it 
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
 
 
+class HostDied(Exception):
+    """The kernel host died while the relay was still connecting."""
+
+
 def wake_reader(ws: Any) -> None:
     """A reader may be waiting in `receive` for a frame that will never come: wake it up."""
     event = getattr(ws, "event", None)
@@ -100,6 +104,7 @@ class Relay:
         self.unreported = False  # a message was delivered since the last progress notice
         self.feed: iopubfeed.IopubFeed | None = None  # the worker's shared iopub of this kernel
         self.iopub_spoke = False  # an iopub message came since confirm_iopub began
+        self.host_pid: int | None = None  # the kernel host this relay talks to
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -179,11 +184,13 @@ class Relay:
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
         attached = False
+        # The host that gave the connection info (its pid is in it), known before anything is
+        # asked of it: one that dies while this relay connects is told as a death too.
+        host_pid = self.host_pid = self.connection.get("nbflask_host") or self.host.pid()
         try:
             self.confirm_events(events)
             self.host.attach(self.kernel_id, self.connection_id, self.client_session)
             attached = True
-            host_pid = self.host.pid()
             self.host.wait_settled(self.kernel_id, NUDGE_TIMEOUT)  # the host records from the start
             if self.client_session:
                 self.held = []
@@ -192,7 +199,7 @@ class Relay:
             self.confirm_iopub(nudging, sockets, events, nudges)
             if self.client_session:
                 self.replay()
-            next_check = time.monotonic() + HOST_CHECK_INTERVAL
+            next_check = time.monotonic()  # the host may have died while this one connected
             while True:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
@@ -203,7 +210,7 @@ class Relay:
                     ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                    if host_pid is None or not runtime.pid_alive(host_pid):
+                    if not self.host_alive():
                         self.host_died(host_pid)
                         attached = False
                         return
@@ -224,8 +231,12 @@ class Relay:
                         sockets[frames[0].decode()].send_multipart(frames[1:])
                     else:
                         self.to_client(channel_of[sock], zmqlib.recv_frames(sock), nudges)
-        except APIError as exc:  # the kernel went away while connecting
-            self.close(1011, exc.message)
+        except (APIError, HostDied) as exc:  # the kernel, or its host, went away while connecting
+            if not self.host_alive():
+                attached = False  # a detach would start a fresh host, which knows nothing of it
+                self.host_died(host_pid)
+            else:
+                self.close(1011, getattr(exc, "message", str(exc)))
         except Exception as exc:
             if self.ws.connected:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
@@ -260,6 +271,10 @@ class Relay:
             return
         cell_id = cell_id if isinstance(cell_id, str) else None
         self.host.executing(self.progress, self.kernel_id, cell_id, header)
+
+    def host_alive(self) -> bool:
+        """Whether the host this relay began with still runs."""
+        return self.host_pid is not None and runtime.pid_alive(self.host_pid)
 
     def host_died(self, pid: int | None) -> None:
         """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
@@ -347,7 +362,12 @@ class Relay:
         self.iopub_spoke = False  # set by the first iopub message from here on (the feed's too)
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge, interval = 0.0, NUDGE_FIRST
+        next_check = time.monotonic() + HOST_CHECK_INTERVAL
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_check:  # a dead host's kernel never speaks again
+                next_check = time.monotonic() + HOST_CHECK_INTERVAL
+                if not self.host_alive():
+                    raise HostDied()
             if time.monotonic() >= next_nudge:
                 nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
                 nudges.add(nudge.msg_id)
