@@ -124,3 +124,90 @@ def test_replay_off_means_no_replay_and_no_notice(tmp_path):
         before, after, msg_id = run_away_and_back(server, kernel["id"], session_id=uuid.uuid4().hex, v1=True)
         assert stdout_of(after, msg_id) == ""
         assert not [m for m in after if m["header"]["msg_type"] == "nbflask_replay_gap"]
+
+
+def gated(gate, then: str = "print('through', flush=True)") -> str:
+    """Code that runs until the test creates the file `gate`, then runs `then`."""
+    return f"import os, time\nwhile not os.path.exists({str(gate)!r}):\n    time.sleep(0.01)\n{then}"
+
+
+def leave_while_running(server, kernel_id: str, session_id: str, code: str) -> str:
+    """Send `code` and leave once the kernel runs it; returns the request's id."""
+    with KernelSocket(server.url, kernel_id, server.token, session_id=session_id) as ws:
+        msg_id = ws.send("shell", "execute_request", {"code": code, "silent": False, "allow_stdin": True})
+        ws.wait_for(lambda m: m["header"]["msg_type"] == "execute_input"
+                    and m["parent_header"].get("msg_id") == msg_id)
+    return msg_id
+
+
+def ready_socket(server, kernel_id: str, session_id: str) -> KernelSocket:
+    """A connection of the session, past its replay and subscribed: a request of its own was
+    answered (on control, which a busy kernel answers too)."""
+    ws = KernelSocket(server.url, kernel_id, server.token, session_id=session_id)
+    asked = ws.send("control", "kernel_info_request", {})
+    ws.wait_for(lambda m: m["channel"] == "control" and m["parent_header"].get("msg_id") == asked)
+    return ws
+
+
+def finish(ws: KernelSocket, msg_id: str) -> list:
+    """Everything the connection gets until the run `msg_id` has replied and gone idle, and a
+    later run has too (so a second copy of anything would have come by then)."""
+    reply = ws.wait_for(lambda m: m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id,
+                        timeout=20)
+    idle = ws.wait_for(is_idle_after(msg_id), timeout=20)
+    marker = ws.send("shell", "execute_request", {"code": "pass", "silent": False})
+    ws.wait_for(is_idle_after(marker))
+    return [reply, idle, *ws.pending]
+
+
+def replies_to_run(messages, msg_id: str) -> list:
+    return [m for m in messages if m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id]
+
+
+def test_the_reply_of_a_cell_run_before_a_blip_reaches_the_session_back_while_it_runs(tmp_path):
+    """JupyterLab's cell stays [*] forever without its execute_reply: the kernel sends it to the
+    connection that asked, which was gone; the session's new connection gets it, once."""
+    gate = tmp_path / "gate"
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        session_id = uuid.uuid4().hex
+        msg_id = leave_while_running(server, kernel["id"], session_id, gated(gate))
+        with ready_socket(server, kernel["id"], session_id) as ws:
+            gate.touch()
+            seen = finish(ws, msg_id)
+        reply = replies_to_run(seen, msg_id)
+        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
+        assert stdout_of(seen, msg_id) == "through\n"
+
+
+def test_the_reply_that_came_while_the_session_was_away_is_kept_for_it(tmp_path):
+    gate = tmp_path / "gate"
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        session_id = uuid.uuid4().hex
+        msg_id = leave_while_running(server, kernel["id"], session_id, gated(gate))
+        with ready_socket(server, kernel["id"], uuid.uuid4().hex) as other:  # another session looks on
+            gate.touch()
+            other.wait_for(is_idle_after(msg_id))
+        with ready_socket(server, kernel["id"], session_id) as ws:
+            seen = finish(ws, msg_id)
+        reply = replies_to_run(seen, msg_id)
+        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
+        assert stdout_of(seen, msg_id) == "through\n"
+
+
+def test_an_input_request_made_after_a_blip_reaches_the_session_back(tmp_path):
+    gate = tmp_path / "gate"
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        session_id = uuid.uuid4().hex
+        code = gated(gate, "print('hello', input('name? '), flush=True)")
+        msg_id = leave_while_running(server, kernel["id"], session_id, code)
+        with ready_socket(server, kernel["id"], session_id) as ws:
+            gate.touch()
+            request = ws.wait_for(lambda m: m["channel"] == "stdin", timeout=20)
+            assert request["content"]["prompt"] == "name? "
+            ws.send("stdin", "input_reply", {"value": "blip"}, parent=request["header"])
+            seen = finish(ws, msg_id)
+        assert len(replies_to_run(seen, msg_id)) == 1
+        assert stdout_of(seen, msg_id) == "hello blip\n"

@@ -18,6 +18,10 @@ the v1 binary frame, or into the legacy JSON text. The kernel's key never leaves
 
 The pump also watches the kernel host: if it dies, its kernels die with it, so each client is
 told `status: dead` with the reason and its websocket is closed.
+
+A client that leaves with requests unanswered (a cell still running) leaves its pump behind,
+holding the connection's identity on the kernel's sockets until the replies come, which it
+hands to the host for the session's next connection (pending.py).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from . import endpoints, iopubfeed, wire, zmqlib
+from . import endpoints, iopubfeed, pending, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
@@ -44,6 +48,7 @@ NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client con
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
+NUDGED = ("shell", "control")  # a busy kernel answers only control (Jupyter Server nudges both)
 FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming iopub
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
@@ -82,7 +87,9 @@ def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str)
 
 class Relay:
     def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
-                 connection: dict[str, Any]) -> None:
+                 connection: dict[str, Any], linger: float = 0.0) -> None:
+        """`linger`: seconds a relay whose client left may wait for the replies still due to
+        it, for the session's next connection (0: none are kept)."""
         self.ws = ws
         self.kernel_id = kernel_id
         self.client_session = session_id
@@ -105,6 +112,10 @@ class Relay:
         self.feed: iopubfeed.IopubFeed | None = None  # the worker's shared iopub of this kernel
         self.iopub_spoke = False  # an iopub message came since confirm_iopub began
         self.host_pid: int | None = None  # the kernel host this relay talks to
+        self.linger = linger
+        self.pending = pending.PendingReplies()
+        self.kernel_gone = False  # shut down or dead: no reply will come
+        self.released = threading.Event()  # set once the pump has let go of the websocket
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -112,7 +123,8 @@ class Relay:
     # Reader: websocket -> pipe -------------------------------------------------------------
 
     def run(self) -> None:
-        """Relay until either side closes; returns when the pump has let go of its sockets."""
+        """Relay until either side closes; returns when the pump has let go of the websocket
+        (it may stay on, for replies still due: see `pending`)."""
         pipe = zmqlib.socket(zmq.PAIR, bind=self.pipe_url, SNDHWM=0)
         # The pump's end is connected here, so no early frame finds it missing, then handed
         # over: from the thread's start on, the pump is its only user.
@@ -137,7 +149,7 @@ class Relay:
                 pipe.send(STOP, zmq.NOBLOCK)
             except zmq.Again:
                 pass
-            pump.join(10)
+            self.released.wait(10)
             pipe.close()
 
     def decode(self, data: str | bytes) -> list[bytes] | None:
@@ -176,7 +188,7 @@ class Relay:
         self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.poller()  # while confirming iopub: client requests wait
-        for sock in (sockets["shell"], sockets.get("iopub"), events):
+        for sock in (sockets["shell"], sockets["control"], sockets.get("iopub"), events):
             if sock is not None:
                 nudging.register(sock, zmq.POLLIN)
         poller = zmqlib.poller()
@@ -226,8 +238,8 @@ class Relay:
                         frames = pipe.recv_multipart()
                         if frames == [STOP]:
                             return
-                        if frames[0] == b"shell":
-                            self.note_execute(frames)
+                        if frames[0] != b"stdin":
+                            self.note_request(frames)
                         sockets[frames[0].decode()].send_multipart(frames[1:])
                     else:
                         self.to_client(channel_of[sock], zmqlib.recv_frames(sock), nudges)
@@ -246,8 +258,12 @@ class Relay:
                 self.feed.remove(self)
             if self.ws.connected:  # the pump stops first: the client must not wait for it
                 self.close(1011, "relay stopped")
+            lingers = (attached and self.linger > 0 and bool(self.client_session)
+                       and not self.kernel_gone and self.pending.due())
+            kept = (sockets["shell"], sockets["control"], sockets["stdin"], events) if lingers else ()
             for sock in (*sockets.values(), events, pipe, self.progress, self.stdin_connects):
-                sock.close()
+                if sock not in kept:
+                    sock.close()
             if attached:
                 self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
                 self.advance_written()
@@ -256,15 +272,23 @@ class Relay:
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             wake_reader(self.ws)
+            self.released.set()
+            if lingers:  # detached first: the host then gives the replies to the next connection
+                self.pending.hand_over(self.host, self.kernel_id, self.client_session, sockets, events,
+                                       nudges, time.monotonic() + self.linger, self.host_alive)
+                for sock in kept:
+                    sock.close()
 
-    def note_execute(self, frames: list[bytes]) -> None:
-        """An execute request: the host records its outputs for the cell JupyterLab and
-        Notebook 7 name in its metadata (`cellId`), for whoever opens the notebook next."""
+    def note_request(self, frames: list[bytes]) -> None:
+        """A client's message on shell or control: a request's reply is due to this connection
+        (see `pending`); of an execute request, the host records the outputs for the cell
+        JupyterLab and Notebook 7 name in its metadata (`cellId`), for whoever opens the
+        notebook next."""
         header = frames[3]  # channel, delimiter, signature, header, parent, metadata, content
-        if b'"execute_request"' not in header:
-            return
         try:
-            if wire.loads_object(header, "header").get("msg_type") != "execute_request":
+            fields = wire.loads_object(header, "header")
+            self.pending.sent(fields)
+            if fields.get("msg_type") != "execute_request" or frames[0] != b"shell":
                 return
             cell_id = wire.loads_object(frames[5], "metadata").get("cellId")
         except wire.WireError:
@@ -299,8 +323,8 @@ class Relay:
         """
         first_live = self.msg_id(self.held[0]) if self.held else None
         # Live messages are still held meanwhile (the shared feed's keep coming).
-        messages, seen, dropped = self.host.replay(self.kernel_id, self.client_session, self.connection_id,
-                                                   first_live)
+        messages, seen, dropped, replies = self.host.replay(self.kernel_id, self.client_session,
+                                                            self.connection_id, first_live)
         held, self.held = self.held or [], []
         held_ids = [self.msg_id(frames) for frames in held]
         skip = held_ids.index(seen) + 1 if seen in held_ids else 0
@@ -314,6 +338,8 @@ class Relay:
         for frames in messages:
             self.replayed.add(self.msg_id(frames))
             self.deliver("iopub", frames)
+        for channel, frames in replies:  # due to the session's connection that left
+            self.deliver(channel, frames)
         for frames, msg_id in zip(held[skip:], held_ids[skip:], strict=True):
             if msg_id not in self.replayed:  # only if the host could not place it
                 self.deliver("iopub", frames)
@@ -354,6 +380,9 @@ class Relay:
 
     def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
         """Send kernel_info requests until iopub delivers something: then we are subscribed.
+        From the second on, on control too: a kernel running a cell answers only there (with
+        its status on iopub), and an idle one answers the first on shell alone (each nudge puts
+        two status messages into every client's stream and the replay buffer).
 
         Done at connection and after each kernel restart (ZeroMQ then reconnects the SUB
         socket on its own time), so the output of the next request cannot be lost.
@@ -369,9 +398,10 @@ class Relay:
                 if not self.host_alive():
                     raise HostDied()
             if time.monotonic() >= next_nudge:
-                nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
-                nudges.add(nudge.msg_id)
-                sockets["shell"].send_multipart(self.signer.serialize(nudge))
+                for channel in NUDGED if next_nudge else NUDGED[:1]:  # control once shell was slow
+                    nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
+                    nudges.add(nudge.msg_id)
+                    sockets[channel].send_multipart(self.signer.serialize(nudge))
                 next_nudge, interval = time.monotonic() + interval, min(2 * interval, NUDGE_INTERVAL)
             wait = next_nudge - time.monotonic()
             if self.feed is not None:  # whose messages wake no socket of ours
@@ -381,7 +411,7 @@ class Relay:
                     if not self.on_event(events.recv_multipart()):
                         raise ConnectionAbortedError("closed while connecting")
                     continue
-                channel = "iopub" if sock is sockets.get("iopub") else "shell"
+                channel = next(name for name, owned in sockets.items() if owned is sock)
                 self.to_client(channel, zmqlib.recv_frames(sock), nudges)
                 self.iopub_spoke = self.iopub_spoke or channel == "iopub"
             if self.iopub_spoke:
@@ -400,8 +430,17 @@ class Relay:
                         self.kernel_id, STDIN_CONNECT_WAIT)
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
-        if channel != "iopub" or self.goes_live(frames):
+        if channel == "iopub":
+            if self.goes_live(frames):
+                self.deliver(channel, frames, nudges)
+            return
+        if channel != "stdin":
+            self.pending.answered(frames)
+        try:
             self.deliver(channel, frames, nudges)
+        except (ConnectionClosed, OSError):  # the client is gone: the session's next connection gets it
+            self.pending.orphans.append((channel, frames))
+            raise
 
     def on_iopub(self, messages: list[iopubfeed.IopubMessage]) -> None:
         """Messages of the shared feed, verified and encoded: sent on in one write
@@ -438,7 +477,7 @@ class Relay:
         try:
             _, signature, parts = wire.split(frames)
             self.signer.verify(signature, parts)
-            if nudges and channel == "shell":
+            if nudges and channel in NUDGED:
                 parent = wire.loads_object(parts[1], "parent_header").get("msg_id")
                 if parent in nudges:
                     nudges.discard(parent)
@@ -501,11 +540,17 @@ class Relay:
         if frames[0] != self.kernel_id.encode():
             return True  # a topic our kernel's id begins (ZeroMQ subscribes by prefix)
         try:
-            event = wire.loads_object(frames[-1], "event")
-        except wire.WireError:
+            event = wire.loads_object(frames[1], "event")
+        except (wire.WireError, IndexError):
             return True
         kind = event.get("event")
-        if kind in ("restarting", "dead"):
+        if kind in pending.ENDS_WAIT:
+            self.pending.forget()
+            self.kernel_gone = kind in ("dead", "shutdown")
+        if kind == "reply" and event.get("connection_id") == self.connection_id:
+            if event.get("channel") in ("shell", "control", "stdin"):  # left for this session
+                self.deliver(event["channel"], frames[2:])
+        elif kind in ("restarting", "dead"):
             status = wire.new_message("status", {"execution_state": kind, "reason": event.get("reason")},
                                       session=self.session_id)
             self.send("iopub", status.parts())
