@@ -78,5 +78,6 @@ def channels(kernel_id: str) -> Response:
                      connection=connection, linger=linger)
         link.run()
 
-    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL])
+    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL],
+                         send_buffer=server.settings.kernel_send_buffer)  # what the replay keeps
 

@@ -27,13 +27,20 @@ CHECK_INTERVAL = 1.0  # seconds between looks at the host while waiting for repl
 ENDS_WAIT = ("restarting", "restarted", "dead", "shutdown")  # events after which no reply comes
 
 
-def parent_id(frames: list[Any]) -> str | None:
-    """The msg_id of the request a kernel message answers (unverified: only for bookkeeping)."""
+def parent_header(frames: list[Any]) -> dict[str, Any] | None:
+    """The parent header of a kernel message, if it has one (unverified: for bookkeeping and
+    for where to show a notice, never passed on as the kernel's)."""
     try:
-        parent = wire.loads_object(bytes(wire.split(frames)[2][1]), "parent_header").get("msg_id")
+        parent = wire.loads_object(bytes(wire.split(frames)[2][1]), "parent_header")
     except (wire.WireError, IndexError):
         return None
-    return parent if isinstance(parent, str) else None
+    return parent if isinstance(parent.get("msg_id"), str) else None
+
+
+def parent_id(frames: list[Any]) -> str | None:
+    """The msg_id of the request a kernel message answers."""
+    parent = parent_header(frames)
+    return None if parent is None else parent["msg_id"]
 
 
 def event_kind(frames: list[bytes]) -> str | None:

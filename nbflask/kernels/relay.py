@@ -329,12 +329,7 @@ class Relay:
         held_ids = [self.msg_id(frames) for frames in held]
         skip = held_ids.index(seen) + 1 if seen in held_ids else 0
         if dropped:
-            notice = wire.new_message(REPLAY_GAP, {
-                "dropped": dropped,
-                "reason": f"{dropped} older iopub messages of this kernel were dropped from the replay"
-                          " buffer (kernels.replay_buffer_bytes / replay_buffer_age)",
-            }, session=self.session_id)
-            self.send("iopub", notice.parts())
+            self.tell_gap(dropped, [*messages, *held[skip:]])
         for frames in messages:
             self.replayed.add(self.msg_id(frames))
             self.deliver("iopub", frames)
@@ -352,6 +347,23 @@ class Relay:
         self.held = None
         if held:
             self.replayed.clear()  # live messages after the held ones are all new
+
+    def tell_gap(self, dropped: int, after: list[list[Any]]) -> None:
+        """Tell a client back from away that the replay lost `dropped` messages: in a
+        REPLAY_GAP message (for clients of our own), and in a stream to stderr where Jupyter's
+        front-ends show it: in the output of the run the first message after the gap belongs
+        to, which is where output went missing (JupyterLab shows only the outputs of requests
+        it sent, so a notice with no parent would be dropped)."""
+        reason = (f"{dropped} older iopub messages of this kernel were dropped from the replay"
+                  " buffer (kernels.replay_buffer_bytes / replay_buffer_age)")
+        notice = wire.new_message(REPLAY_GAP, {"dropped": dropped, "reason": reason}, session=self.session_id)
+        self.send("iopub", notice.parts())
+        parent = next(filter(None, map(pending.parent_header, after)), None)
+        text = (f"[nbflask: {dropped} output messages of this kernel were lost while this client was away:"
+                " more than the server's replay buffer keeps]\n")
+        stream = wire.new_message("stream", {"name": "stderr", "text": text}, session=self.session_id,
+                                  parent=parent)
+        self.send("iopub", stream.parts())
 
     @staticmethod
     def msg_id(frames: list[Any]) -> str:
