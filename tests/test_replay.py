@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
 
 import pytest
 from kernelws import KernelSocket
-from live import start_gunicorn, start_nbflask
+from live import fresh_request, start_gunicorn, start_nbflask, workers_serving
 
 pytestmark = pytest.mark.slow
 
@@ -140,10 +141,10 @@ def leave_while_running(server, kernel_id: str, session_id: str, code: str) -> s
     return msg_id
 
 
-def ready_socket(server, kernel_id: str, session_id: str) -> KernelSocket:
-    """A connection of the session, past its replay and subscribed: a request of its own was
-    answered (on control, which a busy kernel answers too)."""
-    ws = KernelSocket(server.url, kernel_id, server.token, session_id=session_id)
+def ready_socket(server, kernel_id: str, session_id: str, sock=None) -> KernelSocket:
+    """A connection of the session (on TCP connection `sock`, if given), past its replay and
+    subscribed: a request of its own was answered (on control, which a busy kernel answers too)."""
+    ws = KernelSocket(server.url, kernel_id, server.token, session_id=session_id, sock=sock)
     asked = ws.send("control", "kernel_info_request", {})
     ws.wait_for(lambda m: m["channel"] == "control" and m["parent_header"].get("msg_id") == asked)
     return ws
@@ -211,3 +212,48 @@ def test_an_input_request_made_after_a_blip_reaches_the_session_back(tmp_path):
             seen = finish(ws, msg_id)
         assert len(replies_to_run(seen, msg_id)) == 1
         assert stdout_of(seen, msg_id) == "hello blip\n"
+
+
+def worker_of(server, sock: socket.socket) -> int | None:
+    """The gunicorn worker that accepted TCP connection `sock`, once one has."""
+    import psutil
+
+    port = sock.getsockname()[1]
+    for pid in workers_serving(server.proc.pid, server.port):
+        if any(c.raddr and c.raddr.port == port for c in psutil.Process(pid).net_connections(kind="tcp")):
+            return pid
+    return None
+
+
+def connection_to_another_worker(server, worker: int) -> socket.socket:
+    """A TCP connection to the server that a worker other than `worker` accepted."""
+    for _ in range(200):  # each connection goes to whichever worker accepts first
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        accepted = None
+        while accepted is None:
+            accepted = worker_of(server, sock)
+        if accepted != worker:
+            return sock
+        sock.close()
+    raise AssertionError(f"every connection went to worker {worker}")
+
+
+def test_the_reply_of_a_cell_run_before_a_blip_reaches_the_session_back_on_another_worker(tmp_path):
+    """The relay that sent the request lives in one gunicorn worker, the session comes back
+    through another: the reply goes through the kernel host."""
+    gate = tmp_path / "gate"
+    with start_gunicorn(tmp_path, workers=2) as server:
+        kernel_id = fresh_request("POST", server.url + "api/kernels").json()["id"]
+        session_id = uuid.uuid4().hex
+        with ready_socket(server, kernel_id, session_id) as first:
+            (asked_by,) = workers_serving(server.proc.pid, server.port)
+            msg_id = first.send("shell", "execute_request", {"code": gated(gate), "silent": False})
+            first.wait_for(lambda m: m["header"]["msg_type"] == "execute_input"
+                           and m["parent_header"].get("msg_id") == msg_id)
+        elsewhere = connection_to_another_worker(server, asked_by)
+        with ready_socket(server, kernel_id, session_id, elsewhere) as ws:
+            gate.touch()
+            seen = finish(ws, msg_id)
+        reply = replies_to_run(seen, msg_id)
+        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
+        assert stdout_of(seen, msg_id) == "through\n"
