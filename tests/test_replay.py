@@ -19,9 +19,10 @@ COUNT_FAST = "import time\nfor i in range(300):\n    print(f'line {i}', flush=Tr
 FAST_LINES = "".join(f"line {i}\n" for i in range(300))
 
 
-def stdout_of(messages, msg_id: str) -> str:
+def stdout_of(messages, msg_id: str, name: str = "stdout") -> str:
     return "".join(m["content"]["text"] for m in messages
-                   if m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id)
+                   if m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id
+                   and m["content"]["name"] == name)
 
 
 def is_idle_after(msg_id: str):
@@ -84,6 +85,9 @@ def test_a_bounded_buffer_keeps_the_newest_and_says_what_it_dropped(tmp_path):
         seen = stdout_of(before, msg_id) + stdout_of(after, msg_id)
         assert seen.endswith("line 7\n") and seen != LINES
         assert LINES.endswith(stdout_of(after, msg_id))
+        told = stdout_of(after, msg_id, "stderr")  # in the run's output, where JupyterLab shows it
+        dropped = gap[0]["content"]["dropped"]
+        assert told.startswith(f"[nbflask: {dropped} output messages of this kernel were lost")
 
 
 def test_a_session_back_while_its_old_connection_still_streams_sees_each_line_once(tmp_path):
