@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -169,53 +170,54 @@ def replies_to_run(messages, msg_id: str) -> list:
     return [m for m in messages if m["channel"] == "shell" and m["parent_header"].get("msg_id") == msg_id]
 
 
+@contextlib.contextmanager
+def away_while_running(tmp_path, then: str = "print('through', flush=True)"):
+    """A server whose kernel runs a cell (gated: it goes on to `then` once the test creates the
+    gate) sent by a session that has left: `(server, kernel_id, session_id, msg_id, gate)`."""
+    gate = tmp_path / "gate"
+    with start_nbflask(tmp_path) as server:
+        kernel_id = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()["id"]
+        session_id = uuid.uuid4().hex
+        msg_id = leave_while_running(server, kernel_id, session_id, gated(gate, then))
+        yield server, kernel_id, session_id, msg_id, gate
+
+
+def assert_answered_once(seen, msg_id: str, stdout: str) -> None:
+    reply = replies_to_run(seen, msg_id)
+    assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
+    assert stdout_of(seen, msg_id) == stdout
+
+
 def test_the_reply_of_a_cell_run_before_a_blip_reaches_the_session_back_while_it_runs(tmp_path):
     """JupyterLab's cell stays [*] forever without its execute_reply: the kernel sends it to the
     connection that asked, which was gone; the session's new connection gets it, once."""
-    gate = tmp_path / "gate"
-    with start_nbflask(tmp_path) as server:
-        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
-        session_id = uuid.uuid4().hex
-        msg_id = leave_while_running(server, kernel["id"], session_id, gated(gate))
-        with ready_socket(server, kernel["id"], session_id) as ws:
+    with away_while_running(tmp_path) as (server, kernel_id, session_id, msg_id, gate):
+        with ready_socket(server, kernel_id, session_id) as ws:
             gate.touch()
             seen = finish(ws, msg_id)
-        reply = replies_to_run(seen, msg_id)
-        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
-        assert stdout_of(seen, msg_id) == "through\n"
+    assert_answered_once(seen, msg_id, "through\n")
 
 
 def test_the_reply_that_came_while_the_session_was_away_is_kept_for_it(tmp_path):
-    gate = tmp_path / "gate"
-    with start_nbflask(tmp_path) as server:
-        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
-        session_id = uuid.uuid4().hex
-        msg_id = leave_while_running(server, kernel["id"], session_id, gated(gate))
-        with ready_socket(server, kernel["id"], uuid.uuid4().hex) as other:  # another session looks on
+    with away_while_running(tmp_path) as (server, kernel_id, session_id, msg_id, gate):
+        with ready_socket(server, kernel_id, uuid.uuid4().hex) as other:  # another session looks on
             gate.touch()
             other.wait_for(is_idle_after(msg_id))
-        with ready_socket(server, kernel["id"], session_id) as ws:
+        with ready_socket(server, kernel_id, session_id) as ws:
             seen = finish(ws, msg_id)
-        reply = replies_to_run(seen, msg_id)
-        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
-        assert stdout_of(seen, msg_id) == "through\n"
+    assert_answered_once(seen, msg_id, "through\n")
 
 
 def test_an_input_request_made_after_a_blip_reaches_the_session_back(tmp_path):
-    gate = tmp_path / "gate"
-    with start_nbflask(tmp_path) as server:
-        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
-        session_id = uuid.uuid4().hex
-        code = gated(gate, "print('hello', input('name? '), flush=True)")
-        msg_id = leave_while_running(server, kernel["id"], session_id, code)
-        with ready_socket(server, kernel["id"], session_id) as ws:
+    then = "print('hello', input('name? '), flush=True)"
+    with away_while_running(tmp_path, then) as (server, kernel_id, session_id, msg_id, gate):
+        with ready_socket(server, kernel_id, session_id) as ws:
             gate.touch()
             request = ws.wait_for(lambda m: m["channel"] == "stdin", timeout=20)
             assert request["content"]["prompt"] == "name? "
             ws.send("stdin", "input_reply", {"value": "blip"}, parent=request["header"])
             seen = finish(ws, msg_id)
-        assert len(replies_to_run(seen, msg_id)) == 1
-        assert stdout_of(seen, msg_id) == "hello blip\n"
+    assert_answered_once(seen, msg_id, "hello blip\n")
 
 
 def worker_of(server, sock: socket.socket) -> int | None:
@@ -258,6 +260,4 @@ def test_the_reply_of_a_cell_run_before_a_blip_reaches_the_session_back_on_anoth
         with ready_socket(server, kernel_id, session_id, elsewhere) as ws:
             gate.touch()
             seen = finish(ws, msg_id)
-        reply = replies_to_run(seen, msg_id)
-        assert len(reply) == 1 and reply[0]["content"]["status"] == "ok"
-        assert stdout_of(seen, msg_id) == "through\n"
+        assert_answered_once(seen, msg_id, "through\n")

@@ -53,6 +53,7 @@ FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming i
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
+HOST_PID = "nbflask_host"  # in the connection info: the pid of the host that gave it (manager.HOST_KEY)
 
 
 class HostDied(Exception):
@@ -198,7 +199,7 @@ class Relay:
         attached = False
         # The host that gave the connection info (its pid is in it), known before anything is
         # asked of it: one that dies while this relay connects is told as a death too.
-        host_pid = self.host_pid = self.connection.get("nbflask_host") or self.host.pid()
+        host_pid = self.host_pid = self.connection.get(HOST_PID) or self.host.pid()
         try:
             self.confirm_events(events)
             self.host.attach(self.kernel_id, self.connection_id, self.client_session)
@@ -351,14 +352,15 @@ class Relay:
     def tell_gap(self, dropped: int, after: list[list[Any]]) -> None:
         """Tell a client back from away that the replay lost `dropped` messages: in a
         REPLAY_GAP message (for clients of our own), and in a stream to stderr where Jupyter's
-        front-ends show it: in the output of the run the first message after the gap belongs
-        to, which is where output went missing (JupyterLab shows only the outputs of requests
-        it sent, so a notice with no parent would be dropped)."""
+        front-ends show it: in the output of the first cell run the messages after the gap
+        belong to, which is where output went missing (JupyterLab shows only the outputs of
+        requests it sent, so a notice with no parent would be dropped)."""
         reason = (f"{dropped} older iopub messages of this kernel were dropped from the replay"
                   " buffer (kernels.replay_buffer_bytes / replay_buffer_age)")
         notice = wire.new_message(REPLAY_GAP, {"dropped": dropped, "reason": reason}, session=self.session_id)
         self.send("iopub", notice.parts())
-        parent = next(filter(None, map(pending.parent_header, after)), None)
+        parents = (pending.parent_header(frames) for frames in after)
+        parent = next((p for p in parents if p and p.get("msg_type") == "execute_request"), None)
         text = (f"[nbflask: {dropped} output messages of this kernel were lost while this client was away:"
                 " more than the server's replay buffer keeps]\n")
         stream = wire.new_message("stream", {"name": "stderr", "text": text}, session=self.session_id,
