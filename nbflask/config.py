@@ -85,7 +85,7 @@ class KernelSettings:
     restart_limit: int = 5
     startup_timeout: int = 60
     ping_interval: int = 30
-    replay_buffer_bytes: int = 16 * 1024 * 1024
+    replay_buffer_bytes: int | None = None  # None: server.websocket_send_buffer (see _check)
     replay_buffer_age: int = 600
     recording_bytes: int = 64 * 1024 * 1024
     recording_age: int = 86400
@@ -130,6 +130,13 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.server.base_url
+
+    @property
+    def kernel_send_buffer(self) -> int:
+        """Bytes a kernel websocket's client may leave unread before it is closed as too slow:
+        no more than the replay buffer keeps, so a client closed so finds what it missed when
+        it reconnects (replay off: server.websocket_send_buffer)."""
+        return self.kernels.replay_buffer_bytes or self.server.websocket_send_buffer
 
 
 SECTIONS: dict[str, type] = {
@@ -181,7 +188,8 @@ HELP: dict[str, str] = {
     "kernels.restart_limit": "automatic restarts in a row before a dying kernel is declared dead",
     "kernels.startup_timeout": "seconds a kernel may take to answer after it starts, else it is stopped",
     "kernels.ping_interval": "seconds between websocket pings that keep idle kernel connections open",
-    "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept)",
+    "kernels.replay_buffer_bytes": "iopub bytes kept per kernel for clients that reconnect (newest kept);"
+                                   " null: server.websocket_send_buffer; 0: no replay",
     "kernels.replay_buffer_age": "seconds iopub messages are kept for clients that reconnect",
     "kernels.recording_bytes": "bytes of recent cell runs the kernel host keeps per kernel, all they cost"
                                " counted (code, outputs, records; 0: none)",
@@ -437,7 +445,12 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('kernels', 'host')}: kernels.host: expected 'own' or 'service',"
             f" found {settings.kernels.host!r}"
         )
-    if settings.kernels.replay_buffer_bytes > server.websocket_send_buffer:
+    replay_bytes = settings.kernels.replay_buffer_bytes
+    if replay_bytes is None:  # as much as a slow client may leave unread (kernel_send_buffer)
+        replay_bytes = server.websocket_send_buffer
+    kernels = dataclasses.replace(settings.kernels, replay_buffer_bytes=replay_bytes)
+    settings = dataclasses.replace(settings, kernels=kernels)
+    if replay_bytes > server.websocket_send_buffer:
         raise ConfigError(
             f"{origin('kernels', 'replay_buffer_bytes')}: kernels.replay_buffer_bytes: expected at most"
             f" server.websocket_send_buffer ({server.websocket_send_buffer}), found"

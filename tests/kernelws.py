@@ -78,8 +78,9 @@ class Execution:
 class KernelSocket:
     def __init__(self, base_url: str, kernel_id: str, token: str | None, *, v1: bool = False,
                  session_id: str | None = None, timeout: float = 30, cert: str | None = None,
-                 cookie: str | None = None, origin: str | None = None) -> None:
-        """`token` in the URL, as API clients do; or `cookie` and `origin`, as a browser does."""
+                 cookie: str | None = None, origin: str | None = None, sock: Any = None) -> None:
+        """`token` in the URL, as API clients do; or `cookie` and `origin`, as a browser does;
+        `sock`: a TCP connection to the server already made (one a chosen worker accepted)."""
         self.session_id = session_id or uuid.uuid4().hex
         self.v1 = v1
         url = base_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
@@ -87,7 +88,7 @@ class KernelSocket:
         self.ws = websocket.create_connection(url, timeout=timeout, subprotocols=[V1] if v1 else None,
                                               enable_multithread=True, skip_utf8_validation=True,
                                               sslopt={"ca_certs": cert} if cert else None,
-                                              cookie=cookie, origin=origin)
+                                              cookie=cookie, origin=origin, socket=sock)
         self.pending: list[dict[str, Any]] = []
 
     @property

@@ -204,3 +204,17 @@ def test_a_replay_buffer_bigger_than_the_send_buffer_is_refused():
     with pytest.raises(ConfigError, match="replay_buffer_bytes: expected at most server.websocket_send"):
         load_settings({"kernels": {"replay_buffer_bytes": 2048}, "server": {"websocket_send_buffer": 1024}},
                       environ={})
+
+
+def test_a_kernel_websocket_is_closed_as_too_slow_no_later_than_its_replay_can_cover():
+    """A client closed as too slow reconnects to what it missed: the replay keeps at least what
+    the kernel websocket lets a client leave unread (the defaults closed at 64 MiB, kept 16)."""
+    defaults = load_settings(environ={})
+    assert defaults.kernels.replay_buffer_bytes == defaults.server.websocket_send_buffer
+    assert defaults.kernel_send_buffer == defaults.kernels.replay_buffer_bytes
+    smaller = load_settings({"server": {"websocket_send_buffer": 1 << 20}}, environ={})
+    assert smaller.kernels.replay_buffer_bytes == smaller.kernel_send_buffer == 1 << 20
+    chosen = load_settings({"kernels": {"replay_buffer_bytes": 1 << 20}}, environ={})
+    assert chosen.kernel_send_buffer == 1 << 20 < chosen.server.websocket_send_buffer
+    off = load_settings({"kernels": {"replay_buffer_bytes": 0}}, environ={})
+    assert off.kernel_send_buffer == off.server.websocket_send_buffer

@@ -93,3 +93,19 @@ def test_host_death_is_told_to_websockets_and_rest_and_cleaned_up(tmp_path):
         fresh = client.post(server.url + "api/kernels", json={}, timeout=90).json()
         with KernelSocket(server.url, fresh["id"], server.token) as ws:
             assert ws.execute("print('again')").stream("stdout") == "again\n"
+
+
+def test_a_websocket_opened_just_before_the_host_dies_is_told_dead_too(tmp_path):
+    """The host is killed as soon as the websocket is open, while its relay is still
+    subscribing, attaching and confirming iopub: it gets the `dead` status, then the close."""
+    with start_nbflask(tmp_path) as server:
+        kernel = server.session().post(server.url + "api/kernels", json={}, timeout=90).json()
+        host = wait_for_host()
+        with KernelSocket(server.url, kernel["id"], server.token) as ws:
+            os.kill(host, signal.SIGKILL)
+            dead = ws.wait_for(lambda m: m["header"]["msg_type"] == "status"
+                               and m["content"]["execution_state"] == "dead", timeout=20)
+            assert f"kernel host (pid {host}) died" in dead["content"]["reason"]
+            with pytest.raises(ConnectionError, match="kernel host died"):
+                while True:
+                    ws.recv(timeout=20)

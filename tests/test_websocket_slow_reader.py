@@ -8,11 +8,12 @@ import socket
 import struct
 import threading
 import time
+import uuid
 
 import psutil
 import pytest
 import websocket
-from kernelws import V1, KernelSocket
+from kernelws import V1, KernelSocket, v1_unpack
 from live import TOKEN, start_flask, start_nbflask
 
 from nbflask.kernels.relay import LAST_WRITES
@@ -176,3 +177,59 @@ def test_messages_discarded_before_a_close_never_count_as_written():
     finally:
         sender.close()
         theirs.close()
+
+
+def test_a_client_closed_as_too_slow_comes_back_to_all_it_missed_or_is_told(tmp_path):
+    """Its send buffer is no larger than the replay buffer, so it finds what it left unread;
+    what the kernel said while it reconnected may be more than the replay keeps, and then the
+    run's output says so on stderr, where JupyterLab shows it (not only in a message type no
+    front-end knows)."""
+    send_buffer, replay = 4 * MIB, MIB
+    chunk, chunks = MIB // 4, 32  # 8 MiB: the stalled client falls behind either bound
+    burst = ("import sys, time\n"
+             f"for i in range({chunks}):\n"
+             f"    sys.stdout.write('x' * {chunk}); sys.stdout.flush(); time.sleep(0.02)")
+    config = {"server": {"websocket_send_buffer": send_buffer}, "kernels": {"replay_buffer_bytes": replay}}
+    with start_nbflask(tmp_path, config) as server:
+        kernel_id = server.session().post(server.url + "api/kernels", timeout=90).json()["id"]
+        session_id = uuid.uuid4().hex
+        url = (server.url.replace("http", "ws", 1)
+               + f"api/kernels/{kernel_id}/channels?token={TOKEN}&session_id={session_id}")
+        stalled = websocket.create_connection(url, subprotocols=[V1], timeout=120, skip_utf8_validation=True,
+                                              sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        with KernelSocket(server.url, kernel_id, TOKEN, v1=True, timeout=120) as reader:
+            assert stdout_bytes_of(reader, "print('warm')") == len("warm\n")
+            try:
+                stalled.recv_data()  # relaying (its iopub confirmed); from here on it reads nothing
+                msg_id = reader.send("shell", "execute_request", {"code": burst, "silent": False})
+                reader.wait_for(lambda m: m["header"]["msg_type"] == "status"
+                                and m["parent_header"].get("msg_id") == msg_id
+                                and m["content"]["execution_state"] == "idle", timeout=120)
+                assert f"over its send buffer ({replay} bytes)" in server.log()
+                before, code = stdout_until_close(stalled, msg_id)
+                assert code == SLOW_CLIENT
+            finally:
+                stalled.close()
+        with KernelSocket(server.url, kernel_id, TOKEN, v1=True, session_id=session_id) as back:
+            asked = back.send("control", "kernel_info_request", {})  # answered after the replay
+            back.wait_for(lambda m: m["channel"] == "control" and m["parent_header"].get("msg_id") == asked)
+            after = [m for m in back.pending if m["parent_header"].get("msg_id") == msg_id
+                     and m["header"]["msg_type"] == "stream"]
+    out = before + sum(len(m["content"]["text"]) for m in after if m["content"]["name"] == "stdout")
+    told = [m["content"]["text"] for m in after if m["content"]["name"] == "stderr"]
+    assert out <= chunks * chunk
+    assert out == chunks * chunk or (len(told) == 1 and "output messages of this kernel were lost" in told[0])
+
+
+def stdout_until_close(ws: websocket.WebSocket, msg_id: str) -> tuple[int, int]:
+    """Stdout characters of run `msg_id` a raw v1 client reads up to its close, and the close code."""
+    received = 0
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return received, struct.unpack("!H", data[:2])[0]
+        if opcode == websocket.ABNF.OPCODE_BINARY:
+            message = v1_unpack(data)
+            if (message["header"]["msg_type"] == "stream" and message["content"]["name"] == "stdout"
+                    and message["parent_header"].get("msg_id") == msg_id):
+                received += len(message["content"]["text"])

@@ -70,11 +70,14 @@ def channels(kernel_id: str) -> Response:
     server = state()
     connection = server.kernels.connection_info(kernel_id)
     session_id = request.args.get("session_id", "")
+    kernels = server.settings.kernels
+    linger = kernels.replay_buffer_age if kernels.replay_buffer_bytes > 0 else 0  # replies kept as long
 
     def relay(ws: websocket.Websocket) -> None:
         link = Relay(ws, host=server.kernels, kernel_id=kernel_id, session_id=session_id,
-                     connection=connection)
+                     connection=connection, linger=linger)
         link.run()
 
-    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL])
+    return upgrade.serve(relay, subprotocols=[wire.V1_SUBPROTOCOL],
+                         send_buffer=server.settings.kernel_send_buffer)  # what the replay keeps
 

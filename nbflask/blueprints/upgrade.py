@@ -13,13 +13,15 @@ from ..kernels import websocket
 from ..state import state
 
 
-def serve(handler: Callable[[websocket.Websocket], None], subprotocols: list[str] | None = None) -> Response:
-    """Accept this request's websocket and run `handler` on it until it returns."""
+def serve(handler: Callable[[websocket.Websocket], None], subprotocols: list[str] | None = None,
+          send_buffer: int | None = None) -> Response:
+    """Accept this request's websocket and run `handler` on it until it returns; its client is
+    closed as too slow past `send_buffer` unread bytes (default server.websocket_send_buffer)."""
     settings = state().settings
     return websocket.serve(
         request.environ, handler, subprotocols=subprotocols or [],
         compression=settings.server.websocket_compression,
         ping_interval=settings.kernels.ping_interval,
         max_message_size=settings.server.max_body_size,
-        send_buffer=settings.server.websocket_send_buffer,
+        send_buffer=send_buffer or settings.server.websocket_send_buffer,
     )

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import zmq
 
@@ -172,6 +172,15 @@ def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) ->
         process.wait()
 
 
+class Missed(NamedTuple):
+    """What a session missed while it had no connection, for its new one."""
+
+    messages: list[list[bytes]]  # iopub messages, each as the kernel's frames, in order
+    seen: str | None  # the id of the last iopub message the session had seen
+    dropped: int  # older iopub messages the buffer's bounds dropped
+    replies: list[tuple[str, list[bytes]]]  # (channel, frames) of replies kept for it
+
+
 class KernelHost:
     """`state.kernels`: the worker's handle on the kernel host, one typed method per operation."""
 
@@ -209,13 +218,15 @@ class KernelHost:
         """The running host's pid, without starting one."""
         return running_pid(self.paths)
 
-    def _exchange(self, op: str, timeout: float, args: dict[str, Any]) -> tuple[Any, list[bytes]]:
-        """One request: the result and any raw frames after it. APIError carries the host's
-        refusal, its silence, or its death while answering, as HTTP."""
+    def _exchange(self, op: str, timeout: float, args: dict[str, Any],
+                  frames: list[bytes] = ()) -> tuple[Any, list[bytes]]:
+        """One request (with raw `frames` after it, if any): the result and any raw frames
+        after it. APIError carries the host's refusal, its silence, or its death while
+        answering, as HTTP."""
         pid = self.ensure()
         sock = zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
         try:
-            sock.send(json.dumps({"op": op, "args": args}).encode())
+            sock.send_multipart([json.dumps({"op": op, "args": args}).encode(), *frames])
             deadline = time.monotonic() + timeout
             while not zmqlib.poll(sock, 250):
                 if not runtime.pid_alive(pid):
@@ -304,12 +315,16 @@ class KernelHost:
     def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
         self._call("detach", kernel_id=kernel_id, connection_id=connection_id, last_msg_id=last_msg_id)
 
+    def park(self, kernel_id: str, session_id: str, channel: str, frames: list[bytes]) -> None:
+        """Hand the host a reply the kernel sent on `channel` to a connection of session
+        `session_id` that is gone: the session's connection gets it, now or when it is back."""
+        self._exchange("park", 10.0, {"kernel_id": kernel_id, "session_id": session_id,
+                                      "channel": channel}, frames)
+
     def replay(self, kernel_id: str, session_id: str, connection_id: str,
-               first_live: str | None = None) -> tuple[list[list[bytes]], str | None, int]:
-        """The iopub messages session `session_id` missed while away (each a list of the
-        kernel's frames) up to its new connection's first live message `first_live`, the id
-        of the last message the session had seen, and how many older messages the buffer had
-        to drop."""
+               first_live: str | None = None) -> Missed:
+        """What session `session_id` missed while away, up to its new connection's first
+        live iopub message `first_live` (see `Missed`)."""
         result, frames = self._exchange("replay", 10.0, {
             "kernel_id": kernel_id, "session_id": session_id, "connection_id": connection_id,
             "first_live": first_live})
@@ -317,7 +332,11 @@ class KernelHost:
         for count in result["counts"]:
             messages.append(frames[:count])
             frames = frames[count:]
-        return messages, result["seen"], result["dropped"]
+        replies = []
+        for channel, count in result["replies"]:
+            replies.append((channel, frames[:count]))
+            frames = frames[count:]
+        return Missed(messages, result["seen"], result["dropped"], replies)
 
     # Cell runs -----------------------------------------------------------------------------
 

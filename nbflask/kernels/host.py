@@ -10,7 +10,8 @@ and terminals, on SIGTERM/SIGINT and when the server process that owns it (its p
 gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
 (`nbflask kernel-host`, `kernels.host: service`) has no owner: it runs until SIGTERM, its
 kernels outlive it if it dies, and the next service host adopts them. A reply is one JSON
-frame, followed by raw frames for the operations that hand over kernel messages (replay).
+frame, followed by raw frames for the operations that hand over kernel messages (replay);
+a request that hands one over (park) is followed by its frames likewise.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class Host:
         self.send_lock = gevent.lock.Semaphore()
         self.events: Any = None
 
-    def publish(self, topic: str, event: dict[str, Any]) -> None:
+    def publish(self, topic: str, event: dict[str, Any], frames: list[bytes] = ()) -> None:
+        """An event on `topic`; `frames` (a kernel message's) follow its JSON."""
         from . import wire
 
-        self.send_event([topic.encode(), wire.dumps(event)])
+        self.send_event([topic.encode(), wire.dumps(event), *frames])
 
     def send_event(self, frames: list[bytes]) -> None:
         """One message on the event feed: the topic frame, then the event's own frames."""
@@ -78,6 +80,7 @@ class Host:
                 topic, {"event": "hello", "connection_id": connection_id}),
             "detach": kernels.detach,
             "replay": kernels.replay,
+            "park": kernels.park,  # the reply's frames follow the request (`frames`)
             "run_code": executions.run,
             "get_run": executions.get,
             "list_runs": executions.list,
@@ -116,6 +119,8 @@ class Host:
                 return
             operation = self.operations()[request["op"]]
             args = dict(request.get("args", {}))
+            if attached:  # raw frames after the request: a kernel message handed over (park)
+                args["frames"] = attached
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc!r}",
                      "reason": "BadHostRequest"}

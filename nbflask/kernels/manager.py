@@ -154,7 +154,7 @@ class Kernel:
 class KernelManager:
     """Starts, watches, restarts, interrupts, culls and stops this deployment's kernels."""
 
-    def __init__(self, config: dict[str, Any], publish: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(self, config: dict[str, Any], publish: Callable[..., None]) -> None:
         self.settings: dict[str, Any] = config["kernels"]
         self.root_dir = config["root_dir"]
         self.file_store = config["store_class"] == "file"
@@ -303,7 +303,9 @@ class KernelManager:
         }
 
     def connection_info(self, kernel_id: str) -> dict[str, Any]:
-        return dict(self.get(kernel_id).connection)
+        """The kernel's ports and key, and this host's pid (HOST_KEY): a relay knows from the
+        start which host's death is its kernel's, even one that dies as it connects."""
+        return {**self.get(kernel_id).connection, HOST_KEY: os.getpid()}
 
     def working_dir(self, path: str | None) -> str:
         """Where a kernel for notebook `path` runs: its folder in a file store, else the root."""
@@ -689,6 +691,20 @@ class KernelManager:
                 return seq
             gevent.sleep(0.02)
 
+    def park(self, kernel_id: str, session_id: str, channel: str, frames: list[bytes]) -> None:
+        """A reply (shell, control, stdin) came for session `session_id` after its connection
+        left: its connection now gets it at once (an event, whichever worker it is on), or,
+        with none, its next one does with its replay. Once either way."""
+        kernel = self.kernels.get(kernel_id)
+        if kernel is None or not kernel.replay.enabled:
+            return
+        for connection_id, connected_session in kernel.connections.items():
+            if connected_session == session_id:
+                event = {"event": "reply", "connection_id": connection_id, "channel": channel}
+                self.publish(kernel_id, event, frames)
+                return
+        kernel.replay.park(session_id, channel, frames)
+
     def replay(self, kernel_id: str, session_id: str, connection_id: str,
                first_live: str | None = None) -> tuple[dict[str, Any], list[bytes]]:
         """What session `session_id` missed while away, for its new connection.
@@ -698,7 +714,8 @@ class KernelManager:
         the session had seen: an old connection may have delivered it, and some before it,
         while the new one had already subscribed. The answer: `{"counts": frames per message,
         "seen", "dropped": messages lost to the buffer's bounds, "known": whether the session
-        was seen before}`, then the messages' frames, all in one list.
+        was seen before, "replies": [channel, frame count] of each reply kept for it}`, then
+        the messages' frames and the replies', all in one list.
         """
         kernel = self.get(kernel_id)
         departed = kernel.departed.get(session_id)
@@ -706,9 +723,13 @@ class KernelManager:
             for old_id, departing_session in list(kernel.departing.items()):
                 if departing_session == session_id:  # its worker is gone or stuck: use its progress
                     self._depart(kernel, old_id)
+        replies = kernel.replay.unpark(session_id)
+        reply_counts = [[channel, len(frames)] for channel, frames in replies]
+        reply_frames = [frame for _, frames in replies for frame in frames]
         cursor = kernel.replay.take(session_id)
         if cursor is None:
-            return {"counts": [], "seen": None, "dropped": 0, "known": False}, []
+            unknown = {"counts": [], "seen": None, "dropped": 0, "known": False, "replies": reply_counts}
+            return unknown, reply_frames
         live_from = self._position(kernel, first_live, wait=DEPARTURE_WAIT) if first_live else None
         entries, dropped = kernel.replay.since(cursor)
         if live_from is not None:
@@ -717,7 +738,7 @@ class KernelManager:
             kernel.delivered[connection_id] = cursor  # it starts from where the session was
         frames = [frame for entry in entries for frame in entry.frames]
         return {"counts": [len(entry.frames) for entry in entries], "seen": kernel.replay.msg_id_at(cursor),
-                "dropped": dropped, "known": True}, frames
+                "dropped": dropped, "known": True, "replies": reply_counts}, frames + reply_frames
 
     def _monitor_iopub(self, kernel: Kernel) -> None:
         """Keeps every iopub message for replay, and follows status messages for state and

@@ -18,6 +18,10 @@ the v1 binary frame, or into the legacy JSON text. The kernel's key never leaves
 
 The pump also watches the kernel host: if it dies, its kernels die with it, so each client is
 told `status: dead` with the reason and its websocket is closed.
+
+A client that leaves with requests unanswered (a cell still running) leaves its pump behind,
+holding the connection's identity on the kernel's sockets until the replies come, which it
+hands to the host for the session's next connection (pending.py).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from . import endpoints, iopubfeed, wire, zmqlib
+from . import endpoints, iopubfeed, pending, wire, zmqlib
 
 log = logging.getLogger("nbflask.kernels.relay")
 
@@ -44,10 +48,16 @@ NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client con
 HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
+NUDGED = ("shell", "control")  # a busy kernel answers only control (Jupyter Server nudges both)
 FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming iopub
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
+HOST_PID = "nbflask_host"  # in the connection info: the pid of the host that gave it (manager.HOST_KEY)
+
+
+class HostDied(Exception):
+    """The kernel host died while the relay was still connecting."""
 
 
 def wake_reader(ws: Any) -> None:
@@ -78,7 +88,9 @@ def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str)
 
 class Relay:
     def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
-                 connection: dict[str, Any]) -> None:
+                 connection: dict[str, Any], linger: float = 0.0) -> None:
+        """`linger`: seconds a relay whose client left may wait for the replies still due to
+        it, for the session's next connection (0: none are kept)."""
         self.ws = ws
         self.kernel_id = kernel_id
         self.client_session = session_id
@@ -100,6 +112,11 @@ class Relay:
         self.unreported = False  # a message was delivered since the last progress notice
         self.feed: iopubfeed.IopubFeed | None = None  # the worker's shared iopub of this kernel
         self.iopub_spoke = False  # an iopub message came since confirm_iopub began
+        self.host_pid: int | None = None  # the kernel host this relay talks to
+        self.linger = linger
+        self.pending = pending.PendingReplies()
+        self.kernel_gone = False  # shut down or dead: no reply will come
+        self.released = threading.Event()  # set once the pump has let go of the websocket
 
     def url(self, channel: str) -> str:
         return endpoints.url(self.connection, channel)
@@ -107,7 +124,8 @@ class Relay:
     # Reader: websocket -> pipe -------------------------------------------------------------
 
     def run(self) -> None:
-        """Relay until either side closes; returns when the pump has let go of its sockets."""
+        """Relay until either side closes; returns when the pump has let go of the websocket
+        (it may stay on, for replies still due: see `pending`)."""
         pipe = zmqlib.socket(zmq.PAIR, bind=self.pipe_url, SNDHWM=0)
         # The pump's end is connected here, so no early frame finds it missing, then handed
         # over: from the thread's start on, the pump is its only user.
@@ -132,7 +150,7 @@ class Relay:
                 pipe.send(STOP, zmq.NOBLOCK)
             except zmq.Again:
                 pass
-            pump.join(10)
+            self.released.wait(10)
             pipe.close()
 
     def decode(self, data: str | bytes) -> list[bytes] | None:
@@ -171,7 +189,7 @@ class Relay:
         self.progress = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.poller()  # while confirming iopub: client requests wait
-        for sock in (sockets["shell"], sockets.get("iopub"), events):
+        for sock in (sockets["shell"], sockets["control"], sockets.get("iopub"), events):
             if sock is not None:
                 nudging.register(sock, zmq.POLLIN)
         poller = zmqlib.poller()
@@ -179,11 +197,13 @@ class Relay:
             poller.register(sock, zmq.POLLIN)
         nudges: set[str] = set()
         attached = False
+        # The host that gave the connection info (its pid is in it), known before anything is
+        # asked of it: one that dies while this relay connects is told as a death too.
+        host_pid = self.host_pid = self.connection.get(HOST_PID) or self.host.pid()
         try:
             self.confirm_events(events)
             self.host.attach(self.kernel_id, self.connection_id, self.client_session)
             attached = True
-            host_pid = self.host.pid()
             self.host.wait_settled(self.kernel_id, NUDGE_TIMEOUT)  # the host records from the start
             if self.client_session:
                 self.held = []
@@ -192,7 +212,7 @@ class Relay:
             self.confirm_iopub(nudging, sockets, events, nudges)
             if self.client_session:
                 self.replay()
-            next_check = time.monotonic() + HOST_CHECK_INTERVAL
+            next_check = time.monotonic()  # the host may have died while this one connected
             while True:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
@@ -203,7 +223,7 @@ class Relay:
                     ready = dict(poller.poll(wait * 1000))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                    if host_pid is None or not runtime.pid_alive(host_pid):
+                    if not self.host_alive():
                         self.host_died(host_pid)
                         attached = False
                         return
@@ -219,13 +239,17 @@ class Relay:
                         frames = pipe.recv_multipart()
                         if frames == [STOP]:
                             return
-                        if frames[0] == b"shell":
-                            self.note_execute(frames)
+                        if frames[0] != b"stdin":
+                            self.note_request(frames)
                         sockets[frames[0].decode()].send_multipart(frames[1:])
                     else:
                         self.to_client(channel_of[sock], zmqlib.recv_frames(sock), nudges)
-        except APIError as exc:  # the kernel went away while connecting
-            self.close(1011, exc.message)
+        except (APIError, HostDied) as exc:  # the kernel, or its host, went away while connecting
+            if not self.host_alive():
+                attached = False  # a detach would start a fresh host, which knows nothing of it
+                self.host_died(host_pid)
+            else:
+                self.close(1011, getattr(exc, "message", str(exc)))
         except Exception as exc:
             if self.ws.connected:
                 log.exception("kernel %s: relay stopped", self.kernel_id)
@@ -235,8 +259,12 @@ class Relay:
                 self.feed.remove(self)
             if self.ws.connected:  # the pump stops first: the client must not wait for it
                 self.close(1011, "relay stopped")
+            lingers = (attached and self.linger > 0 and bool(self.client_session)
+                       and not self.kernel_gone and self.pending.due())
+            kept = (sockets["shell"], sockets["control"], sockets["stdin"], events) if lingers else ()
             for sock in (*sockets.values(), events, pipe, self.progress, self.stdin_connects):
-                sock.close()
+                if sock not in kept:
+                    sock.close()
             if attached:
                 self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
                 self.advance_written()
@@ -245,21 +273,33 @@ class Relay:
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
             wake_reader(self.ws)
+            self.released.set()
+            if lingers:  # detached first: the host then gives the replies to the next connection
+                self.pending.hand_over(self.host, self.kernel_id, self.client_session, sockets, events,
+                                       nudges, time.monotonic() + self.linger, self.host_alive)
+                for sock in kept:
+                    sock.close()
 
-    def note_execute(self, frames: list[bytes]) -> None:
-        """An execute request: the host records its outputs for the cell JupyterLab and
-        Notebook 7 name in its metadata (`cellId`), for whoever opens the notebook next."""
+    def note_request(self, frames: list[bytes]) -> None:
+        """A client's message on shell or control: a request's reply is due to this connection
+        (see `pending`); of an execute request, the host records the outputs for the cell
+        JupyterLab and Notebook 7 name in its metadata (`cellId`), for whoever opens the
+        notebook next."""
         header = frames[3]  # channel, delimiter, signature, header, parent, metadata, content
-        if b'"execute_request"' not in header:
-            return
         try:
-            if wire.loads_object(header, "header").get("msg_type") != "execute_request":
+            fields = wire.loads_object(header, "header")
+            self.pending.sent(fields)
+            if fields.get("msg_type") != "execute_request" or frames[0] != b"shell":
                 return
             cell_id = wire.loads_object(frames[5], "metadata").get("cellId")
         except wire.WireError:
             return
         cell_id = cell_id if isinstance(cell_id, str) else None
         self.host.executing(self.progress, self.kernel_id, cell_id, header)
+
+    def host_alive(self) -> bool:
+        """Whether the host this relay began with still runs."""
+        return self.host_pid is not None and runtime.pid_alive(self.host_pid)
 
     def host_died(self, pid: int | None) -> None:
         """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
@@ -284,21 +324,18 @@ class Relay:
         """
         first_live = self.msg_id(self.held[0]) if self.held else None
         # Live messages are still held meanwhile (the shared feed's keep coming).
-        messages, seen, dropped = self.host.replay(self.kernel_id, self.client_session, self.connection_id,
-                                                   first_live)
+        messages, seen, dropped, replies = self.host.replay(self.kernel_id, self.client_session,
+                                                            self.connection_id, first_live)
         held, self.held = self.held or [], []
         held_ids = [self.msg_id(frames) for frames in held]
         skip = held_ids.index(seen) + 1 if seen in held_ids else 0
         if dropped:
-            notice = wire.new_message(REPLAY_GAP, {
-                "dropped": dropped,
-                "reason": f"{dropped} older iopub messages of this kernel were dropped from the replay"
-                          " buffer (kernels.replay_buffer_bytes / replay_buffer_age)",
-            }, session=self.session_id)
-            self.send("iopub", notice.parts())
+            self.tell_gap(dropped, [*messages, *held[skip:]])
         for frames in messages:
             self.replayed.add(self.msg_id(frames))
             self.deliver("iopub", frames)
+        for channel, frames in replies:  # due to the session's connection that left
+            self.deliver(channel, frames)
         for frames, msg_id in zip(held[skip:], held_ids[skip:], strict=True):
             if msg_id not in self.replayed:  # only if the host could not place it
                 self.deliver("iopub", frames)
@@ -311,6 +348,24 @@ class Relay:
         self.held = None
         if held:
             self.replayed.clear()  # live messages after the held ones are all new
+
+    def tell_gap(self, dropped: int, after: list[list[Any]]) -> None:
+        """Tell a client back from away that the replay lost `dropped` messages: in a
+        REPLAY_GAP message (for clients of our own), and in a stream to stderr where Jupyter's
+        front-ends show it: in the output of the first cell run the messages after the gap
+        belong to, which is where output went missing (JupyterLab shows only the outputs of
+        requests it sent, so a notice with no parent would be dropped)."""
+        reason = (f"{dropped} older iopub messages of this kernel were dropped from the replay"
+                  " buffer (kernels.replay_buffer_bytes / replay_buffer_age)")
+        notice = wire.new_message(REPLAY_GAP, {"dropped": dropped, "reason": reason}, session=self.session_id)
+        self.send("iopub", notice.parts())
+        parents = (pending.parent_header(frames) for frames in after)
+        parent = next((p for p in parents if p and p.get("msg_type") == "execute_request"), None)
+        text = (f"[nbflask: {dropped} output messages of this kernel were lost while this client was away:"
+                " more than the server's replay buffer keeps]\n")
+        stream = wire.new_message("stream", {"name": "stderr", "text": text}, session=self.session_id,
+                                  parent=parent)
+        self.send("iopub", stream.parts())
 
     @staticmethod
     def msg_id(frames: list[Any]) -> str:
@@ -339,6 +394,9 @@ class Relay:
 
     def confirm_iopub(self, poller: Any, sockets: dict[str, Any], events: Any, nudges: set[str]) -> None:
         """Send kernel_info requests until iopub delivers something: then we are subscribed.
+        From the second on, on control too: a kernel running a cell answers only there (with
+        its status on iopub), and an idle one answers the first on shell alone (each nudge puts
+        two status messages into every client's stream and the replay buffer).
 
         Done at connection and after each kernel restart (ZeroMQ then reconnects the SUB
         socket on its own time), so the output of the next request cannot be lost.
@@ -347,11 +405,17 @@ class Relay:
         self.iopub_spoke = False  # set by the first iopub message from here on (the feed's too)
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge, interval = 0.0, NUDGE_FIRST
+        next_check = time.monotonic() + HOST_CHECK_INTERVAL
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_check:  # a dead host's kernel never speaks again
+                next_check = time.monotonic() + HOST_CHECK_INTERVAL
+                if not self.host_alive():
+                    raise HostDied()
             if time.monotonic() >= next_nudge:
-                nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
-                nudges.add(nudge.msg_id)
-                sockets["shell"].send_multipart(self.signer.serialize(nudge))
+                for channel in NUDGED if next_nudge else NUDGED[:1]:  # control once shell was slow
+                    nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
+                    nudges.add(nudge.msg_id)
+                    sockets[channel].send_multipart(self.signer.serialize(nudge))
                 next_nudge, interval = time.monotonic() + interval, min(2 * interval, NUDGE_INTERVAL)
             wait = next_nudge - time.monotonic()
             if self.feed is not None:  # whose messages wake no socket of ours
@@ -361,7 +425,7 @@ class Relay:
                     if not self.on_event(events.recv_multipart()):
                         raise ConnectionAbortedError("closed while connecting")
                     continue
-                channel = "iopub" if sock is sockets.get("iopub") else "shell"
+                channel = next(name for name, owned in sockets.items() if owned is sock)
                 self.to_client(channel, zmqlib.recv_frames(sock), nudges)
                 self.iopub_spoke = self.iopub_spoke or channel == "iopub"
             if self.iopub_spoke:
@@ -380,8 +444,17 @@ class Relay:
                         self.kernel_id, STDIN_CONNECT_WAIT)
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
-        if channel != "iopub" or self.goes_live(frames):
+        if channel == "iopub":
+            if self.goes_live(frames):
+                self.deliver(channel, frames, nudges)
+            return
+        if channel != "stdin":
+            self.pending.answered(frames)
+        try:
             self.deliver(channel, frames, nudges)
+        except (ConnectionClosed, OSError):  # the client is gone: the session's next connection gets it
+            self.pending.orphans.append((channel, frames))
+            raise
 
     def on_iopub(self, messages: list[iopubfeed.IopubMessage]) -> None:
         """Messages of the shared feed, verified and encoded: sent on in one write
@@ -418,7 +491,7 @@ class Relay:
         try:
             _, signature, parts = wire.split(frames)
             self.signer.verify(signature, parts)
-            if nudges and channel == "shell":
+            if nudges and channel in NUDGED:
                 parent = wire.loads_object(parts[1], "parent_header").get("msg_id")
                 if parent in nudges:
                     nudges.discard(parent)
@@ -481,11 +554,17 @@ class Relay:
         if frames[0] != self.kernel_id.encode():
             return True  # a topic our kernel's id begins (ZeroMQ subscribes by prefix)
         try:
-            event = wire.loads_object(frames[-1], "event")
-        except wire.WireError:
+            event = wire.loads_object(frames[1], "event")
+        except (wire.WireError, IndexError):
             return True
         kind = event.get("event")
-        if kind in ("restarting", "dead"):
+        if kind in pending.ENDS_WAIT:
+            self.pending.forget()
+            self.kernel_gone = kind in ("dead", "shutdown")
+        if kind == "reply" and event.get("connection_id") == self.connection_id:
+            if event.get("channel") in ("shell", "control", "stdin"):  # left for this session
+                self.deliver(event["channel"], frames[2:])
+        elif kind in ("restarting", "dead"):
             status = wire.new_message("status", {"execution_state": kind, "reason": event.get("reason")},
                                       session=self.session_id)
             self.send("iopub", status.parts())

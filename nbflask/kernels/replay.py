@@ -6,6 +6,11 @@ message that session's connection delivered. A connection that comes back with t
 `session_id` is handed everything after its cursor; when the cursor has fallen out of the
 buffer, it is handed what is left and told how many messages were dropped.
 
+It also keeps the replies (shell, control, stdin) that came for a session while it had no
+connection: the kernel answers the connection that asked, and a relay whose client left
+hands the host the answers still due (Relay.linger). They go to the session's next
+connection, once, within the same bounds.
+
 Messages are kept as the kernel's signed frames, unparsed: the relay verifies them when it
 passes them on, as it does live ones.
 """
@@ -23,6 +28,15 @@ class Entry:
     at: float
     msg_id: str
     frames: list[bytes]
+    size: int
+
+
+@dataclass
+class Parked:
+    session_id: str
+    channel: str
+    frames: list[bytes]
+    at: float
     size: int
 
 
@@ -45,6 +59,8 @@ class ReplayBuffer:
         self.size = 0
         self.latest = 0  # seq of the newest message ever added; 0 before the first
         self.cursors: dict[str, Cursor] = {}
+        self.parked: deque[Parked] = deque()  # replies for sessions away, oldest first
+        self.parked_size = 0
 
     @property
     def enabled(self) -> bool:
@@ -63,6 +79,8 @@ class ReplayBuffer:
         oldest = time.monotonic() - self.max_age
         while self.entries and (self.size > self.max_bytes or self.entries[0].at < oldest):
             self.size -= self.entries.popleft().size
+        while self.parked and (self.parked_size > self.max_bytes or self.parked[0].at < oldest):
+            self.parked_size -= self.parked.popleft().size
 
     def position_of(self, msg_id: str) -> int | None:
         """The seq of message `msg_id`, looked for from the newest end."""
@@ -103,3 +121,24 @@ class ReplayBuffer:
         if cursor is None or not self.enabled or time.monotonic() - cursor.at > self.max_age:
             return None
         return cursor.seq
+
+    # Replies for sessions away --------------------------------------------------------------
+
+    def park(self, session_id: str, channel: str, frames: list[bytes]) -> None:
+        """Keep a reply the kernel sent to session `session_id` while it had no connection."""
+        if not self.enabled:
+            return
+        size = ENTRY_OVERHEAD + sum(len(frame) for frame in frames)
+        self.parked.append(Parked(session_id, channel, frames, time.monotonic(), size))
+        self.parked_size += size
+        self.trim()
+
+    def unpark(self, session_id: str) -> list[tuple[str, list[bytes]]]:
+        """The replies kept for session `session_id`, in order, as `(channel, frames)`; they
+        are handed over once."""
+        self.trim()
+        mine = [reply for reply in self.parked if reply.session_id == session_id]
+        if mine:
+            self.parked = deque(reply for reply in self.parked if reply.session_id != session_id)
+            self.parked_size -= sum(reply.size for reply in mine)
+        return [(reply.channel, reply.frames) for reply in mine]

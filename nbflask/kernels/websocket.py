@@ -354,8 +354,8 @@ class Websocket(Server):
             raise ConnectionClosed(self.close_reason, str(exc)) from exc
         if not accepted:
             dropped = self.sock.discard()
-            log.warning("websocket on %s: the client reads too slowly: %d bytes unsent, over"
-                        " server.websocket_send_buffer (%d); closing it with code %d",
+            log.warning("websocket on %s: the client reads too slowly: %d bytes unsent, over its"
+                        " send buffer (%d bytes); closing it with code %d",
                         self.environ.get("PATH_INFO"), dropped + self.sock.queued + end - start,
                         self.send_buffer, SLOW_CLIENT)
             self.close(SLOW_CLIENT, SLOW_CLIENT_REASON, wait=False)  # its backlog is its own
