@@ -758,8 +758,11 @@ class KernelManager:
                     if msg_type == "status":
                         kernel.signer.verify(signature, parts)
                         state = wire.loads_object(parts[3], "content").get("execution_state")
-                        # a kernel's own `starting` may come after its kernel_info reply was seen
-                        if isinstance(state, str) and not (state == "starting" and kernel.settled.is_set()):
+                        # a kernel's own `starting` may come after its kernel_info reply was seen,
+                        # and a dead kernel's last statuses after it was declared dead
+                        late = kernel.execution_state == "dead" or (
+                            state == "starting" and kernel.settled.is_set())
+                        if isinstance(state, str) and not late:
                             kernel.execution_state = state
                         if state in ("busy", "idle"):
                             kernel.answering.set()
