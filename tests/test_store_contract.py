@@ -240,6 +240,44 @@ def test_copy_errors_change_nothing(store):
     assert names(store.list("d")) == {"a.txt"}
 
 
+def copy_tree_with_skips(store: Store) -> None:
+    store.mkdir("d")
+    store.mkdir("d/skip-folder")
+    store.write("d/skip-folder/inside.txt", b"s")
+    store.mkdir("d/inner")
+    store.write("d/inner/a.txt", b"a")
+    store.write("d/inner/skip.txt", b"s")
+    store.write("d/b.txt", b"b")
+
+
+def test_copy_leaves_out_what_keep_refuses_with_all_it_holds(store):
+    copy_tree_with_skips(store)
+    asked = []
+
+    def keep(entry):
+        asked.append(entry.path)
+        return not entry.name.startswith("skip")
+
+    store.copy("d", "d-Copy1", keep=keep)
+    assert names(store.list("d-Copy1")) == {"inner", "b.txt"}
+    assert names(store.list("d-Copy1/inner")) == {"a.txt"}
+    assert store.read("d-Copy1/inner/a.txt") == b"a"
+    assert "d/skip-folder/inside.txt" not in asked, "what a refused folder holds is not asked about"
+
+
+def test_a_copy_that_fails_half_way_leaves_nothing(store):
+    copy_tree_with_skips(store)
+
+    def keep(entry):
+        if entry.name == "b.txt":
+            raise StoreError("failed half-way")
+        return True
+
+    with pytest.raises(StoreError, match="failed half-way"):
+        store.copy("d", "d-Copy1", keep=keep)
+    assert names(store.list("")) == {"d"}
+
+
 # -- chunked uploads -------------------------------------------------------------------
 def test_chunks_become_the_file_only_at_the_last(store):
     store.write("big.bin", b"old")

@@ -34,6 +34,7 @@ from .base import (
     AlreadyExists,
     Checkpoint,
     Conflict,
+    CopyFilter,
     Entry,
     InvalidPath,
     NotEmpty,
@@ -266,11 +267,7 @@ class FileStore(Store):
         os_path, info = self._stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise InvalidPath(f"'{path}' is a directory, not a file")
-        try:
-            with open(os_path, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise _os_error(exc, path) from None
+        return self._read_os(os_path, path)
 
     def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
         """Stream from one open file, so the entry describes exactly the bytes sent."""
@@ -386,21 +383,87 @@ class FileStore(Store):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
         return self._atomic_write(os_path, path, data, if_match, mode)
 
-    def copy(self, source: str, target: str) -> Entry:
+    def copy(self, source: str, target: str, keep: CopyFilter | None = None) -> Entry:
         """The contract's copy, keeping the mode of every file and folder copied (as Jupyter's
-        copy of a folder does), so a private notebook's copy is private too."""
-        _, info = self._stat(source)
-        mode = stat.S_IMODE(info.st_mode)
-        if stat.S_ISDIR(info.st_mode):
-            super().copy(source, target)
-            try:
-                os.chmod(self._resolve(target), mode)
-            except OSError as exc:
-                raise _os_error(exc, target) from None
-            return self.stat(target)
-        if self.exists(target):
+        copy of a folder does), so a private notebook's copy is private too. A link inside
+        the folder is copied as what it leads to, as Jupyter's copy does; one that leads to a
+        folder holding it (`loop -> ..`) or the copy would make the copy endless, so the copy
+        is refused and what it made is removed. The walk reads and fsyncs every file: it runs
+        off the gevent loop."""
+        return run_blocking(self._copy_now, source, target, keep)
+
+    def _copy_now(self, source: str, target: str, keep: CopyFilter | None) -> Entry:
+        source_os, info = self._stat(source)
+        target_os = self._resolve(target)
+        if os.path.lexists(target_os):
             raise AlreadyExists(f"'{target}' already exists")
-        return self._write_file(target, self.read(source), mode=mode)
+        if not os.path.isdir(os.path.dirname(target_os)):
+            raise NotFound(f"no such directory: '{target.rpartition('/')[0]}'")
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISDIR(info.st_mode):
+            return self._write_now(target_os, target, self._read_os(source_os, source), None, mode)
+        if (target_os + os.sep).startswith(source_os + os.sep):
+            raise InvalidPath(f"cannot copy '{source}' into itself")
+        self._mkdir_private(target_os, target)
+        try:
+            self._copy_folder(source, source_os, target, target_os, keep, (source_os, target_os))
+            os.chmod(target_os, mode)
+        except BaseException as exc:
+            shutil.rmtree(target_os, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise _os_error(exc, target) from None
+            raise
+        self._fsync_dir(os.path.dirname(target_os))
+        return self.stat(target)
+
+    @staticmethod
+    def _mkdir_private(os_path: str, path: str) -> None:
+        """A folder of a copy, only ours until its content is in (then it gets its mode)."""
+        try:
+            os.mkdir(os_path, 0o700)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+
+    @staticmethod
+    def _read_os(os_path: str, path: str) -> bytes:
+        try:
+            with open(os_path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+
+    def _copy_folder(
+        self,
+        source: str,
+        source_os: str,
+        target: str,
+        target_os: str,
+        keep: CopyFilter | None,
+        on_the_way: tuple[str, ...],
+    ) -> None:
+        """Copy what the folder `source` (really at `source_os`) holds into the new folder
+        `target_os`. `on_the_way`: the real folders being copied from here up, and the copy;
+        a folder that is one of them or holds one is refused, else the copy would not end."""
+        for child in self.list(source):
+            if keep is not None and not keep(child):
+                continue
+            child_os = os.path.realpath(os.path.join(source_os, child.name))
+            child_target, child_target_os = f"{target}/{child.name}", os.path.join(target_os, child.name)
+            mode = stat.S_IMODE(os.stat(child_os).st_mode)
+            if child.kind == "file":
+                data = self._read_os(child_os, child.path)
+                self._write_now(child_target_os, child_target, data, None, mode)
+                continue
+            if any((folder + os.sep).startswith(child_os + os.sep) for folder in on_the_way):
+                raise InvalidPath(
+                    f"cannot copy '{child.path}': it links to a folder that holds it or the copy,"
+                    " so the copy would never end"
+                )
+            self._mkdir_private(child_target_os, child_target)
+            inner = (*on_the_way, child_os)
+            self._copy_folder(child.path, child_os, child_target, child_target_os, keep, inner)
+            os.chmod(child_target_os, mode)
+        self._fsync_dir(target_os)
 
     # -- chunked uploads ---------------------------------------------------------------
     def _staging(self, path: str) -> str:
