@@ -487,10 +487,14 @@ class FileStore(Store):
         staging = self._staging(path)
         failed = _failed_mark(staging)
         if number == 1:
-            # A fresh file, so it has the mode of the file it will replace from the start.
+            # A fresh file with the mode of the file it will replace from the start, but one
+            # we may write to (a read-only target's chunk 2 could not open it): the install
+            # gives it the target's mode exactly.
             _remove(staging)
             _remove(failed)
-            fd = _create(staging, path, _mode_of(self._resolve(path)), os.O_APPEND | os.O_TRUNC)
+            mode = _mode_of(self._resolve(path))
+            writable = None if mode is None else mode | stat.S_IWUSR
+            fd = _create(staging, path, writable, os.O_APPEND | os.O_TRUNC)
         else:
             try:
                 fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
