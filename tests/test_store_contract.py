@@ -465,6 +465,27 @@ def test_compare_and_swap_lets_exactly_one_racer_win(store):
     assert outcomes.count("conflict") == 7
 
 
+def test_of_clients_creating_one_file_at_once_exactly_one_is_told_it_is_new(store):
+    """Six parallel PUTs of a new 4 MB notebook: two were told 201 (each looked before it
+    wrote), each made a first checkpoint, and on disk-full either could take back the
+    notebook the other was told it created."""
+    payloads = [bytes([i]) * 4_000_000 for i in range(6)]
+    start = threading.Barrier(len(payloads))
+    told_new: list[bool] = []
+
+    def save(data: bytes) -> None:
+        start.wait()
+        told_new.append(store.save("big.ipynb", data)[1])
+
+    threads = [threading.Thread(target=save, args=(data,)) for data in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(told_new) == [False] * 5 + [True]
+    assert store.read("big.ipynb") in payloads
+
+
 # -- checkpoints -----------------------------------------------------------------------
 def test_checkpoints_create_list_restore(store):
     store.write("n.ipynb", b"version 1")

@@ -220,8 +220,11 @@ class Store(abc.ABC):
         """
 
     def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
-        """`write`, and whether it made a new file (a save answers 201 then). Stores that
-        learn it on the way (Swift looks at the object before its PUT) spare the extra look."""
+        """`write`, and whether it made a new file (a save answers 201 then, and a new
+        notebook gets its first checkpoint). Of clients creating one file at once exactly one
+        must be told so: this default looks before it writes, which only a store that cannot
+        race (one lock held across both) may keep; the file, memory and Swift stores decide
+        it where they write."""
         existed = self.exists(path)
         return self.write(path, data, if_match=if_match), not existed
 

@@ -324,13 +324,13 @@ class FileStore(Store):
 
     def _atomic_write(
         self, os_path: str, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Write off the gevent hub: an fsync can take tens of milliseconds on a real disk."""
         return run_blocking(self._write_now, os_path, path, data, if_match, mode)
 
     def _write_now(
         self, os_path: str, path: str, data: bytes, if_match: str | None, mode: int | None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Write a temp file in the same folder, then install it over the target. It gets
         `mode` (a checkpoint or copy: its source's), else the mode of the file it replaces."""
         mode = _mode_of(os_path) if mode is None else mode
@@ -341,10 +341,12 @@ class FileStore(Store):
 
     def _install(
         self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None, mode: int | None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Give the finished temp file (open as `fd`, closed here) `mode` exactly (the umask
         may have narrowed it), fsync it and rename it over the target under the folder lock;
-        on any failure it is removed."""
+        on any failure it is removed. Returns its entry and whether it made the file: that is
+        decided under the lock, so of clients creating one file at once exactly one is told
+        so (and gives a new notebook its first checkpoint, or takes it back on failure)."""
         folder = os.path.dirname(os_path)
         try:
             try:
@@ -361,6 +363,7 @@ class FileStore(Store):
                 self._check(os_path, path, if_match)
                 if os.path.isdir(os_path):
                     raise InvalidPath(f"'{path}' is a directory")
+                new = not os.path.lexists(os_path)
                 os.replace(tmp, os_path)
         except BaseException as exc:
             _remove(tmp)
@@ -368,20 +371,20 @@ class FileStore(Store):
                 raise _os_error(exc, path) from None
             raise
         self._fsync_dir(folder)
-        return self._entry(path, info, os_path)
+        return self._entry(path, info, os_path), new
 
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
-        return self._write_file(path, data, if_match)
+        return self.save(path, data, if_match)[0]
 
-    def _write_file(
-        self, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
-    ) -> Entry:
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """`write`, and whether it made the file, as the rename found the place (no look
+        before: six clients creating one notebook at once were all told it was new)."""
         if not path:
             raise InvalidPath("the root folder is not a file")
         os_path = self._resolve(path)
         if not os.path.isdir(os.path.dirname(os_path)):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
-        return self._atomic_write(os_path, path, data, if_match, mode)
+        return self._atomic_write(os_path, path, data, if_match)
 
     def copy(self, source: str, target: str, keep: CopyFilter | None = None) -> Entry:
         """The contract's copy, keeping the mode of every file and folder copied (as Jupyter's
@@ -401,7 +404,7 @@ class FileStore(Store):
             raise NotFound(f"no such directory: '{target.rpartition('/')[0]}'")
         mode = stat.S_IMODE(info.st_mode)
         if not stat.S_ISDIR(info.st_mode):
-            return self._write_now(target_os, target, self._read_os(source_os, source), None, mode)
+            return self._write_now(target_os, target, self._read_os(source_os, source), None, mode)[0]
         if (target_os + os.sep).startswith(source_os + os.sep):
             raise InvalidPath(f"cannot copy '{source}' into itself")
         self._mkdir_private(target_os, target)
@@ -520,13 +523,13 @@ class FileStore(Store):
         except FileNotFoundError:
             if os.path.exists(failed):
                 raise upload_failed(path) from None
-            return self._write_now(self._resolve(path), path, data, if_match, None)
+            return self._write_now(self._resolve(path), path, data, if_match, None)[0]
         except OSError as exc:
             raise _os_error(exc, path) from None
         os_path = self._resolve(path)
         try:
             _write_all(fd, data, staging, path)
-            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
+            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))[0]
         except StoreError:
             _fail_upload(failed)
             raise
@@ -662,7 +665,7 @@ class FileStore(Store):
         os_path, cp_path = self._checkpoint_file(path, checkpoint_id)
         with open(cp_path, "rb") as handle:
             data = handle.read()
-        return self._atomic_write(os_path, path, data)
+        return self._atomic_write(os_path, path, data)[0]
 
     def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
         _, cp_path = self._checkpoint_file(path, checkpoint_id)

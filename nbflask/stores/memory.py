@@ -163,6 +163,13 @@ class MemoryStore(Store):
             self._nodes[path] = node
             return self._entry(path, node)
 
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """`write`, and whether it made the file, looked at under the same hold of the lock
+        (a look before it let two threads both be told that they made it)."""
+        with self._lock:
+            new = path not in self._nodes
+            return self.write(path, data, if_match), new
+
     def stage_chunk(self, path: str, number: int, data: bytes) -> None:
         with self._lock:
             self._parent(path)
