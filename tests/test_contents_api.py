@@ -830,6 +830,72 @@ def test_allow_hidden_serves_links_into_hidden_folders(make_app, root_dir):
     assert sorted(os.listdir(os.path.join(root_dir, ".hidden"))) == ["new.txt", "x.txt"]
 
 
+def folder_with_links(root_dir: str) -> None:
+    """`d` holding a hidden file, links into the hidden folder and to a hidden file (the
+    attack: copy `d`, then read the copy), a link to a visible folder and a plain file."""
+    links_into_a_hidden_folder(root_dir)
+    os.makedirs(os.path.join(root_dir, "d", ".private"))
+    os.mkdir(os.path.join(root_dir, "shared"))
+    for path, text in (("d/f.txt", "f"), ("d/.env", "A=1"), ("d/.private/p.txt", "p"), ("shared/s.txt", "s")):
+        with open(os.path.join(root_dir, path), "w") as handle:
+            handle.write(text)
+    os.symlink("../.hidden", os.path.join(root_dir, "d", "l"))
+    os.symlink("../.hidden/x.txt", os.path.join(root_dir, "d", "x-link.txt"))
+    os.symlink("../shared", os.path.join(root_dir, "d", "shared-link"))
+
+
+def tree(root: str) -> dict[str, str | None]:
+    """Every entry under `root` (links followed), files with their text, folders None."""
+    found: dict[str, str | None] = {}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            with open(os.path.join(folder, name)) as handle:
+                found[os.path.relpath(os.path.join(folder, name), root)] = handle.read()
+    return found
+
+
+def test_copying_a_folder_leaves_out_what_it_hides(make_app, root_dir):
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    folder_with_links(root_dir)
+    assert client.post("/api/contents", json={"copy_from": "d"}).status_code == 201
+    assert client.get("/api/contents/d-Copy1/l/x.txt").status_code == 404
+    # A link to a visible folder is copied as what it leads to, as Jupyter's copy does.
+    copied = tree(os.path.join(root_dir, "d-Copy1"))
+    assert copied == {"f.txt": "f", "shared-link": None, "shared-link/s.txt": "s"}
+    assert not os.path.islink(os.path.join(root_dir, "d-Copy1", "shared-link"))
+
+
+def test_allow_hidden_copies_a_folder_whole(make_app, root_dir):
+    client = make_app({"store": {"allow_hidden": True}}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    folder_with_links(root_dir)
+    assert client.post("/api/contents", json={"copy_from": "d"}).status_code == 201
+    assert tree(os.path.join(root_dir, "d-Copy1")) == tree(os.path.join(root_dir, "d"))
+
+
+@pytest.mark.parametrize("link, into", [("..", ""), (".", ""), ("../..", ""), ("../out", "out")])
+def test_a_link_to_a_folder_holding_the_folder_or_the_copy_is_a_400_that_leaves_nothing(
+    make_app, root_dir, link, into
+):
+    """`loop -> ..` made the copy recurse until Python gave up (400 after ~10 s, the gevent
+    loop held throughout, ~480 folders left); `../out` leads to where the copy goes."""
+    client = make_app().test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    os.makedirs(os.path.join(root_dir, "top", "d"))
+    os.mkdir(os.path.join(root_dir, "top", "out"))
+    with open(os.path.join(root_dir, "top", "d", "f.txt"), "w") as handle:
+        handle.write("x")
+    os.symlink(link, os.path.join(root_dir, "top", "d", "loop"))
+    before = sorted(os.walk(root_dir))
+    url = "/api/contents/top" + (f"/{into}" if into else "")
+    body = assert_error(client.post(url, json={"copy_from": "top/d"}), 400)
+    assert body["message"].startswith("cannot copy 'top/d/loop': it links to a folder that holds it")
+    assert sorted(os.walk(root_dir)) == before
+
+
 # -- file modes (file store) -----------------------------------------------------------
 def mode_of(root_dir: str, path: str) -> int:
     return stat.S_IMODE(os.stat(os.path.join(root_dir, path)).st_mode)

@@ -13,6 +13,9 @@ import nbformat
 import pytest
 from conftest import TOKEN
 
+from nbflask.stores.base import BadContent, StoreFull
+from nbflask.stores.memory import FAILED_UPLOAD_SECONDS, MemoryStore
+
 #: Room left in the store when a test starts: a 40 KB notebook fits, its checkpoint does not.
 ROOM = 60 * 1024
 
@@ -95,3 +98,26 @@ def test_after_a_chunk_that_did_not_fit_the_upload_is_refused_until_chunk_one(cl
     assert chunk(client, 1, b"again,").status_code == 200
     assert chunk(client, -1, b"end").status_code == 200
     assert client.get("/api/contents/data.bin").get_json()["content"] == "again,end"
+
+
+def test_the_memory_store_forgets_a_failed_upload_after_an_hour():
+    """The marks of failed uploads were a set that only a new chunk 1 of the same path
+    shrank: every failed upload never started again stayed in memory for good. Now a mark
+    lasts an hour, as the file store's (swept then), and each new failure drops the old."""
+    store = MemoryStore(max_bytes=ROOM)
+    for number in range(100):
+        store.stage_chunk(f"up-{number}.bin", 1, b"x")
+        with pytest.raises(StoreFull):
+            store.stage_chunk(f"up-{number}.bin", 2, b"x" * ROOM)
+    with pytest.raises(BadContent, match="start it again from chunk 1"):
+        store.stage_chunk("up-0.bin", 3, b"x")
+    for path in [f"up-{number}.bin" for number in range(99)]:  # an hour passes for them
+        store._failed_uploads[path] -= FAILED_UPLOAD_SECONDS + 1
+    with pytest.raises(BadContent, match="came before chunk 1"):
+        store.stage_chunk("up-0.bin", 3, b"x")
+    store.stage_chunk("new.bin", 1, b"x")
+    with pytest.raises(StoreFull):
+        store.stage_chunk("new.bin", 2, b"x" * ROOM)
+    assert list(store._failed_uploads) == ["up-99.bin", "new.bin"]
+    with pytest.raises(BadContent, match="start it again from chunk 1"):
+        store.commit_upload("up-99.bin", b"last")

@@ -240,6 +240,44 @@ def test_copy_errors_change_nothing(store):
     assert names(store.list("d")) == {"a.txt"}
 
 
+def copy_tree_with_skips(store: Store) -> None:
+    store.mkdir("d")
+    store.mkdir("d/skip-folder")
+    store.write("d/skip-folder/inside.txt", b"s")
+    store.mkdir("d/inner")
+    store.write("d/inner/a.txt", b"a")
+    store.write("d/inner/skip.txt", b"s")
+    store.write("d/b.txt", b"b")
+
+
+def test_copy_leaves_out_what_keep_refuses_with_all_it_holds(store):
+    copy_tree_with_skips(store)
+    asked = []
+
+    def keep(entry):
+        asked.append(entry.path)
+        return not entry.name.startswith("skip")
+
+    store.copy("d", "d-Copy1", keep=keep)
+    assert names(store.list("d-Copy1")) == {"inner", "b.txt"}
+    assert names(store.list("d-Copy1/inner")) == {"a.txt"}
+    assert store.read("d-Copy1/inner/a.txt") == b"a"
+    assert "d/skip-folder/inside.txt" not in asked, "what a refused folder holds is not asked about"
+
+
+def test_a_copy_that_fails_half_way_leaves_nothing(store):
+    copy_tree_with_skips(store)
+
+    def keep(entry):
+        if entry.name == "b.txt":
+            raise StoreError("failed half-way")
+        return True
+
+    with pytest.raises(StoreError, match="failed half-way"):
+        store.copy("d", "d-Copy1", keep=keep)
+    assert names(store.list("")) == {"d"}
+
+
 # -- chunked uploads -------------------------------------------------------------------
 def test_chunks_become_the_file_only_at_the_last(store):
     store.write("big.bin", b"old")
@@ -425,6 +463,27 @@ def test_compare_and_swap_lets_exactly_one_racer_win(store):
         thread.join()
     assert outcomes.count("won") == 1
     assert outcomes.count("conflict") == 7
+
+
+def test_of_clients_creating_one_file_at_once_exactly_one_is_told_it_is_new(store):
+    """Six parallel PUTs of a new 4 MB notebook: two were told 201 (each looked before it
+    wrote), each made a first checkpoint, and on disk-full either could take back the
+    notebook the other was told it created."""
+    payloads = [bytes([i]) * 4_000_000 for i in range(6)]
+    start = threading.Barrier(len(payloads))
+    told_new: list[bool] = []
+
+    def save(data: bytes) -> None:
+        start.wait()
+        told_new.append(store.save("big.ipynb", data)[1])
+
+    threads = [threading.Thread(target=save, args=(data,)) for data in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(told_new) == [False] * 5 + [True]
+    assert store.read("big.ipynb") in payloads
 
 
 # -- checkpoints -----------------------------------------------------------------------

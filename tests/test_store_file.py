@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -237,3 +239,45 @@ def test_temp_files_of_dead_saves_are_swept_when_old(store, tree):
     assert store.list("") == []
     assert not old.exists()
     assert fresh.exists()
+
+
+#: Runs the store as an ordinary user would: root without the capabilities that pass over
+#: file modes (tests run as root, which may write to a read-only file).
+AS_A_USER = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+UPLOAD_OVER_A_READ_ONLY_FILE = """
+import os, stat, sys
+from nbflask.stores.base import PermissionDenied
+from nbflask.stores.file import FileStore
+
+root = sys.argv[1]
+store = FileStore(root_dir=root)
+store.write("ro.txt", b"old")
+os.chmod(os.path.join(root, "ro.txt"), 0o444)
+try:
+    open(os.path.join(root, "ro.txt"), "w")
+except PermissionError:
+    pass
+else:
+    sys.exit("the file modes are passed over: not an ordinary user")
+for number, chunk in ((1, b"one "), (2, b"two ")):
+    try:
+        store.stage_chunk("ro.txt", number, chunk)
+    except PermissionDenied as exc:
+        sys.exit(f"chunk {number}: {exc.message}")
+store.commit_upload("ro.txt", b"last")
+print(store.read("ro.txt").decode(), oct(stat.S_IMODE(os.stat(os.path.join(root, "ro.txt")).st_mode)))
+print(sorted(os.listdir(root)))
+"""
+
+
+@pytest.mark.slow
+def test_a_chunked_upload_over_a_read_only_file_works_as_a_plain_save_does(tree):
+    """The staging file had the read-only mode from chunk 1, so chunk 2 could not open it
+    (403, and a 0444 staging file left behind); the mode is the file's once installed."""
+    result = subprocess.run(
+        [*AS_A_USER, sys.executable, "-c", UPLOAD_OVER_A_READ_ONLY_FILE, str(tree)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["one two last 0o444", "['ro.txt']"]

@@ -48,3 +48,37 @@ def test_stores_under_gevent_greenlets(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["file ok", "memory ok"]
+
+
+COPY_SCRIPT = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import os, sys
+    from nbflask.stores.file import FileStore
+
+    real_thread = monkey.get_original("threading", "get_ident")
+    store = FileStore(root_dir=sys.argv[1])
+    store.mkdir("d")
+    store.write("d/a.txt", b"a")
+    threads = []
+
+    def keep(entry):
+        threads.append(real_thread())
+        return True
+
+    store.copy("d", "d-Copy1", keep=keep)
+    assert store.read("d-Copy1/a.txt") == b"a"
+    print("walked on the loop's thread" if real_thread() in threads else "walked off the loop")
+    """
+)
+
+
+def test_the_file_store_walks_a_copied_folder_off_the_gevent_loop(tmp_path):
+    """A folder's copy reads and fsyncs every file: on the loop's thread it held every other
+    client (a copy that recursed for 10 s held /api/status 10.85 s)."""
+    result = subprocess.run(
+        [sys.executable, "-c", COPY_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "walked off the loop"

@@ -371,6 +371,8 @@ class Contents:
         source is 400 before either is looked for, then a missing source is 404. A directory
         copied into a folder that does not exist yet creates that folder (and its parents);
         a file needs an existing folder. A copy that fails takes the folders it made with it.
+        A folder's copy leaves out what a listing of it leaves out (hidden names, links into
+        hidden places), unlike Jupyter's, which copied what a link hid into plain sight.
         """
         directory, source = normalize_path(directory), normalize_path(source)
         target = self._find(directory)
@@ -387,7 +389,7 @@ class Contents:
             raise InvalidPath(f"cannot copy '{source}' into itself")
         made = self._make_folders(directory) if target is None else None
         try:
-            copied = self.store.copy(source, copy_path)
+            copied = self.store.copy(source, copy_path, keep=None if self.allow_hidden else self._listed)
             if kind_of(copied) == "notebook":
                 self._first_checkpoint(copied)
         except StoreError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -116,6 +116,9 @@ class Entry:
         return posixpath.basename(self.path)
 
 
+#: Which entries inside a copied folder `Store.copy` copies (with all they hold).
+CopyFilter = Callable[[Entry], bool]
+
 #: The id of a file's one checkpoint when checkpoints are single, as Jupyter names it.
 SINGLE_CHECKPOINT = "checkpoint"
 
@@ -217,8 +220,11 @@ class Store(abc.ABC):
         """
 
     def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
-        """`write`, and whether it made a new file (a save answers 201 then). Stores that
-        learn it on the way (Swift looks at the object before its PUT) spare the extra look."""
+        """`write`, and whether it made a new file (a save answers 201 then, and a new
+        notebook gets its first checkpoint). Of clients creating one file at once exactly one
+        must be told so: this default looks before it writes, which only a store that cannot
+        race (one lock held across both) may keep; the file, memory and Swift stores decide
+        it where they write."""
         existed = self.exists(path)
         return self.write(path, data, if_match=if_match), not existed
 
@@ -260,9 +266,12 @@ class Store(abc.ABC):
     def rename(self, old_path: str, new_path: str, if_match: str | None = None) -> Entry:
         """Move a file or directory; AlreadyExists if `new_path` is taken."""
 
-    def copy(self, source: str, target: str) -> Entry:
+    def copy(self, source: str, target: str, keep: CopyFilter | None = None) -> Entry:
         """Copy a file, or a directory and everything in it, to `target`, which must be free.
 
+        Inside a directory only the entries `keep` accepts are copied (each with all it holds):
+        the contents service leaves out what it hides, so a copy never makes hidden content
+        visible. A copy that fails takes back what it made, as far as the store lets it.
         The default reads and writes file by file through the contract, so it works on any
         store; a store that can copy on its side (Swift's server-side COPY) overrides it.
         Checkpoints are not copied: the copy is a new file.
@@ -275,9 +284,27 @@ class Store(abc.ABC):
         if target == source or target.startswith(source + "/"):
             raise InvalidPath(f"cannot copy '{source}' into itself")
         made = self.mkdir(target)
-        for child in self.list(source):
-            self.copy(child.path, posixpath.join(target, child.name))
+        try:
+            self._copy_inside(source, target, keep)
+        except BaseException:
+            try:
+                self.delete(target)
+            except StoreError:
+                pass
+            raise
         return made
+
+    def _copy_inside(self, source: str, target: str, keep: CopyFilter | None) -> None:
+        """Copy what the folder `source` holds into the new folder `target`."""
+        for child in self.list(source):
+            if keep is not None and not keep(child):
+                continue
+            child_target = posixpath.join(target, child.name)
+            if child.kind == "file":
+                self.write(child_target, self.read(child.path))
+            else:
+                self.mkdir(child_target)
+                self._copy_inside(child.path, child_target, keep)
 
     def real_path(self, path: str) -> str:
         """The API path an entry really lives at once links are followed.

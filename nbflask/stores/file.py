@@ -34,6 +34,7 @@ from .base import (
     AlreadyExists,
     Checkpoint,
     Conflict,
+    CopyFilter,
     Entry,
     InvalidPath,
     NotEmpty,
@@ -266,11 +267,7 @@ class FileStore(Store):
         os_path, info = self._stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise InvalidPath(f"'{path}' is a directory, not a file")
-        try:
-            with open(os_path, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise _os_error(exc, path) from None
+        return self._read_os(os_path, path)
 
     def open_stream(self, path: str, chunk_size: int = 1 << 20) -> tuple[Entry, Iterator[bytes]]:
         """Stream from one open file, so the entry describes exactly the bytes sent."""
@@ -327,13 +324,13 @@ class FileStore(Store):
 
     def _atomic_write(
         self, os_path: str, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Write off the gevent hub: an fsync can take tens of milliseconds on a real disk."""
         return run_blocking(self._write_now, os_path, path, data, if_match, mode)
 
     def _write_now(
         self, os_path: str, path: str, data: bytes, if_match: str | None, mode: int | None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Write a temp file in the same folder, then install it over the target. It gets
         `mode` (a checkpoint or copy: its source's), else the mode of the file it replaces."""
         mode = _mode_of(os_path) if mode is None else mode
@@ -344,10 +341,12 @@ class FileStore(Store):
 
     def _install(
         self, fd: int, tmp: str, os_path: str, path: str, if_match: str | None, mode: int | None
-    ) -> Entry:
+    ) -> tuple[Entry, bool]:
         """Give the finished temp file (open as `fd`, closed here) `mode` exactly (the umask
         may have narrowed it), fsync it and rename it over the target under the folder lock;
-        on any failure it is removed."""
+        on any failure it is removed. Returns its entry and whether it made the file: that is
+        decided under the lock, so of clients creating one file at once exactly one is told
+        so (and gives a new notebook its first checkpoint, or takes it back on failure)."""
         folder = os.path.dirname(os_path)
         try:
             try:
@@ -364,6 +363,7 @@ class FileStore(Store):
                 self._check(os_path, path, if_match)
                 if os.path.isdir(os_path):
                     raise InvalidPath(f"'{path}' is a directory")
+                new = not os.path.lexists(os_path)
                 os.replace(tmp, os_path)
         except BaseException as exc:
             _remove(tmp)
@@ -371,36 +371,102 @@ class FileStore(Store):
                 raise _os_error(exc, path) from None
             raise
         self._fsync_dir(folder)
-        return self._entry(path, info, os_path)
+        return self._entry(path, info, os_path), new
 
     def write(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
-        return self._write_file(path, data, if_match)
+        return self.save(path, data, if_match)[0]
 
-    def _write_file(
-        self, path: str, data: bytes, if_match: str | None = None, mode: int | None = None
-    ) -> Entry:
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """`write`, and whether it made the file, as the rename found the place (no look
+        before: six clients creating one notebook at once were all told it was new)."""
         if not path:
             raise InvalidPath("the root folder is not a file")
         os_path = self._resolve(path)
         if not os.path.isdir(os.path.dirname(os_path)):
             raise NotFound(f"no such directory: '{path.rpartition('/')[0]}'")
-        return self._atomic_write(os_path, path, data, if_match, mode)
+        return self._atomic_write(os_path, path, data, if_match)
 
-    def copy(self, source: str, target: str) -> Entry:
+    def copy(self, source: str, target: str, keep: CopyFilter | None = None) -> Entry:
         """The contract's copy, keeping the mode of every file and folder copied (as Jupyter's
-        copy of a folder does), so a private notebook's copy is private too."""
-        _, info = self._stat(source)
-        mode = stat.S_IMODE(info.st_mode)
-        if stat.S_ISDIR(info.st_mode):
-            super().copy(source, target)
-            try:
-                os.chmod(self._resolve(target), mode)
-            except OSError as exc:
-                raise _os_error(exc, target) from None
-            return self.stat(target)
-        if self.exists(target):
+        copy of a folder does), so a private notebook's copy is private too. A link inside
+        the folder is copied as what it leads to, as Jupyter's copy does; one that leads to a
+        folder holding it (`loop -> ..`) or the copy would make the copy endless, so the copy
+        is refused and what it made is removed. The walk reads and fsyncs every file: it runs
+        off the gevent loop."""
+        return run_blocking(self._copy_now, source, target, keep)
+
+    def _copy_now(self, source: str, target: str, keep: CopyFilter | None) -> Entry:
+        source_os, info = self._stat(source)
+        target_os = self._resolve(target)
+        if os.path.lexists(target_os):
             raise AlreadyExists(f"'{target}' already exists")
-        return self._write_file(target, self.read(source), mode=mode)
+        if not os.path.isdir(os.path.dirname(target_os)):
+            raise NotFound(f"no such directory: '{target.rpartition('/')[0]}'")
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISDIR(info.st_mode):
+            return self._write_now(target_os, target, self._read_os(source_os, source), None, mode)[0]
+        if (target_os + os.sep).startswith(source_os + os.sep):
+            raise InvalidPath(f"cannot copy '{source}' into itself")
+        self._mkdir_private(target_os, target)
+        try:
+            self._copy_folder(source, source_os, target, target_os, keep, (source_os, target_os))
+            os.chmod(target_os, mode)
+        except BaseException as exc:
+            shutil.rmtree(target_os, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise _os_error(exc, target) from None
+            raise
+        self._fsync_dir(os.path.dirname(target_os))
+        return self.stat(target)
+
+    @staticmethod
+    def _mkdir_private(os_path: str, path: str) -> None:
+        """A folder of a copy, only ours until its content is in (then it gets its mode)."""
+        try:
+            os.mkdir(os_path, 0o700)
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+
+    @staticmethod
+    def _read_os(os_path: str, path: str) -> bytes:
+        try:
+            with open(os_path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise _os_error(exc, path) from None
+
+    def _copy_folder(
+        self,
+        source: str,
+        source_os: str,
+        target: str,
+        target_os: str,
+        keep: CopyFilter | None,
+        on_the_way: tuple[str, ...],
+    ) -> None:
+        """Copy what the folder `source` (really at `source_os`) holds into the new folder
+        `target_os`. `on_the_way`: the real folders being copied from here up, and the copy;
+        a folder that is one of them or holds one is refused, else the copy would not end."""
+        for child in self.list(source):
+            if keep is not None and not keep(child):
+                continue
+            child_os = os.path.realpath(os.path.join(source_os, child.name))
+            child_target, child_target_os = f"{target}/{child.name}", os.path.join(target_os, child.name)
+            mode = stat.S_IMODE(os.stat(child_os).st_mode)
+            if child.kind == "file":
+                data = self._read_os(child_os, child.path)
+                self._write_now(child_target_os, child_target, data, None, mode)
+                continue
+            if any((folder + os.sep).startswith(child_os + os.sep) for folder in on_the_way):
+                raise InvalidPath(
+                    f"cannot copy '{child.path}': it links to a folder that holds it or the copy,"
+                    " so the copy would never end"
+                )
+            self._mkdir_private(child_target_os, child_target)
+            inner = (*on_the_way, child_os)
+            self._copy_folder(child.path, child_os, child_target, child_target_os, keep, inner)
+            os.chmod(child_target_os, mode)
+        self._fsync_dir(target_os)
 
     # -- chunked uploads ---------------------------------------------------------------
     def _staging(self, path: str) -> str:
@@ -424,10 +490,14 @@ class FileStore(Store):
         staging = self._staging(path)
         failed = _failed_mark(staging)
         if number == 1:
-            # A fresh file, so it has the mode of the file it will replace from the start.
+            # A fresh file with the mode of the file it will replace from the start, but one
+            # we may write to (a read-only target's chunk 2 could not open it): the install
+            # gives it the target's mode exactly.
             _remove(staging)
             _remove(failed)
-            fd = _create(staging, path, _mode_of(self._resolve(path)), os.O_APPEND | os.O_TRUNC)
+            mode = _mode_of(self._resolve(path))
+            writable = None if mode is None else mode | stat.S_IWUSR
+            fd = _create(staging, path, writable, os.O_APPEND | os.O_TRUNC)
         else:
             try:
                 fd = os.open(staging, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -453,13 +523,13 @@ class FileStore(Store):
         except FileNotFoundError:
             if os.path.exists(failed):
                 raise upload_failed(path) from None
-            return self._write_now(self._resolve(path), path, data, if_match, None)
+            return self._write_now(self._resolve(path), path, data, if_match, None)[0]
         except OSError as exc:
             raise _os_error(exc, path) from None
         os_path = self._resolve(path)
         try:
             _write_all(fd, data, staging, path)
-            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))
+            return self._install(fd, staging, os_path, path, if_match, _mode_of(os_path))[0]
         except StoreError:
             _fail_upload(failed)
             raise
@@ -595,7 +665,7 @@ class FileStore(Store):
         os_path, cp_path = self._checkpoint_file(path, checkpoint_id)
         with open(cp_path, "rb") as handle:
             data = handle.read()
-        return self._atomic_write(os_path, path, data)
+        return self._atomic_write(os_path, path, data)[0]
 
     def delete_checkpoint(self, path: str, checkpoint_id: str) -> None:
         _, cp_path = self._checkpoint_file(path, checkpoint_id)

@@ -32,6 +32,11 @@ from .base import (
     upload_failed,
 )
 
+#: How long a failed upload's later chunks are refused, as the file store keeps its marks
+#: (swept an hour after): then the mark is forgotten, so the marks of failed uploads that no
+#: one starts again do not pile up in memory.
+FAILED_UPLOAD_SECONDS = 3600
+
 
 @dataclass
 class _Node:
@@ -57,8 +62,9 @@ class MemoryStore(Store):
         self._nodes: dict[str, _Node] = {"": _Node(data=None)}
         #: Uploads in progress: API path -> the chunks so far (they count toward max_bytes).
         self._uploads: dict[str, bytearray] = {}
-        #: Uploads that lost a chunk (or their commit): refused until a chunk 1.
-        self._failed_uploads: set[str] = set()
+        #: Uploads that lost a chunk (or their commit), refused until a chunk 1 or for an hour:
+        #: API path -> `time.monotonic()` when it failed, oldest first.
+        self._failed_uploads: dict[str, float] = {}
         self._lock = threading.RLock()
 
     def _entry(self, path: str, node: _Node) -> Entry:
@@ -105,6 +111,25 @@ class MemoryStore(Store):
         if self.max_bytes is not None and self._used() + extra > self.max_bytes:
             raise StoreFull(f"memory store is full: it holds at most {self.max_bytes} bytes")
 
+    def _fail_upload(self, path: str) -> None:
+        """Mark the upload of `path` failed, forgetting the marks older than an hour."""
+        now = time.monotonic()
+        self._failed_uploads.pop(path, None)
+        while self._failed_uploads:
+            oldest, failed_at = next(iter(self._failed_uploads.items()))
+            if now - failed_at <= FAILED_UPLOAD_SECONDS:
+                break
+            del self._failed_uploads[oldest]
+        self._failed_uploads[path] = now
+
+    def _upload_failed(self, path: str) -> bool:
+        """Whether the upload of `path` failed within the hour (an older mark is dropped)."""
+        failed_at = self._failed_uploads.get(path)
+        if failed_at is not None and time.monotonic() - failed_at > FAILED_UPLOAD_SECONDS:
+            del self._failed_uploads[path]
+            return False
+        return failed_at is not None
+
     def stat(self, path: str) -> Entry:
         with self._lock:
             return self._entry(path, self._node(path))
@@ -138,6 +163,13 @@ class MemoryStore(Store):
             self._nodes[path] = node
             return self._entry(path, node)
 
+    def save(self, path: str, data: bytes, if_match: str | None = None) -> tuple[Entry, bool]:
+        """`write`, and whether it made the file, looked at under the same hold of the lock
+        (a look before it let two threads both be told that they made it)."""
+        with self._lock:
+            new = path not in self._nodes
+            return self.write(path, data, if_match), new
+
     def stage_chunk(self, path: str, number: int, data: bytes) -> None:
         with self._lock:
             self._parent(path)
@@ -146,8 +178,8 @@ class MemoryStore(Store):
                 raise InvalidPath(f"'{path}' is a directory")
             if number == 1:
                 self._uploads.pop(path, None)
-                self._failed_uploads.discard(path)
-            elif path in self._failed_uploads:
+                self._failed_uploads.pop(path, None)
+            elif self._upload_failed(path):
                 raise upload_failed(path)
             elif path not in self._uploads:
                 raise no_upload(path, number)
@@ -155,13 +187,13 @@ class MemoryStore(Store):
                 self._reserve(len(data))
             except StoreFull:
                 self._uploads.pop(path, None)
-                self._failed_uploads.add(path)
+                self._fail_upload(path)
                 raise
             self._uploads.setdefault(path, bytearray()).extend(data)
 
     def commit_upload(self, path: str, data: bytes, if_match: str | None = None) -> Entry:
         with self._lock:
-            if path in self._failed_uploads:
+            if self._upload_failed(path):
                 raise upload_failed(path)
             staged = self._uploads.pop(path, None)
             if staged is None:
@@ -170,7 +202,7 @@ class MemoryStore(Store):
             try:
                 return self.write(path, bytes(staged), if_match)
             except StoreError:
-                self._failed_uploads.add(path)
+                self._fail_upload(path)
                 raise
 
     def mkdir(self, path: str) -> Entry:

@@ -61,6 +61,7 @@ from .base import (
     AlreadyExists,
     Checkpoint,
     Conflict,
+    CopyFilter,
     Entry,
     InvalidPath,
     NotFound,
@@ -890,9 +891,10 @@ class SwiftStore(Store):
             missing,
         )
 
-    def copy(self, source: str, target: str) -> Entry:
-        """Server-side COPY of the file, or of every object under the folder: no bytes travel
-        through nbflask. The copies are new: they get a new creation time."""
+    def copy(self, source: str, target: str, keep: CopyFilter | None = None) -> Entry:
+        """Server-side COPY of the file, or of every object under the folder that `keep`
+        accepts with every folder above it: no bytes travel through nbflask. The copies are
+        new: they get a new creation time. A failed copy deletes the objects it made."""
         source, target = self._path(source), self._path(target)
         with self._locked(target):
             if self._find(target) is not None:
@@ -908,11 +910,26 @@ class SwiftStore(Store):
                 return self._existing(target)
             old_folder, new_folder = self._folder(source), self._folder(target)
             names = self._names_under(old_folder)
-            if old_folder not in names:  # a folder without a marker still gets one
-                self._put(new_folder, b"", created, DIRECTORY_TYPE)
-            for name in names:
-                self._copy(name, new_folder + name[len(old_folder) :], None, created)
+            made = []
+            try:
+                if old_folder not in names:  # a folder without a marker still gets one
+                    self._put(new_folder, b"", created, DIRECTORY_TYPE)
+                    made.append(new_folder)
+                for name in names:
+                    if keep is None or _kept(source, name[len(old_folder) :], keep):
+                        made.append(new_folder + name[len(old_folder) :])
+                        self._copy(name, made[-1], None, created)
+            except StoreError:
+                self._delete_made(made)
+                raise
             return self._existing(target)
+
+    def _delete_made(self, names: list[str]) -> None:
+        """Take back the objects a failed copy made, as far as Swift lets us."""
+        try:
+            self._delete_objects(names)
+        except StoreError:
+            pass
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -991,6 +1008,20 @@ class SwiftStore(Store):
             lambda c: c.delete_object(self.container, name),
             NotFound(f"no checkpoint {checkpoint_id!r} for {path!r}"),
         )
+
+
+def _kept(source: str, inside: str, keep: CopyFilter) -> bool:
+    """Whether the object `inside` the folder `source` (a name relative to it; a folder's
+    marker ends with '/') is copied: `keep` accepts it and every folder on the way to it."""
+    parts = inside.split("/")
+    for depth, name in enumerate(parts):
+        if not name:
+            continue
+        path = posixpath.join(source, *parts[: depth + 1])
+        kind: Literal["file", "directory"] = "file" if depth == len(parts) - 1 else "directory"
+        if not keep(Entry(path=path, kind=kind, created=FOLDER_TIME, last_modified=FOLDER_TIME)):
+            return False
+    return True
 
 
 def _etag(value: str) -> str:
