@@ -21,6 +21,9 @@ _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # LF and the other controls are refused.
 _FIELD_VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
+# RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF; an extension holds no CR, LF or other control
+# (a tab aside): a proxy that ends the line at a bare LF would read the body differently.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 SHOWN = 60  # characters of a bad line quoted in the answer
 
 
@@ -40,6 +43,13 @@ def line_ending_problem(line: bytes) -> str | None:
     if line.endswith(b"\n"):
         return f"a line ending in a bare LF: {_shown(line[:-1])}"
     return f"an unfinished line: {_shown(line)}"
+
+
+def chunk_size_problem(line: bytes) -> str | None:
+    """Why a chunk's size line (with its line end) is not `hex-size [;extension]` CRLF, or None."""
+    if not _CHUNK_LINE.fullmatch(line):
+        return f"a malformed chunk size line: {_shown(line)}"
+    return None
 
 
 def header_line_problem(line: bytes) -> str | None:
