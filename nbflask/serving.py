@@ -112,6 +112,9 @@ def _server_class():
     - A request line or header the rules of http_rules.py refuse, and ambiguous body
       framing, get a JSON 400 and the connection is closed: gevent's own parser would drop
       the headers after a bad line and read the body as the next request.
+    - A request line other than `METHOD target HTTP/1.x` is 400 (gevent took tabs and runs of
+      spaces, control bytes in the target and HTTP/0.9), one empty line before it is skipped
+      (RFC 9112 2.2), and a head over MAX_HEAD bytes is 431: its lines are held in memory.
     - The body is a gevent_body.BodyInput: chunk lines checked, each wait for its bytes bounded
       by `server.body_timeout`, and what the application leaves unread never read: the
       connection is closed after the response instead (with `Connection: close` when the
@@ -120,7 +123,7 @@ def _server_class():
     - A connection upgraded to a websocket is closed once that websocket ends: the websocket
       owned the stream, so whatever the client sends after it is not HTTP.
     """
-    from gevent.pywsgi import WSGIHandler, WSGIServer
+    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
     from .gevent_body import BodyInput
 
@@ -138,6 +141,9 @@ def _server_class():
                 return None  # the connection closes without an answer
             finally:
                 self._stop_deadline()
+            if isinstance(result, tuple) and result[0] == "414":  # gevent's own, in plain text
+                message = f"Bad request: a request line of {MAX_REQUEST_LINE} bytes or more"
+                return "414", http_rules.refusal(414, "Request-URI Too Long", message)
             body = getattr(self, "wsgi_input", None)
             if result is None and isinstance(body, BodyInput) and not body.complete and self.socket:
                 self._linger()
@@ -166,12 +172,13 @@ def _server_class():
             # ... then header_timeout (from the connection's start, for its first request)
             # to bring its line and headers.
             self._start_deadline(limits.header_timeout)
-            return super().read_requestline()
+            line = super().read_requestline()
+            return super().read_requestline() if line == "\r\n" else line
 
         def read_request(self, raw_requestline: str) -> bool:
             self._requests_read += 1
             try:
-                problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
+                problem = http_rules.request_line_problem(raw_requestline.encode("latin-1"))
                 if problem:
                     raise ValueError(f"request line: {problem}")
                 return super().read_request(raw_requestline)
@@ -181,7 +188,7 @@ def _server_class():
         def MessageClass(self, fp, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
             lines = _header_lines(fp)
             headers = super().MessageClass(BytesIO(b"".join(lines) + b"\r\n"), *args)
-            problem = http_rules.framing_problem(headers)
+            problem = http_rules.framing_problem(headers, self.request_version)
             if problem:
                 raise ValueError(problem)
             return headers
@@ -189,6 +196,8 @@ def _server_class():
         def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
             super()._handle_client_error(ex)  # gevent logs it
             message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+            if isinstance(ex, HeadTooLarge):
+                return "431", http_rules.refusal(431, "Request Header Fields Too Large", message)
             return "400", http_rules.refusal(400, "Bad Request", f"Bad request: {message}")
 
         def get_environ(self) -> dict:
@@ -248,21 +257,30 @@ def _server_class():
     return NoDelayWSGIServer
 
 
+# http.client, which gevent parses headers with, refuses more than 100 lines counting the
+# blank one that ends them: 99 header lines is its limit, and ours, so ours answers first.
+MAX_HEADER_LINES = 99
 LINGER = 2  # seconds a connection closed on an unread body keeps reading and dropping it
-MAX_HEADER_LINES = 100  # as http.client, which gevent parses with
-MAX_HEADER_LINE = 65536
+MAX_HEAD = 64 * 1024  # bytes of header lines one request may have the server hold
+
+
+class HeadTooLarge(ValueError):
+    """A request's headers are more than the server holds for one request (431)."""
 
 
 def _header_lines(fp) -> list[bytes]:  # noqa: ANN001 - a binary file
     """A request's header lines up to the blank line that ends them, each checked by
-    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one."""
+    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one,
+    HeadTooLarge past MAX_HEAD bytes in all (100 lines of 64 KiB each held 5.6 MB)."""
     lines: list[bytes] = []
+    room = MAX_HEAD
     while True:
-        line = fp.readline(MAX_HEADER_LINE + 1)
+        line = fp.readline(room + 1)
         if line == b"\r\n":
             return lines
-        if len(line) > MAX_HEADER_LINE:
-            raise ValueError(f"a header line longer than {MAX_HEADER_LINE} bytes")
+        if len(line) > room:
+            raise HeadTooLarge(f"Request header fields too large: more than {MAX_HEAD} bytes of headers")
+        room -= len(line)
         if len(lines) == MAX_HEADER_LINES:
             raise ValueError(f"more than {MAX_HEADER_LINES} header lines")
         if not line:

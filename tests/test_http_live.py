@@ -361,3 +361,67 @@ def test_a_bare_lf_in_chunk_lines_or_trailers_is_400(live, body, request):
     received, closed = exchange(live.port, request_bytes)
     assert received.startswith(b"HTTP/1.1 400"), received[:300]
     assert received.count(b"HTTP/1.1 ") == 1 and closed, received[:500]
+
+
+def test_a_head_over_64_kib_is_431_and_99_header_lines_are_the_limit(server):
+    big = "".join(f"X-Big-{n}: {'y' * 33000}\r\n" for n in range(2))
+    received, closed = exchange(server.port, head(server.port, "GET", "/api/status", big))
+    assert received.startswith(b"HTTP/1.1 431") and closed, received[:300]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
+    # head() sends Host and Authorization: 97 more make 99, gevent's own limit.
+    ninety_nine = head(server.port, "GET", "/api/status", header_lines(96, "Connection: close"))
+    received, _ = exchange(server.port, ninety_nine)
+    assert received.startswith(b"HTTP/1.1 200"), received[:300]
+    received, closed = exchange(server.port, head(server.port, "GET", "/api/status", header_lines(98)))
+    assert received.startswith(b"HTTP/1.1 400") and closed, received[:300]
+    assert "more than 99 header lines" in json.loads(received.partition(b"\r\n\r\n")[2])["message"]
+
+
+def header_lines(count: int, *more: str) -> str:
+    return "".join(f"X-Line-{n}: y\r\n" for n in range(count)) + "".join(f"{line}\r\n" for line in more)
+
+
+# Request lines gunicorn refuses and gevent read: tabs, runs of spaces, a NUL in the target,
+# HTTP/0.9's two words, chunked in HTTP/1.0.
+BAD_REQUEST_LINES = {
+    "tab": b"GET\t/api/status HTTP/1.1\r\n",
+    "two spaces": b"GET  /api/status HTTP/1.1\r\n",
+    "NUL in the target": b"GET /api/status\x00x HTTP/1.1\r\n",
+    "control byte in the target": b"GET /api/status\x01 HTTP/1.1\r\n",
+    "HTTP/0.9": b"GET /api/status\r\n",
+}
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+@pytest.mark.parametrize("line", BAD_REQUEST_LINES.values(), ids=BAD_REQUEST_LINES.keys())
+def test_a_malformed_request_line_is_400_json(live, line, request):
+    live = request.getfixturevalue(live)
+    rest = f"Host: 127.0.0.1\r\nAuthorization: token {TOKEN}\r\n\r\n".encode()
+    received, closed = exchange(live.port, line + rest)
+    assert received.startswith(b"HTTP/1.1 400") and closed, received[:300]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_chunked_in_http_1_0_is_400_json(live, request):
+    live = request.getfixturevalue(live)
+    request_bytes = (b"POST /api/contents HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+                     + f"Authorization: token {TOKEN}\r\n\r\n".encode() + b"0\r\n\r\n" + SMUGGLED)
+    received, closed = exchange(live.port, request_bytes)
+    assert received.startswith(b"HTTP/1.1 400") and closed, received[:300]
+    assert received.count(b"HTTP/1.1 ") == 1
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
+
+
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_one_empty_line_before_a_request_is_skipped(live, request):
+    live = request.getfixturevalue(live)
+    request_bytes = b"\r\n" + head(live.port, "GET", "/api/status", "Connection: close\r\n")
+    received, _ = exchange(live.port, request_bytes)
+    assert received.startswith(b"HTTP/1.1 200"), received[:300]
+
+
+def test_a_request_line_too_long_is_414_json(server):
+    received, closed = exchange(server.port, head(server.port, "GET", "/api/" + "a" * 9000))
+    assert received.startswith(b"HTTP/1.1 414") and closed, received[:300]
+    assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
