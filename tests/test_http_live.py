@@ -320,6 +320,20 @@ def test_a_chunked_body_over_a_views_limit_is_read_no_further(live, request):
     assert set(json.loads(received.partition(b"\r\n\r\n")[2])) == {"message", "reason"}
 
 
+@pytest.mark.parametrize("live", ["server", "gunicorn"])
+def test_a_body_read_to_its_end_keeps_the_connection(live, request):
+    """Only a body left unread closes the connection: two uploads, by length and chunked,
+    pipelined on one connection, are both answered."""
+    live = request.getfixturevalue(live)
+    body = json.dumps({"type": "file", "format": "text", "content": "x" * 100_000}).encode()
+    by_length = head(live.port, "PUT", "/api/contents/kept1.txt",
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n") + body
+    chunked = head(live.port, "PUT", "/api/contents/kept2.txt",
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n")
+    received, closed = exchange(live.port, by_length + chunked + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert received.count(b"HTTP/1.1 201") == 2 and closed, received[:500]
+
+
 # Chunked bodies gunicorn cannot parse, sent to a view that refuses the request unread (403):
 # gunicorn logged "Socket error processing request." and two tracebacks for each.
 UNREAD_BAD_CHUNKS = {
