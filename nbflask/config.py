@@ -47,6 +47,7 @@ class ServerSettings:
     handshake_timeout: int = 20
     header_timeout: int = 20
     keepalive_timeout: int = 30
+    body_timeout: int = 20
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,10 @@ HELP: dict[str, str] = {
     "server.websocket_send_buffer": "bytes a slow websocket client may leave unread before it is closed",
     "server.handshake_timeout": "seconds a client has to finish its TLS handshake, else it is disconnected",
     "server.header_timeout": "seconds a client has to send a request's line and headers (a request's body"
-                             " and a websocket are not limited), else it is disconnected",
+                             " has body_timeout, a websocket no limit), else it is disconnected",
     "server.keepalive_timeout": "seconds an idle kept-alive connection waits for its next request",
+    "server.body_timeout": "seconds a request's body may go without a byte arriving (an upload that makes"
+                           " progress is never cut), else the connection is closed",
     "auth.token": "auto (random at each start) | a fixed token | '' (only with a password)",
     "auth.password": "hash from `nbflask passwd` (argon2:...) or a legacy sha1:salt:hash",
     "auth.allow_origin": "extra origins allowed for websockets and CORS",
@@ -396,7 +399,7 @@ def _check(settings: Settings, layers: _Layers) -> Settings:
             f"{origin('server', 'websocket_send_buffer')}: server.websocket_send_buffer: expected"
             f" a positive number of bytes, found {server.websocket_send_buffer}"
         )
-    for key in ("handshake_timeout", "header_timeout", "keepalive_timeout"):
+    for key in ("handshake_timeout", "header_timeout", "keepalive_timeout", "body_timeout"):
         if getattr(server, key) <= 0:
             raise ConfigError(
                 f"{origin('server', key)}: server.{key}: expected a positive number of seconds,"

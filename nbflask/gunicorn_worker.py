@@ -1,5 +1,6 @@
 """What gunicorn's gevent workers need of nbflask: to retire cleanly (recycled, reloaded,
-stopped), to bound TLS handshakes, and to answer what they cannot parse with a JSON 400.
+stopped), to bound TLS handshakes and request bodies, and to answer what they cannot parse
+with a JSON 400.
 
 It serves what it had accepted: a gevent worker that is recycled (`max_requests`) or
 reloaded (SIGHUP) calls `close()` on its gevent server, which closes the listening socket and
@@ -81,14 +82,19 @@ def answer_parse_errors_in_json() -> None:
     util.write_error = write_error
 
 
-def refuse_unparsable_bodies(worker: Any) -> None:
-    """A request body gunicorn cannot parse (a bad chunk size, a chunk without its CRLF) is
-    the client's error: 400 and the connection closed, as under `nbflask run`.
+def read_bodies_strictly(worker: Any, settings: ServerSettings) -> None:
+    """A request body is read only by the application, within `body_timeout` per wait, and
+    one it cannot parse (a bad chunk size, a chunk without its CRLF) is the client's error:
+    400 and the connection closed, as under `nbflask run`.
 
     gunicorn raises its parse errors from the body's read() in the middle of the view, where
     they are a 500 with a traceback. Read through `_ClientBody` they are OSErrors, which
-    Werkzeug answers as a 400 (ClientDisconnected); where the next request would start is then
-    unknown, so the connection ends after the answer (StopIteration is gunicorn's signal).
+    Werkzeug answers as a 400 (ClientDisconnected). gunicorn itself reads what the
+    application left unread before the next request, as long as it comes: through our
+    wrapper a bad chunk there was an OSError that gunicorn logged with two tracebacks, per
+    request, without login. Here the body the application did not finish is not read on
+    at all: the connection ends after the answer (StopIteration is gunicorn's signal), as
+    after a body that broke, since where the next request would start is unknown.
     """
     from gunicorn.http.errors import ParseException
 
@@ -97,38 +103,66 @@ def refuse_unparsable_bodies(worker: Any) -> None:
     def strict_handle_request(listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         if req.body is None:
             return handle_request(listener_name, req, sock, addr)
-        body = req.body = _ClientBody(req.body, ParseException)
-        handled = handle_request(listener_name, req, sock, addr)
-        if body.broken:
-            raise StopIteration("unparsable request body")
+        body = req.body = _ClientBody(req.body, ParseException, sock, settings.body_timeout)
+        try:
+            handled = handle_request(listener_name, req, sock, addr)
+        finally:
+            req.body = body.body  # gunicorn's own again, for its own bookkeeping
+        if body.broken or not _read_to_the_end(body.body):
+            raise StopIteration("request body not read to its end")
         return handled
 
     worker.handle_request = strict_handle_request
 
 
-class _ClientBody:
-    """gunicorn's request body (wsgi.input), whose parse errors read as OSError."""
+def _read_to_the_end(body: Any) -> bool:
+    """Whether gunicorn's request body was read to its end, by what its reader has left;
+    a reader of another kind is taken as unfinished (the connection then just closes)."""
+    from gunicorn.http.body import ChunkedReader, LengthReader
 
-    def __init__(self, body: Any, errors: type[Exception]) -> None:
-        self._body = body
+    if body.buf.tell():
+        return False
+    reader = body.reader
+    if isinstance(reader, LengthReader):
+        return reader.length == 0
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is None and not reader.buf.tell()
+    return False
+
+
+class _ClientBody:
+    """gunicorn's request body (wsgi.input), whose parse errors read as OSError and whose
+    every wait for bytes has `idle_timeout` seconds."""
+
+    def __init__(self, body: Any, errors: type[Exception], sock: Any, idle_timeout: float) -> None:
+        self.body = body
         self._errors = errors
+        self._sock = sock
+        self._idle_timeout = idle_timeout
         self.broken = False
 
     def _read(self, method: Any, size: int | None) -> Any:
+        waited = self._sock.gettimeout()
+        self._sock.settimeout(self._idle_timeout)
         try:
             return method(size)
+        except TimeoutError as exc:
+            self.broken = True
+            raise OSError(f"no byte of the request body for {self._idle_timeout} s") from exc
         except self._errors as exc:
             self.broken = True
             raise OSError(f"unparsable request body: {exc}") from exc
+        finally:
+            self._sock.settimeout(waited)
 
     def read(self, size: int | None = None) -> bytes:
-        return self._read(self._body.read, size)
+        return self._read(self.body.read, size)
 
     def readline(self, size: int | None = None) -> bytes:
-        return self._read(self._body.readline, size)
+        return self._read(self.body.readline, size)
 
     def readlines(self, size: int | None = None) -> list[bytes]:
-        return self._read(self._body.readlines, size)
+        return self._read(self.body.readlines, size)
 
     def __iter__(self) -> _ClientBody:
         return self

@@ -21,6 +21,12 @@ _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # LF and the other controls are refused.
 _FIELD_VALUE_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
+# RFC 9112 3: method SP request-target SP HTTP-version, one space each; the target holds no
+# spaces or controls. HTTP/0.9's two-word form is not HTTP/1.x and is refused.
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e\x80-\xff]+ HTTP/1\.[01]\r\n")
+# RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF; an extension holds no CR, LF or other control
+# (a tab aside): a proxy that ends the line at a bare LF would read the body differently.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(;[^\x00-\x08\x0a-\x1f\x7f]*)?\r\n")
 SHOWN = 60  # characters of a bad line quoted in the answer
 
 
@@ -40,6 +46,27 @@ def line_ending_problem(line: bytes) -> str | None:
     if line.endswith(b"\n"):
         return f"a line ending in a bare LF: {_shown(line[:-1])}"
     return f"an unfinished line: {_shown(line)}"
+
+
+def request_line_problem(line: bytes) -> str | None:
+    """Why a request line (with its line end) is not `METHOD target HTTP/1.x` CRLF, or None.
+
+    gevent splits the line on any run of whitespace and keeps control bytes in the target;
+    gunicorn refuses tabs, double spaces, a NUL in the target and HTTP/0.9, and so do we.
+    """
+    problem = line_ending_problem(line)
+    if problem:
+        return problem
+    if not _REQUEST_LINE.fullmatch(line):
+        return f"a malformed request line (expected 'METHOD target HTTP/1.x'): {_shown(line[:-2])}"
+    return None
+
+
+def chunk_size_problem(line: bytes) -> str | None:
+    """Why a chunk's size line (with its line end) is not `hex-size [;extension]` CRLF, or None."""
+    if not _CHUNK_LINE.fullmatch(line):
+        return f"a malformed chunk size line: {_shown(line)}"
+    return None
 
 
 def header_line_problem(line: bytes) -> str | None:
@@ -67,14 +94,15 @@ def header_line_problem(line: bytes) -> str | None:
     return None
 
 
-def framing_problem(headers: Message) -> str | None:
+def framing_problem(headers: Message, version: str = "HTTP/1.1") -> str | None:
     """Why a request's body framing is ambiguous (a smuggling risk), or None if it is clear.
 
     A front proxy and this server must agree where each request ends. They may not when a
     request carries both Content-Length and Transfer-Encoding, several Content-Lengths, a
     Content-Length that is not plain digits (`+5`, `0_5`, which Python's int() reads as 5),
     or a transfer coding other than a lone `chunked` (which gevent would read as no body at
-    all, taking the body for the next request). Jupyter's server and gunicorn answer 400.
+    all, taking the body for the next request), or chunked in HTTP/1.0, which has no chunked
+    coding (RFC 9112 6.1). Jupyter's server and gunicorn answer 400.
     """
     codings = [c.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
     lengths = headers.get_all("Content-Length") or []
@@ -86,6 +114,8 @@ def framing_problem(headers: Message) -> str | None:
         return f"a Content-Length that is not a number: {lengths[0][:SHOWN]!r}"
     if codings and codings != ["chunked"]:
         return f"unsupported Transfer-Encoding {', '.join(codings)!r}"
+    if codings and version == "HTTP/1.0":
+        return "Transfer-Encoding in an HTTP/1.0 request"
     return None
 
 

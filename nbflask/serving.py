@@ -106,17 +106,26 @@ def _server_class():
       against /api/status).
     - Time limits (`server.*_timeout`): a TLS handshake, a request's line and headers, and
       the wait for the next request on a kept-alive connection are bounded; a client past
-      one is disconnected without an answer, as gunicorn does. Nothing else is: a request
-      being answered (a websocket, an upload however slow) has all the time it needs.
+      one is disconnected without an answer, as gunicorn does. Of a request being answered
+      only its body's silences are (`server.body_timeout`): a websocket, an upload however
+      slow, have all the time they need.
     - A request line or header the rules of http_rules.py refuse, and ambiguous body
       framing, get a JSON 400 and the connection is closed: gevent's own parser would drop
       the headers after a bad line and read the body as the next request.
-    - A body whose chunks cannot be parsed closes the connection after its 400 (gevent
-      would read on from the middle of the body, as if it were the next request).
+    - A request line other than `METHOD target HTTP/1.x` is 400 (gevent took tabs and runs of
+      spaces, control bytes in the target and HTTP/0.9), one empty line before it is skipped
+      (RFC 9112 2.2), and a head over MAX_HEAD bytes is 431: its lines are held in memory.
+    - The body is a gevent_body.BodyInput: chunk lines checked, each wait for its bytes bounded
+      by `server.body_timeout`, and what the application leaves unread never read: the
+      connection is closed after the response instead (with `Connection: close` when the
+      application had not read it by the time it answered), as after a body that cannot be
+      parsed (gevent would read on from the middle of it, as if it were the next request).
     - A connection upgraded to a websocket is closed once that websocket ends: the websocket
       owned the stream, so whatever the client sends after it is not HTTP.
     """
-    from gevent.pywsgi import WSGIHandler, WSGIServer
+    from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
+
+    from .gevent_body import BodyInput
 
     class StrictHandler(WSGIHandler):
         # The timer running while the server waits for a request's line and headers.
@@ -125,13 +134,33 @@ def _server_class():
 
         def handle_one_request(self):  # noqa: ANN202 - gevent's hook
             try:
-                return super().handle_one_request()
+                result = super().handle_one_request()
             except gevent.Timeout as timeout:
                 if timeout is not self._deadline:
                     raise
                 return None  # the connection closes without an answer
             finally:
                 self._stop_deadline()
+            if isinstance(result, tuple) and result[0] == "414":  # gevent's own, in plain text
+                message = f"Bad request: a request line of {MAX_REQUEST_LINE} bytes or more"
+                return "414", http_rules.refusal(414, "Request-URI Too Long", message)
+            body = getattr(self, "wsgi_input", None)
+            if result is None and isinstance(body, BodyInput) and not body.complete and self.socket:
+                self._linger()
+            return result
+
+        def _linger(self) -> None:
+            """After the last answer on a connection whose body was left unread: end our side
+            (FIN), then drop what the client still sends for up to LINGER seconds. Closing on
+            unread bytes makes the kernel reset the connection, and a reset can destroy the
+            answer in the client's buffers before the client reads it (an upload's 413)."""
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+                with gevent.Timeout(LINGER, False):
+                    while self.socket.recv(65536):
+                        pass
+            except OSError:
+                pass
 
         def read_requestline(self) -> str:
             limits = self.server.limits
@@ -143,12 +172,13 @@ def _server_class():
             # ... then header_timeout (from the connection's start, for its first request)
             # to bring its line and headers.
             self._start_deadline(limits.header_timeout)
-            return super().read_requestline()
+            line = super().read_requestline()
+            return super().read_requestline() if line == "\r\n" else line
 
         def read_request(self, raw_requestline: str) -> bool:
             self._requests_read += 1
             try:
-                problem = http_rules.line_ending_problem(raw_requestline.encode("latin-1"))
+                problem = http_rules.request_line_problem(raw_requestline.encode("latin-1"))
                 if problem:
                     raise ValueError(f"request line: {problem}")
                 return super().read_request(raw_requestline)
@@ -158,7 +188,7 @@ def _server_class():
         def MessageClass(self, fp, *args):  # noqa: ANN001, ANN202, N802 - gevent's hook
             lines = _header_lines(fp)
             headers = super().MessageClass(BytesIO(b"".join(lines) + b"\r\n"), *args)
-            problem = http_rules.framing_problem(headers)
+            problem = http_rules.framing_problem(headers, self.request_version)
             if problem:
                 raise ValueError(problem)
             return headers
@@ -166,7 +196,28 @@ def _server_class():
         def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
             super()._handle_client_error(ex)  # gevent logs it
             message = getattr(ex, "formatted_message", None) or str(ex) or type(ex).__name__
+            if isinstance(ex, HeadTooLarge):
+                return "431", http_rules.refusal(431, "Request Header Fields Too Large", message)
             return "400", http_rules.refusal(400, "Bad Request", f"Bad request: {message}")
+
+        def get_environ(self) -> dict:
+            environ = super().get_environ()
+            gevents = self.wsgi_input
+            self.wsgi_input = BodyInput(
+                self.rfile, self.content_length, continue_socket=gevents.socket,
+                chunked_input=gevents.chunked_input, connection=self.socket,
+                idle_timeout=self.server.limits.body_timeout)
+            if environ["wsgi.input"] is gevents:  # not an upgrade, which reads the socket itself
+                environ["wsgi.input"] = self.wsgi_input
+            return environ
+
+        def start_response(self, status: str, headers: list, exc_info=None):  # noqa: ANN001, ANN201
+            if not self.wsgi_input.complete:
+                # The rest of the body is never read: tell the client this answer is the last.
+                self.close_connection = True
+                if not any(name.lower() == "connection" for name, _ in headers):
+                    headers = [*headers, ("Connection", "close")]
+            return super().start_response(status, headers, exc_info)
 
         def handle_one_response(self) -> None:
             try:
@@ -177,8 +228,8 @@ def _server_class():
                 upgraded = self.status is None or self.code == 101
                 if upgraded and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
                     self.close_connection = True
-                # gevent leaves a body it could not parse where it stopped (see Input._discard)
-                if getattr(self.wsgi_input, "_chunked_input_error", False):
+                # A body not read to its end (unread, cut off, unparsable) is never read on.
+                if not self.wsgi_input.complete:
                     self.close_connection = True
 
         def _start_deadline(self, seconds: float) -> None:
@@ -206,20 +257,30 @@ def _server_class():
     return NoDelayWSGIServer
 
 
-MAX_HEADER_LINES = 100  # as http.client, which gevent parses with
-MAX_HEADER_LINE = 65536
+# http.client, which gevent parses headers with, refuses more than 100 lines counting the
+# blank one that ends them: 99 header lines is its limit, and ours, so ours answers first.
+MAX_HEADER_LINES = 99
+LINGER = 2  # seconds a connection closed on an unread body keeps reading and dropping it
+MAX_HEAD = 64 * 1024  # bytes of header lines one request may have the server hold
+
+
+class HeadTooLarge(ValueError):
+    """A request's headers are more than the server holds for one request (431)."""
 
 
 def _header_lines(fp) -> list[bytes]:  # noqa: ANN001 - a binary file
     """A request's header lines up to the blank line that ends them, each checked by
-    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one."""
+    http_rules before a lenient parser sees it; ValueError (a 400) for the first bad one,
+    HeadTooLarge past MAX_HEAD bytes in all (100 lines of 64 KiB each held 5.6 MB)."""
     lines: list[bytes] = []
+    room = MAX_HEAD
     while True:
-        line = fp.readline(MAX_HEADER_LINE + 1)
+        line = fp.readline(room + 1)
         if line == b"\r\n":
             return lines
-        if len(line) > MAX_HEADER_LINE:
-            raise ValueError(f"a header line longer than {MAX_HEADER_LINE} bytes")
+        if len(line) > room:
+            raise HeadTooLarge(f"Request header fields too large: more than {MAX_HEAD} bytes of headers")
+        room -= len(line)
         if len(lines) == MAX_HEADER_LINES:
             raise ValueError(f"more than {MAX_HEADER_LINES} header lines")
         if not line:

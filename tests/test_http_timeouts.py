@@ -1,6 +1,7 @@
-"""Slow clients against real servers over TLS: a stalled handshake, a half-sent request and an
-idle kept-alive connection are closed once their `server.*_timeout` runs out, under `nbflask
-run` and gunicorn alike; a websocket or an upload that is slower than every timeout is not.
+"""Slow clients against real servers over TLS: a stalled handshake, a half-sent request, an
+idle kept-alive connection and a body that stopped coming are closed once their
+`server.*_timeout` runs out, under `nbflask run` and gunicorn alike; a websocket, or an upload
+that is slower than every other timeout but keeps coming, is not.
 
 Each test waits for the server's close itself (recv returns b'' or the TLS socket errors);
 the sockets' own timeout is only a safety net that fails the test. What must outlast the
@@ -19,7 +20,8 @@ from live import TOKEN, start_gunicorn, start_nbflask
 
 pytestmark = pytest.mark.slow
 
-TIMEOUTS = {"handshake_timeout": 1, "header_timeout": 1, "keepalive_timeout": 2}
+# body_timeout is above the pace of the trickled upload (one idle_close, about keepalive_timeout).
+TIMEOUTS = {"handshake_timeout": 1, "header_timeout": 1, "keepalive_timeout": 2, "body_timeout": 5}
 SAFETY = 30  # seconds: a server that never closes fails the test here
 
 
@@ -128,8 +130,21 @@ def test_an_upload_that_trickles_is_not_cut(live):
         sock.sendall(head(live, "PUT", "/api/contents/slow.txt",
                           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"))
         for piece in pieces:
-            idle_close(live)  # longer than any timeout has passed since the last bytes
+            idle_close(live)  # longer than every timeout but body_timeout since the last bytes
             sock.sendall(piece)
         assert read_response(sock).startswith(b"HTTP/1.1 201"), "the upload was cut"
     saved = live.session().get(live.url + "api/contents/slow.txt", timeout=30).json()
     assert saved["content"] == "x" * 300
+
+
+def test_a_body_that_stops_coming_is_closed(live):
+    """Part of an authenticated upload, then nothing: the connection ends after body_timeout
+    (it stayed open for ever under both servers), and nothing is saved."""
+    body_start = b'{"type": "file", "format": "text", '
+    with tls(live) as sock:
+        sock.sendall(head(live, "PUT", "/api/contents/stalled.txt",
+                          "Content-Type: application/json\r\nContent-Length: 300\r\n") + body_start)
+        answer = until_closed(sock)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert live.session().get(live.url + "api/contents/stalled.txt", timeout=30).status_code == 404
+    assert "Traceback" not in live.log()

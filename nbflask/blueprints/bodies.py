@@ -35,13 +35,29 @@ def json_object(
 
 
 def _body(max_bytes: int | None, what: str) -> bytes:
-    """The body, refused (413) before it is read when it announces more than `max_bytes`."""
-    if max_bytes is not None and (request.content_length or 0) > max_bytes:
+    """The body, refused (413) before it is read when it announces more than `max_bytes`, and
+    once `max_bytes` + 1 of a chunked one are read (not the whole of it, up to max_body_size)."""
+    if max_bytes is None:
+        return request.get_data(cache=False)
+    if (request.content_length or 0) > max_bytes:
         raise _too_large(max_bytes, what)
-    data = request.get_data(cache=False)
-    if max_bytes is not None and len(data) > max_bytes:  # a chunked body says no length first
-        raise _too_large(max_bytes, what)
+    data = _read_at_most(max_bytes + 1)  # a chunked body says no length first
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes, what)  # the rest is never read: the server closes after the 413
     return data
+
+
+def _read_at_most(limit: int) -> bytes:
+    """Up to `limit` bytes of the body, reading no further (a stream may return less per read)."""
+    pieces: list[bytes] = []
+    left = limit
+    while left > 0:
+        piece = request.stream.read(left)
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
 
 
 def _too_large(max_bytes: int, what: str) -> APIError:
