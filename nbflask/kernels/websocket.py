@@ -1,4 +1,4 @@
-"""Accepting a websocket from any of our servers, with the fixes measured in DESIGN section 7.
+"""Accepting a websocket from any of our servers, with the transport fixes listed below (each measured).
 
 simple-websocket does the handshake, the reading, ping/pong and closing, with these changes:
 everything is written by one writer per connection, from a queue bounded in bytes, with
