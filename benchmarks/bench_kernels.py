@@ -34,7 +34,7 @@ import requests
 import yaml
 import zmq
 
-from nbflask.kernels import endpoints, wire
+from nbflask.protocol import endpoints, wire
 
 TOKEN = "bench-token-0123456789"
 V1 = wire.V1_SUBPROTOCOL

@@ -91,7 +91,7 @@ def server_memory(master: int) -> tuple[float, float]:
         root = psutil.Process(master)
         web, host = root.memory_info().rss, 0
         for child in root.children():  # the workers and the host; kernels are the host's children
-            if "nbflask.kernels.host" in " ".join(child.cmdline()):
+            if "nbflask.host.server" in " ".join(child.cmdline()):
                 host += child.memory_info().rss
             else:
                 web += child.memory_info().rss

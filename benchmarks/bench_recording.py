@@ -48,7 +48,7 @@ def host_rss(server: psutil.Process) -> float:
     """The kernel host's resident memory, in MB (0 before it started)."""
     for child in server.children():
         try:
-            if "nbflask.kernels.host" in " ".join(child.cmdline()):
+            if "nbflask.host.server" in " ".join(child.cmdline()):
                 return child.memory_info().rss / 1e6
         except psutil.NoSuchProcess:
             continue

@@ -58,7 +58,7 @@ import bench_contents  # noqa: E402
 from bench_kernels import Direct, RawWebsocket, Through  # noqa: E402
 from live import TOKEN, LiveServer, free_port, start_gunicorn, start_nbflask  # noqa: E402
 
-from nbflask.kernels import wire  # noqa: E402
+from nbflask.protocol import wire  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nbflask"
 BENCH_VENV = CACHE / "bench-venv"

@@ -36,7 +36,7 @@ forwarder_headers = ""
 
 
 def on_starting(server):
-    from nbflask.kernels import client
+    from nbflask import host_client as client
 
     if nbflask_settings.auth.token == "auto":
         token = "nb" + secrets.token_hex(24)  # the prefix keeps YAML from reading it as a number
@@ -50,7 +50,7 @@ def on_starting(server):
 
 
 def on_exit(server):
-    from nbflask.kernels import client
+    from nbflask import host_client as client
 
     client.stop_host()  # this master's own host, if it has one; never the service host
 

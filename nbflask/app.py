@@ -36,8 +36,8 @@ from .config import ConfigError, Settings, load_settings
 from .contents import Contents, Trust
 from .contents.recorded import RecordedOutputs
 from .frontend.service import open_frontends
-from .kernels.client import KernelHost
-from .kernels.endpoints import SocketPathTooLong
+from .host_client import KernelHost
+from .protocol.endpoints import SocketPathTooLong
 from .state import EXTENSION, ServerState
 from .stores import open_store
 

@@ -121,8 +121,9 @@ def kernel_host(config: str | None, profile: str | None) -> None:
     from gevent import monkey
 
     monkey.patch_all()
+    from . import host_client as client
     from .config import load_settings
-    from .kernels import client, host
+    from .host import server as host
 
     settings = load_settings(config_file(config, profile))
     if settings.kernels.host != client.SERVICE:

@@ -43,7 +43,7 @@ def close_websockets_on_retirement(worker: Any) -> None:
     (gunicorn's flag for a worker past max_requests, or told to stop or reload)."""
     import gevent
 
-    from .kernels import websocket
+    from . import websocket
 
     def watch() -> None:
         while worker.alive:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .contents import Contents
     from .contents.recorded import RecordedOutputs
     from .frontend.service import FrontendService
-    from .kernels.client import KernelHost
+    from .host_client import KernelHost
     from .stores.base import Store
 
 EXTENSION = "nbflask"

@@ -275,7 +275,7 @@ def workers_serving(master_pid: int, port: int) -> set[int]:
 
     serving = set()
     for child in psutil.Process(master_pid).children():
-        if "nbflask.kernels.host" in " ".join(child.cmdline()):
+        if "nbflask.host.server" in " ".join(child.cmdline()):
             continue
         if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
                for c in child.net_connections(kind="tcp")):

@@ -48,6 +48,6 @@ def test_a_terminal_survives_its_worker_being_killed(tmp_path):
             assert fresh_request("GET", server.url + "api/terminals").json()[0]["name"] == name
     finally:
         host = [c.pid for c in psutil.Process(server.proc.pid).children()
-                if "nbflask.kernels.host" in " ".join(c.cmdline())]
+                if "nbflask.host.server" in " ".join(c.cmdline())]
         server.stop()
     assert wait_gone(shell) and all(wait_gone(pid) for pid in host)  # shutdown ends the shell

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from nbflask.kernels import wire
+from nbflask.protocol import wire
 
 
 def test_signed_frames_verify_and_decode():

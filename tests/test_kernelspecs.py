@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from nbflask.kernels import kernelspecs
+from nbflask.protocol import kernelspecs
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_an_unusable_kernel_json_is_skipped_with_a_warning(client, extra_spec, c
     broken = extra_spec.parent / "broken"
     broken.mkdir()
     (broken / "kernel.json").write_text(content)
-    with caplog.at_level(logging.WARNING, logger="nbflask.kernels"):
+    with caplog.at_level(logging.WARNING, logger="nbflask.protocol.kernelspecs"):
         listing = client.get("/api/kernelspecs")
     assert listing.status_code == 200
     assert set(listing.get_json()["kernelspecs"]) == {"python3", "echo"}

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from runevents import follow
 
-from nbflask.kernels.outputs import Execution, Recording, apply_controls
+from nbflask.host.outputs import Execution, Recording, apply_controls
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

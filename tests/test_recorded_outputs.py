@@ -120,7 +120,7 @@ def test_killing_every_web_worker_mid_run_loses_no_line(tmp_path):
         session = notebook_with_the_cell(server)
         start_the_cell_and_leave(server, session["kernel"]["id"])
         workers = [child for child in psutil.Process(server.proc.pid).children()
-                   if "nbflask.kernels.host" not in " ".join(child.cmdline())]
+                   if "nbflask.host.server" not in " ".join(child.cmdline())]
         assert len(workers) == 2
         for worker in workers:
             os.kill(worker.pid, signal.SIGKILL)

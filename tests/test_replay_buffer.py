@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbflask.kernels.replay import ENTRY_OVERHEAD, ReplayBuffer
+from nbflask.host.replay import ENTRY_OVERHEAD, ReplayBuffer
 
 
 def test_replies_kept_for_a_session_away_go_to_it_once_and_within_the_bounds():

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import nbflask
 from nbflask import runtime
-from nbflask.kernels.client import KernelHost
-from nbflask.kernels.host import Host
+from nbflask.host.server import Host
+from nbflask.host_client import KernelHost
 
 WEB_STACK = ("flask", "werkzeug", "jinja2", "simple_websocket", "wsproto")
 
@@ -25,10 +28,42 @@ def test_the_kernel_host_process_loads_no_web_stack(tmp_path):
     config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
     loaded = loaded_modules(
         "from gevent import monkey; monkey.patch_all()\n"
-        "from nbflask.kernels import host, client\n"
+        "from nbflask import host_client\nfrom nbflask.host import server as host\n"
         f"host.Host({config!r}, None)\n"
     )
     assert not loaded & set(WEB_STACK), loaded & set(WEB_STACK)
+
+
+def imported_packages(folder: str) -> dict[str, set[str]]:
+    """For each module under nbflask/`folder`, the nbflask modules it imports (absolute names)."""
+    package_root = Path(nbflask.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in (package_root / folder).rglob("*.py"):
+        module = "nbflask." + ".".join(path.relative_to(package_root).with_suffix("").parts)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[module] = {name for name in names if name.startswith("nbflask.")}
+    return found
+
+
+def test_the_folders_keep_to_their_process():
+    """host/ runs only in the kernel host, relays/ only in web workers, protocol/ in both."""
+    worker_only = ("nbflask.relays", "nbflask.blueprints", "nbflask.websocket", "nbflask.host_client",
+                   "nbflask.app", "nbflask.frontend", "nbflask.state")
+    rules = {"host": worker_only, "protocol": (*worker_only, "nbflask.host."), "relays": ("nbflask.host.",)}
+    for folder, forbidden in rules.items():
+        for module, names in imported_packages(folder).items():
+            wrong = sorted(name for name in names if name.startswith(forbidden))
+            assert not wrong, f"{module} ({folder}/) imports {wrong}"
 
 
 def test_blueprints_do_not_import_the_app_factory():

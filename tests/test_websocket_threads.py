@@ -14,7 +14,7 @@ from conftest import TOKEN
 from kernelapp import ThreadedServer, close_app
 from kernelws import KernelSocket
 
-from nbflask.kernels import zmqlib
+from nbflask.protocol import zmqlib
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_threads_use_plain_zmq_and_gevent_green_zmq():
     assert zmqlib.module() is zmq
     patched = subprocess.run([sys.executable, "-c", (
         "from gevent import monkey; monkey.patch_all()\n"
-        "import zmq.green\nfrom nbflask.kernels import zmqlib\nassert zmqlib.module() is zmq.green\n"
+        "import zmq.green\nfrom nbflask.protocol import zmqlib\nassert zmqlib.module() is zmq.green\n"
         "assert isinstance(zmqlib.context(), zmq.green.Context)")], capture_output=True, text=True)
     assert patched.returncode == 0, patched.stderr
 

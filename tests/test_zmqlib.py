@@ -17,7 +17,7 @@ monkey.patch_all()
 import os, resource
 import gevent
 import zmq
-from nbflask.kernels import zmqlib
+from nbflask.protocol import zmqlib
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))

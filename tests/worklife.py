@@ -127,7 +127,7 @@ def workers(master_pid: int) -> set[int]:
     found = set()
     for child in psutil.Process(master_pid).children():
         try:
-            if "nbflask.kernels.host" not in " ".join(child.cmdline()):
+            if "nbflask.host.server" not in " ".join(child.cmdline()):
                 found.add(child.pid)
         except psutil.Error:  # exited meanwhile
             pass

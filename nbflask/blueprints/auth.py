@@ -34,7 +34,7 @@ from flask.sessions import SecureCookieSessionInterface
 from .. import passwords, runtime, security
 from ..blocking import run_blocking
 from ..errors import json_error
-from ..kernels.client import host_owner
+from ..host_client import host_owner
 from ..state import state
 
 bp = Blueprint("auth", __name__)

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from .. import websocket
 from ..errors import APIError
-from ..kernels import websocket, wire
-from ..kernels.relay import Relay
+from ..protocol import wire
+from ..relays.kernel import Relay
 from ..state import state
 from . import upgrade
 from .bodies import json_object

@@ -12,8 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, send_file, url_for
 
 from ..errors import APIError
-from ..kernels import kernelspecs
-from ..kernels.kernelspecs import KernelSpec
+from ..protocol import kernelspecs
+from ..protocol.kernelspecs import KernelSpec
 from ..state import state
 from .files import SANDBOX
 

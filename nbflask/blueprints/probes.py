@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..kernels import websocket
+from .. import websocket
 from ..state import state
 
 bp = Blueprint("probes", __name__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from ..kernels import websocket
+from .. import websocket
+from ..relays.terminal import TerminalRelay
 from ..state import state
-from ..terminals.relay import TerminalRelay
 from . import upgrade
 from .bodies import json_object
 from .kernels import optional_string

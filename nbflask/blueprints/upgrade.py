@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from flask import Response, request
 
-from ..kernels import websocket
+from .. import websocket
 from ..state import state
 
 

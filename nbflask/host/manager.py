@@ -32,12 +32,12 @@ import zmq
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
-from . import endpoints, kernelspecs, wire, zmqlib
-from .kernelspecs import KernelSpec
+from ..protocol import endpoints, kernelspecs, wire, zmqlib
+from ..protocol.kernelspecs import KernelSpec
 from .outputs import Execution, Recording
 from .replay import ReplayBuffer
 
-log = logging.getLogger("nbflask.kernels")
+log = logging.getLogger(__name__)
 
 STABLE_SECONDS = 10  # a kernel that ran this long before dying starts a fresh restart count
 HOST_SESSION = "nbflask-kernel-host"

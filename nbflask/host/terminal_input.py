@@ -15,16 +15,7 @@ import gevent
 import gevent.event
 
 from ..api_error import APIError
-
-INPUT_WAIT = 5.0  # seconds a piece waits for room before it is refused
-FULL = "TerminalInputFull"  # the reason of that refusal
-
-
-def input_piece(limit: int) -> int:
-    """How many characters of a page's stdin message go to the host at a time: a piece always
-    fits in the queue (UTF-8 takes at most 4 bytes a character), a paste of ASCII fills it in
-    four, and a big paste costs few requests."""
-    return max(1, limit // 4)
+from ..protocol.terminals import FULL, INPUT_WAIT
 
 
 class InputQueue:

@@ -31,7 +31,7 @@ from simple_websocket import ConnectionClosed, Server
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.frame_protocol import CloseReason
 
-log = logging.getLogger("nbflask.kernels.websocket")
+log = logging.getLogger(__name__)
 
 COALESCE = 64 * 1024  # pieces smaller than this are joined into one write
 TEXT, BINARY = 0x1, 0x2

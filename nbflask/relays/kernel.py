@@ -38,9 +38,10 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from . import endpoints, iopubfeed, pending, wire, zmqlib
+from ..protocol import endpoints, wire, zmqlib
+from . import iopubfeed, pending
 
-log = logging.getLogger("nbflask.kernels.relay")
+log = logging.getLogger(__name__)
 
 NUDGE_FIRST = 0.025  # the first nudges come fast (a kernel just started is soon up), then
 NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this

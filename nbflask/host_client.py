@@ -25,43 +25,20 @@ from typing import Any, NamedTuple
 
 import zmq
 
-from .. import runtime
-from ..api_error import APIError
-from ..terminals.input import INPUT_WAIT
-from . import endpoints, zmqlib
+from . import runtime
+from .api_error import APIError
+from .protocol import zmqlib
+from .protocol.hostpaths import SERVICE, HostPaths
+from .protocol.terminals import INPUT_WAIT
 
 START_TIMEOUT = 30.0
 ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
-SERVICE = "service"  # the name of the host `nbflask kernel-host` runs (`kernels.host: service`)
 
 
 def host_owner() -> int:
     """The pid of the server process whose kernel host this process uses: itself, or the
     gunicorn master that set NBFLASK_KERNEL_HOST_OWNER before forking its workers."""
     return int(os.environ.get(ENV_OWNER) or os.getpid())
-
-
-class HostPaths:
-    """Where a kernel host listens and announces itself: `owner` is the pid of the server
-    that owns it, so two servers of one user (one runtime folder) each have their own host
-    and kernels, or SERVICE for the host `nbflask kernel-host` runs on its own."""
-
-    def __init__(self, directory: Path, owner: int | str) -> None:
-        self.directory = directory
-        self.owner = owner
-        self.control_file = directory / f"kernel-host-{owner}.ipc"
-        self.events_file = directory / f"kernel-host-{owner}-events.ipc"
-        self.info_file = directory / f"kernel-host-{owner}.json"
-        self.lock_file = directory / f"kernel-host-{owner}.lock"
-        endpoints.check_socket_path(self.events_file)  # the longest socket path of all
-
-    @property
-    def control_url(self) -> str:
-        return f"ipc://{self.control_file}"
-
-    @property
-    def events_url(self) -> str:
-        return f"ipc://{self.events_file}"
 
 
 def host_config(settings: Any) -> dict[str, Any]:
@@ -131,7 +108,7 @@ def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | No
             return None
         paths.info_file.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "nbflask.kernels.host", "--owner-pid", str(owner),
+            [sys.executable, "-m", "nbflask.host.server", "--owner-pid", str(owner),
              "--config", json.dumps(host_config(settings))],
             stdin=subprocess.DEVNULL,
         )

@@ -20,9 +20,9 @@ from typing import Any
 
 import zmq
 
-from . import wire, zmqlib
+from ..protocol import wire, zmqlib
 
-log = logging.getLogger("nbflask.kernels.iopubfeed")
+log = logging.getLogger(__name__)
 
 IDLE_WAIT = 1.0  # seconds a feed with nothing to report waits before it looks again
 BATCH_MESSAGES = 64  # messages already waiting are taken together, up to this many,

@@ -36,9 +36,10 @@ import gevent.os
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
-from .input import InputQueue
+from ..protocol.terminals import topic
+from .terminal_input import InputQueue
 
-log = logging.getLogger("nbflask.terminals")
+log = logging.getLogger(__name__)
 
 TERM_TYPE = "xterm-256color"  # what xterm.js, in JupyterLab and Notebook 7, understands
 DEFAULT_SIZE = (24, 80)
@@ -55,11 +56,6 @@ def utf8_keystrokes(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
-
-
-def topic(name: str) -> bytes:
-    """The event-feed topic of terminal `name`; the closing '/' keeps `1` from matching `10`."""
-    return f"term:{name}/".encode()
 
 
 class Scrollback:

@@ -19,9 +19,9 @@ from typing import Any
 import zmq
 
 from ..api_error import APIError
-from . import wire, zmqlib
+from ..protocol import wire, zmqlib
 
-log = logging.getLogger("nbflask.kernels.pending")
+log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 1.0  # seconds between looks at the host while waiting for replies
 ENDS_WAIT = ("restarting", "restarted", "dead", "shutdown")  # events after which no reply comes

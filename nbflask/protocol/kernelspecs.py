@@ -20,7 +20,7 @@ from typing import Any
 
 from ..security import file_inside
 
-log = logging.getLogger("nbflask.kernels")
+log = logging.getLogger(__name__)
 
 NATIVE = "python3"
 _NAME = re.compile(r"^[a-z0-9._-]+$", re.IGNORECASE)

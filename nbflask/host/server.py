@@ -1,10 +1,10 @@
-"""The kernel host (sidecar): `python -m nbflask.kernels.host`, one per deployment.
+"""The kernel host (sidecar): `python -m nbflask.host.server`, one per deployment.
 
 It owns the kernel processes and the kernel and session registries, and answers the web
 workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
 each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
 is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It owns the deployment's terminals too (nbflask.terminals.manager): their
+topic = kernel id. It owns the deployment's terminals too (nbflask.host.terminals): their
 output goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels
 and terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
 gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
@@ -24,7 +24,7 @@ import signal
 import sys
 from typing import Any
 
-log = logging.getLogger("nbflask.kernels.host")
+log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
@@ -34,10 +34,10 @@ class Host:
         import gevent.event
         import gevent.lock
 
-        from ..terminals.manager import TerminalManager
         from .executions import Executions
         from .manager import KernelManager
         from .sessions import SessionRegistry
+        from .terminals import TerminalManager
 
         self.config = config
         self.owner_pid = owner_pid
@@ -51,7 +51,7 @@ class Host:
 
     def publish(self, topic: str, event: dict[str, Any], frames: list[bytes] = ()) -> None:
         """An event on `topic`; `frames` (a kernel message's) follow its JSON."""
-        from . import wire
+        from ..protocol import wire
 
         self.send_event([topic.encode(), wire.dumps(event), *frames])
 
@@ -108,7 +108,7 @@ class Host:
 
     def handle(self, router: Any, frames: list[bytes]) -> None:
         from ..api_error import APIError
-        from . import wire
+        from ..protocol import wire
 
         identity, body, *attached = frames
         extra: list[bytes] = []
@@ -164,11 +164,12 @@ class Host:
         import zmq
 
         from .. import runtime
-        from . import client, zmqlib
+        from ..protocol import zmqlib
+        from ..protocol.hostpaths import SERVICE, HostPaths
 
         directory = runtime.runtime_dir()
         service = bool(self.config.get("service"))
-        paths = client.HostPaths(directory, client.SERVICE if service else self.owner_pid or os.getppid())
+        paths = HostPaths(directory, SERVICE if service else self.owner_pid or os.getppid())
         held = self.hold_service_lock(paths) if service else None
         for stale in (paths.control_file, paths.events_file):
             stale.unlink(missing_ok=True)
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     from gevent import monkey
 
     monkey.patch_all()
-    parser = argparse.ArgumentParser(prog="python -m nbflask.kernels.host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nbflask.host.server", description=__doc__)
     parser.add_argument("--owner-pid", type=int, default=None,
                         help="the server process this host serves: stop when it is gone")
     parser.add_argument("--config", required=True, help="JSON: kernels settings, root_dir, store_class")

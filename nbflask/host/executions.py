@@ -22,12 +22,12 @@ import zmq
 
 from .. import runtime
 from ..api_error import APIError
-from . import wire, zmqlib
+from ..protocol import wire, zmqlib
 from .manager import Kernel, KernelManager
 from .outputs import Execution
 from .sessions import SessionRegistry
 
-log = logging.getLogger("nbflask.kernels.executions")
+log = logging.getLogger(__name__)
 
 REPLY_POLL = 1.0  # seconds between checks that a kernel awaited for a reply still lives
 SETTLE_WAIT = 60.0  # a run sent to a kernel that is starting waits this long for it

@@ -24,12 +24,11 @@ from simple_websocket import ConnectionClosed
 
 from .. import runtime
 from ..api_error import APIError
-from ..kernels import zmqlib
-from ..kernels.relay import HOST_CHECK_INTERVAL, confirm_subscription, wake_reader
-from .input import FULL, input_piece
-from .manager import topic
+from ..protocol import zmqlib
+from ..protocol.terminals import FULL, input_piece, topic
+from .kernel import HOST_CHECK_INTERVAL, confirm_subscription, wake_reader
 
-log = logging.getLogger("nbflask.terminals.relay")
+log = logging.getLogger(__name__)
 
 BATCH = 256  # live chunks waiting at once are joined into one stdout message, up to this many
 

@@ -1,1 +1,0 @@
-"""Kernels: the Jupyter wire protocol, kernelspecs, the kernel host (sidecar) and the relay."""
