@@ -34,7 +34,6 @@ from flask.sessions import SecureCookieSessionInterface
 from .. import passwords, runtime, security
 from ..blocking import run_blocking
 from ..errors import json_error
-from ..host_client import host_owner
 from ..state import state
 
 bp = Blueprint("auth", __name__)
@@ -77,7 +76,7 @@ def setup(setup_state: BlueprintSetupState) -> None:
     app.permanent_session_lifetime = timedelta(seconds=auth.session_lifetime)
     app.extensions[LIMITER] = security.LoginLimiter(
         runtime.runtime_dir() / "login-attempts.json", auth.login_max_failures, auth.login_window,
-        scope=str(host_owner()),
+        scope=str(runtime.host_owner()),
     )
 
 
