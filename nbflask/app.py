@@ -104,7 +104,8 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
     )
     app.before_request(recorded.start)  # in the serving process: gunicorn's workers, not its master
 
-    errors.init_app(app)
+    for error, handler in errors.HANDLERS.items():
+        app.register_error_handler(error, handler)
     request_rules.init_app(app)
     compression.init_app(app)
     app.register_blueprint(auth.bp)
