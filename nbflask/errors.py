@@ -87,6 +87,7 @@ def _wants_json() -> bool:
 
 
 def api_error(error: APIError) -> Response:
+    """An error raised with its status by any layer, the kernel host's refusals included."""
     return json_error(error.status, error.message, error.reason)
 
 
@@ -122,6 +123,8 @@ def websocket_mismatch(error: WebsocketMismatch) -> Response:
 
 
 def http_error(error: HTTPException) -> Response | HTTPException:
+    """Werkzeug's errors (404, 405, ...): JSON for the API and clients asking for it, our
+    page for browsers."""
     if not _wants_json():
         return html_error(error)
     return _with_headers_of(error, json_error(error.code or 500, error.description or error.name, None))
@@ -135,6 +138,7 @@ def too_deep(error: RecursionError) -> Response:
 
 
 def unexpected(error: Exception) -> Response | HTTPException:
+    """A bug: its traceback goes to the log, never to the client."""
     log.exception("unhandled error on %s %s", request.method, request.path)
     if not _wants_json():
         return html_error(InternalServerError())
