@@ -37,6 +37,7 @@ forwarder_headers = ""
 
 def on_starting(server):
     from nbflask import host_client as client
+    from nbflask import runtime
 
     if nbflask_settings.auth.token == "auto":
         token = "nb" + secrets.token_hex(24)  # the prefix keeps YAML from reading it as a number
@@ -45,7 +46,7 @@ def on_starting(server):
     if nbflask_settings.kernels.host == client.SERVICE:
         server.log.info("nbflask: the workers use the kernel host service (`nbflask kernel-host`)")
         return
-    os.environ[client.ENV_OWNER] = str(os.getpid())  # the workers use the master's host
+    os.environ[runtime.ENV_OWNER] = str(os.getpid())  # the workers use the master's host
     client.start_host(nbflask_settings)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, redirect
@@ -68,6 +69,46 @@ def _outside_prefix(base_url: str):
     return app
 
 
+def _install_hooks(app: Flask, settings: Settings, recorded: RecordedOutputs) -> None:
+    """Everything that acts on every request of the app, in one place and in the order it runs.
+
+    Blueprints hold their routes only: a hook registered from a blueprint would run in the
+    order the blueprints happen to be registered, and be found only by reading them all.
+    """
+    app.request_class = request_rules.BoundedRequest  # max_body_size for chunked bodies too
+    app.session_interface = auth.SessionInterface()  # cookie name, Secure and Path per request
+    app.permanent_session_lifetime = timedelta(seconds=settings.auth.session_lifetime)
+    app.extensions[auth.LIMITER] = security.LoginLimiter(  # failed logins, counted across workers
+        runtime.runtime_dir() / "login-attempts.json", settings.auth.login_max_failures,
+        settings.auth.login_window, scope=str(runtime.host_owner()),
+    )
+    app.context_processor(auth.template_helpers)
+    for error, handler in errors.HANDLERS.items():
+        app.register_error_handler(error, handler)
+
+    # Before every request, first to last; the first hook that answers ends the request there.
+    before_request = [
+        recorded.start,  # the writer starts with the first request: in gunicorn's workers, not its master
+        request_rules.utf8_path_problem,  # first of the rules: the others read request.path
+        request_rules.trailing_slash_redirect,  # before the gate, which then guards the target
+        auth.check_host,  # DNS rebinding: a foreign Host is refused before credentials are read
+        auth.check_websocket_origin,  # cross-site websockets, before the cookies let them in
+        auth.answer_preflight,  # CORS preflights carry no credentials: answered before the gate
+        auth.gate,  # credentials for every route not marked @public
+    ]
+    # After every response, first to last, on answers of views, hooks and error handlers alike.
+    after_request = [
+        api.record_activity,  # API use counts as activity whatever it answered
+        auth.xsrf_cookie,  # the session's XSRF token mirrored for the pages' scripts
+        auth.security_headers,  # CSP, nosniff, CORS: on every answer, redirects and errors too
+        compression.compress_json,  # last: it gzips the body as the others leave it
+    ]
+    for hook in before_request:
+        app.before_request(hook)
+    for hook in reversed(after_request):  # Flask calls after_request hooks last registered first
+        app.after_request(hook)
+
+
 def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | None = None) -> Flask:
     settings = load_settings(config)
     try:
@@ -102,11 +143,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         recorded=recorded,
         frontends=open_frontends(store),
     )
-    app.before_request(recorded.start)  # in the serving process: gunicorn's workers, not its master
-
-    errors.init_app(app)
-    request_rules.init_app(app)
-    compression.init_app(app)
+    _install_hooks(app, settings, recorded)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

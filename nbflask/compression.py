@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 
-from flask import Flask, Response, request
+from flask import Response, request
 
 from .blocking import run_blocking
 
@@ -19,6 +19,7 @@ MIN_SIZE = 1024
 
 
 def compress_json(response: Response) -> Response:
+    """The response gzipped if it is a whole JSON body worth it and the client takes gzip."""
     if (
         response.mimetype != "application/json"
         or response.direct_passthrough
@@ -37,7 +38,3 @@ def compress_json(response: Response) -> Response:
     response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")
     return response
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(compress_json)

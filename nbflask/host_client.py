@@ -32,13 +32,6 @@ from .protocol.hostpaths import SERVICE, HostPaths
 from .protocol.terminals import INPUT_WAIT
 
 START_TIMEOUT = 30.0
-ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
-
-
-def host_owner() -> int:
-    """The pid of the server process whose kernel host this process uses: itself, or the
-    gunicorn master that set NBFLASK_KERNEL_HOST_OWNER before forking its workers."""
-    return int(os.environ.get(ENV_OWNER) or os.getpid())
 
 
 def host_config(settings: Any) -> dict[str, Any]:
@@ -100,7 +93,7 @@ def _locked(path: Path, deadline: float) -> Any:
 def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | None:
     """Start the kernel host of server process `owner` (default: this process's) unless it
     runs; returns the process when this call started it. The host stops when `owner` is gone."""
-    owner = owner or host_owner()
+    owner = owner or runtime.host_owner()
     paths = HostPaths(runtime.runtime_dir(), owner)
     deadline = time.monotonic() + START_TIMEOUT
     with _start_lock(), _locked(paths.lock_file, deadline):
@@ -164,7 +157,7 @@ class KernelHost:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.service = settings.kernels.host == SERVICE
-        self.paths = HostPaths(runtime.runtime_dir(), SERVICE if self.service else host_owner())
+        self.paths = HostPaths(runtime.runtime_dir(), SERVICE if self.service else runtime.host_owner())
         self.process: subprocess.Popen | None = None
         self.startup_timeout = float(settings.kernels.startup_timeout)
 

@@ -3,7 +3,7 @@ however it is framed, and Jupyter's redirect of URLs that end in a slash."""
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, redirect, request
+from flask import Request, Response, redirect, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
@@ -55,14 +55,8 @@ def utf8_path_problem() -> Response | None:
 
 
 def trailing_slash_redirect() -> Response | None:
+    """`/api/kernels/` to `/api/kernels`, as Jupyter redirects a URL that ends in a slash."""
     if request.path in KEEP_SLASH:
         return None
     target = security.without_trailing_slash(request.script_root, request.path, request.query_string)
     return redirect(target, 302) if target else None
-
-
-def init_app(app: Flask) -> None:
-    """Install the rules; call it before the blueprints so they run first."""
-    app.request_class = BoundedRequest
-    app.before_request(utf8_path_problem)
-    app.before_request(trailing_slash_redirect)

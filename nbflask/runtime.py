@@ -1,7 +1,9 @@
-"""The private runtime folder: secrets, server info files and the kernel host's socket.
+"""The user's private folders: the runtime folder (secrets, server info files, the kernel
+host's socket) and the persistent data folder (notebook trust, the front-ends' state).
 
-Everything here is readable by the owner only (folder 0700, files 0600), because it holds
+Everything here is readable by the owner only (folders 0700, files 0600), because it holds
 what lets someone run code as the user: tokens, the cookie secret, kernel connection keys.
+The runtime folder may be wiped at reboot; the data folder is not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_RUNTIME_DIR = "NBFLASK_RUNTIME_DIR"
+ENV_DATA_DIR = "NBFLASK_DATA_DIR"
+ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
 
 
 class UnsafeRuntimeDir(PermissionError):
@@ -37,6 +41,24 @@ def runtime_dir() -> Path:
     if stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
     return path
+
+
+def data_dir() -> Path:
+    """The persistent per-user folder (0700): $NBFLASK_DATA_DIR or $XDG_DATA_HOME/nbflask."""
+    if os.environ.get(ENV_DATA_DIR):
+        path = Path(os.environ[ENV_DATA_DIR])
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        path = Path(base) / "nbflask"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def host_owner() -> int:
+    """The pid of the server process whose kernel host this process uses: itself, or the
+    gunicorn master that set NBFLASK_KERNEL_HOST_OWNER before forking its workers. Its
+    sockets and lock files in the runtime folder are named after it."""
+    return int(os.environ.get(ENV_OWNER) or os.getpid())
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -81,7 +103,7 @@ def secret(name: str, nbytes: int = 32) -> bytes:
     return create_once(runtime_dir() / name, nbytes)
 
 
-PRIVATE_ENV = ("NBFLASK_AUTH_TOKEN", "NBFLASK_KERNEL_HOST_OWNER")
+PRIVATE_ENV = ("NBFLASK_AUTH_TOKEN", ENV_OWNER)
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:

@@ -708,7 +708,8 @@ def test_signing_secret_is_private(api, tmp_path_factory):
     import os
     import stat
 
-    from nbflask.contents.trust import SECRET_NAME, data_dir
+    from nbflask.contents.trust import SECRET_NAME
+    from nbflask.runtime import data_dir
 
     secret = data_dir() / SECRET_NAME
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600

@@ -371,7 +371,6 @@ def test_a_user_who_may_not_create_the_container_gets_a_clear_error(swift_option
     store = SwiftStore(**{**swift_options, "user": "test:tester3", "key": "testing3"})
     with pytest.raises(Unavailable) as caught:
         store.write("nb.ipynb", b"x")
-    assert caught.value.status == 503
     assert "may not create it (403 Forbidden)" in caught.value.message
     assert "test:tester3" in caught.value.message
 
@@ -382,7 +381,6 @@ def test_a_full_container_is_507_store_full(store: SwiftStore, raw: Connection) 
     raw.post_container(store.container, {"X-Container-Meta-Quota-Bytes": "100"})
     with pytest.raises(StoreFull) as caught:
         store.write("nb.ipynb", b"x" * 1000)
-    assert caught.value.status == 507
     assert "Swift has no room for it (413" in caught.value.message
     assert store.read("nb.ipynb") == b"small"
 

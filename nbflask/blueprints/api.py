@@ -31,9 +31,9 @@ def version() -> Response:
     return jsonify(version=__version__)
 
 
-@bp.after_app_request
 def record_activity(response: Response) -> Response:
-    """API use by a logged-in client is activity; polling /api/status is not (as in Jupyter)."""
+    """API use by a logged-in client is activity (/api/status reports its last time);
+    polling /api/status is not (as in Jupyter)."""
     if g.get("user") and request.path.startswith("/api/") and request.endpoint != "api.status":
         state().touch()
     return response

@@ -1,9 +1,11 @@
 """The single auth gate in front of every route, plus the login and logout pages.
 
-Routes are private unless their view is marked `@public`; the gate runs before every request
-of the app, so a new blueprint is guarded without remembering to be. Before the gate, every
-request passes the Host check (DNS rebinding) and websocket upgrades the Origin check; after
-it, every response gets the security headers. The rules themselves live in `nbflask.security`.
+Routes are private unless their view is marked `@public`; the factory (`nbflask.app`) runs
+the gate before every request of the app, so a new blueprint is guarded without remembering
+to be. Before the gate, every request passes the Host check (DNS rebinding) and websocket
+upgrades the Origin check; after it, every response gets the security headers. The factory
+also installs `SessionInterface` and the login limiter. The rules themselves live in
+`nbflask.security`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlencode
 
@@ -28,13 +29,11 @@ from flask import (
     session,
     url_for,
 )
-from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
 
-from .. import passwords, runtime, security
+from .. import passwords, security
 from ..blocking import run_blocking
 from ..errors import json_error
-from ..host_client import host_owner
 from ..state import state
 
 bp = Blueprint("auth", __name__)
@@ -66,19 +65,6 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_path(self, app: Flask) -> str:
         return cookie_path() if has_request_context() else super().get_cookie_path(app)
-
-
-@bp.record_once
-def setup(setup_state: BlueprintSetupState) -> None:
-    """Install what the gate relies on: per-request cookie flags, cookie lifetime, the limiter."""
-    app = setup_state.app
-    auth = app.extensions["nbflask"].settings.auth
-    app.session_interface = SessionInterface()
-    app.permanent_session_lifetime = timedelta(seconds=auth.session_lifetime)
-    app.extensions[LIMITER] = security.LoginLimiter(
-        runtime.runtime_dir() / "login-attempts.json", auth.login_max_failures, auth.login_window,
-        scope=str(host_owner()),
-    )
 
 
 def public(view: View) -> View:
@@ -179,12 +165,11 @@ def xsrf_problem() -> str | None:
     return None
 
 
-@bp.app_context_processor
 def template_helpers() -> dict[str, Callable[[], str]]:
+    """What every template may call: `xsrf_token()` for the forms' hidden field."""
     return {"xsrf_token": xsrf_token}
 
 
-@bp.before_app_request
 def check_host() -> Response | None:
     """DNS rebinding: while serving locally, only Host headers naming this machine."""
     if security.host_allowed(request.host, state().settings):
@@ -195,8 +180,8 @@ def check_host() -> Response | None:
     )
 
 
-@bp.before_app_request
 def check_websocket_origin() -> Response | None:
+    """A page of another site may open a websocket with our cookies: only allowed origins."""
     if request.headers.get("Upgrade", "").lower() != "websocket":
         return None
     origin = request.headers.get("Origin")
@@ -205,7 +190,6 @@ def check_websocket_origin() -> Response | None:
     return json_error(403, f"Cross-origin websocket from {origin!r} refused: add it to auth.allow_origin")
 
 
-@bp.before_app_request
 def answer_preflight() -> Response | None:
     """CORS preflights carry no credentials: answer them for configured origins only."""
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
@@ -219,8 +203,9 @@ def answer_preflight() -> Response | None:
     return response
 
 
-@bp.before_app_request
 def gate() -> Response | None:
+    """Credentials for every route not marked `@public`: the token (header or query) or the
+    session cookie with its XSRF echo; else 403 for the API, the login page for browsers."""
     if is_public(request.endpoint):
         return None
     if token_matches(header_token()):
@@ -250,8 +235,8 @@ def gate() -> Response | None:
     return redirect(url_for("auth.login", next=next_url))
 
 
-@bp.after_app_request
 def security_headers(response: Response) -> Response:
+    """nosniff and the Content-Security-Policy on every answer, CORS for configured origins."""
     settings = state().settings
     response.headers["X-Content-Type-Options"] = "nosniff"
     policy = security.content_security_policy(
@@ -267,7 +252,6 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-@bp.after_app_request
 def xsrf_cookie(response: Response) -> Response:
     """Mirror the session's XSRF token in a cookie scripts can read (not HttpOnly)."""
     if request.endpoint == "static" or request.blueprint == "assets":

@@ -1,4 +1,5 @@
-"""Request bodies: the JSON object an API call sends, or a 400 saying what is wrong with it."""
+"""Request bodies: the JSON object an API call sends, or a 400 saying what is wrong with it,
+and the fields the kernels, sessions and terminals APIs read from it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def json_object(
     if not data.strip():
         return None
     return run_blocking_if(len(data) >= PARSE_IN_THREAD_BYTES, _parse, data, object_hook)
+
+
+def json_body() -> dict[str, Any]:
+    """The JSON object sent, `{}` for an empty body (Jupyter clients may send none)."""
+    return json_object() or {}
+
+
+def optional_string(body: dict[str, Any], key: str) -> str | None:
+    """`body[key]` if it is a string, None if it is missing or null; 400 for anything else."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise APIError(400, f"'{key}' must be a string", "Bad Request")
+    return value
 
 
 def _body(max_bytes: int | None, what: str) -> bytes:

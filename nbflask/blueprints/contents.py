@@ -8,24 +8,20 @@ ETag, so a client that sends If-Match gets 412 instead of overwriting someone el
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import jsontext
 from ..blocking import run_blocking
 from ..contents import Contents, IfMatch, Reply, notebooks
 from ..contents.service import MANY_ENTRIES
-from ..errors import APIError, json_error
+from ..errors import APIError
 from ..state import state
-from ..stores.base import StoreError
 from .bodies import json_object
 
 bp = Blueprint("contents", __name__, url_prefix="/api/contents")
-log = logging.getLogger(__name__)
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 STREAM_CHUNK = 1 << 20
@@ -34,23 +30,6 @@ STREAM_CHUNK = 1 << 20
 def contents() -> Contents:
     """The contents service of the current app (also used by the /files/ blueprint)."""
     return state().contents
-
-
-@bp.app_errorhandler(RequestEntityTooLarge)
-def too_large(error: RequestEntityTooLarge) -> Response:
-    limit = state().settings.server.max_body_size
-    return json_error(
-        413, f"Request body too large: the limit is {limit} bytes (server.max_body_size)", "too large"
-    )
-
-
-@bp.errorhandler(StoreError)
-def store_error(error: StoreError) -> Response:
-    """The store's answer as JSON. Expected refusals (4xx) are the client's business and are
-    not logged; a failing backend (5xx: Swift down, disk full) gets one line, no traceback."""
-    if error.status >= 500:
-        log.warning("%s %s: %s", request.method, request.path, error.message)
-    return json_error(error.status, error.message, error.reason)
 
 
 # -- request parsing -------------------------------------------------------------------

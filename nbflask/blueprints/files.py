@@ -15,8 +15,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 from werkzeug.http import dump_options_header
 
-from ..stores.base import StoreError
-from .contents import contents, store_error
+from .contents import contents
 
 bp = Blueprint("files", __name__)
 
@@ -39,9 +38,6 @@ def attachment(name: str) -> str:
     if fallback != name:
         options["filename*"] = "UTF-8''" + quote(name, safe="")
     return dump_options_header("attachment", options)
-
-
-bp.register_error_handler(StoreError, store_error)
 
 
 @bp.get("/files/<path:path>")

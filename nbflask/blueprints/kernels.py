@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from .. import websocket
-from ..errors import APIError
 from ..protocol import wire
 from ..relays.kernel import Relay
 from ..state import state
 from . import upgrade
-from .bodies import json_object
+from .bodies import json_body, optional_string
 
 bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
-
-
-def json_body() -> dict[str, Any]:
-    """The JSON object sent, `{}` for an empty body (Jupyter clients may send none)."""
-    return json_object() or {}
-
-
-def optional_string(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise APIError(400, f"'{key}' must be a string", "Bad Request")
-    return value
 
 
 @bp.get("", strict_slashes=False)

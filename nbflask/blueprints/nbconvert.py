@@ -9,12 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..frontend import export
-from ..stores.base import StoreError
-from .contents import contents, store_error
+from .contents import contents
 from .files import SANDBOX, attachment
 
 bp = Blueprint("nbconvert", __name__)
-bp.register_error_handler(StoreError, store_error)
 
 
 @bp.get("/api/nbconvert", strict_slashes=False)

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, redirect, request
 
-from ..stores.base import StoreError
+from ..errors import store_status
+from ..stores.base import NotFound, StoreError
 from .contents import contents
 from .pages import render_page
 
@@ -19,13 +20,14 @@ bp = Blueprint("notebook", __name__)
 
 
 def _kind(path: str) -> str | None:
-    """'directory', 'notebook' or 'file' for an existing path, None if there is nothing."""
+    """'directory', 'notebook' or 'file' for an existing path, None if there is nothing.
+    A store that fails otherwise answers with our error page, not the API's JSON."""
     try:
         return contents().get(path, content=False).model["type"]
+    except NotFound:
+        return None
     except StoreError as error:
-        if error.status == 404:
-            return None
-        abort(error.status, error.message)
+        abort(store_status(error), error.message)
 
 
 def _to(prefix: str, path: str) -> Response:

@@ -12,8 +12,7 @@ from flask import Blueprint, Response, jsonify, url_for
 
 from ..errors import APIError
 from ..state import state
-from .bodies import json_object
-from .kernels import json_body, optional_string
+from .bodies import json_body, json_object, optional_string
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 

@@ -13,8 +13,7 @@ from .. import websocket
 from ..relays.terminal import TerminalRelay
 from ..state import state
 from . import upgrade
-from .bodies import json_object
-from .kernels import optional_string
+from .bodies import json_object, optional_string
 from .pages import render_page
 
 bp = Blueprint("terminals", __name__)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,22 +20,10 @@ from nbformat.sign import NotebookNotary, signature_removed
 from .. import runtime
 from ..stores.base import BadContent
 
-ENV_DATA_DIR = "NBFLASK_DATA_DIR"
 SECRET_NAME = "notebook_secret"
 DB_NAME = "nbsignatures.db"
 
 log = logging.getLogger(__name__)
-
-
-def data_dir() -> Path:
-    """The persistent per-user folder (0700): $NBFLASK_DATA_DIR or $XDG_DATA_HOME/nbflask."""
-    if os.environ.get(ENV_DATA_DIR):
-        path = Path(os.environ[ENV_DATA_DIR])
-    else:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        path = Path(base) / "nbflask"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 def _text_pieces(value: Any, out: list[str]) -> None:
@@ -84,7 +71,7 @@ class Trust:
     """
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder or data_dir()
+        self.folder = folder or runtime.data_dir()
         self.secret = runtime.create_once(self.folder / SECRET_NAME, 64)
         self._notaries: dict[int, Notary] = {}
         self._lock = threading.Lock()

@@ -17,7 +17,6 @@ from urllib.parse import quote, unquote
 
 from .. import runtime
 from ..api_error import APIError
-from ..contents.trust import data_dir
 from ..stores.base import AlreadyExists, NotFound, Store
 
 STORE_FOLDER = ".nbflask-state"
@@ -140,4 +139,4 @@ def open_user_state(store: Store) -> UserState:
     """Where this deployment keeps per-user state: the shared store, or the data folder."""
     if getattr(store, "shares_state", False):
         return StoreState(store)
-    return FolderState(data_dir() / "frontend")
+    return FolderState(runtime.data_dir() / "frontend")

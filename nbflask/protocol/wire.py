@@ -126,17 +126,6 @@ def check_parts(parts: Sequence[bytes]) -> dict[str, Any]:
     return head
 
 
-def message_from_parts(parts: Sequence[bytes]) -> Message:
-    """Decode `[header, parent, metadata, content, *buffers]`."""
-    return Message(
-        header=check_parts(parts),
-        parent_header=loads_object(parts[1], "parent_header"),
-        metadata=loads_object(parts[2], "metadata"),
-        content=loads_object(parts[3], "content"),
-        buffers=[bytes(b) for b in parts[4:]],
-    )
-
-
 class Signer:
     """HMAC-SHA256 signing and constant-time verification with a kernel's key."""
 
@@ -249,13 +238,6 @@ def legacy_pieces(channel: str, parts: Sequence[bytes]) -> tuple[bool, list[byte
     for size in sizes[:-1]:
         offsets.append(offsets[-1] + size)
     return False, [struct.pack(f"!{len(sizes) + 1}I", len(sizes), *offsets), *body, *buffers]
-
-
-def legacy_text(channel: str, parts: Sequence[bytes]) -> str | bytes:
-    """`legacy_pieces` joined: a str for a text frame, bytes for a binary one."""
-    text, pieces = legacy_pieces(channel, parts)
-    joined = b"".join(pieces)
-    return joined.decode() if text else joined
 
 
 def legacy_unpack(data: str | bytes) -> tuple[str, Message]:

@@ -19,13 +19,12 @@ from typing import Any, Literal
 
 
 class StoreError(Exception):
-    """Base of every error a store raises; `status` is what the API answers with.
+    """Base of every error a store raises: the kind of failure, never an HTTP status (the web
+    layer answers each kind with its own, `nbflask.errors.STORE_STATUS`).
 
     `reason` is the short machine-readable word Jupyter clients look at (e.g. "bad format");
     stores rarely need it, the contents service sets it where Jupyter does.
     """
-
-    status = 500
 
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
@@ -34,53 +33,43 @@ class StoreError(Exception):
 
 
 class NotFound(StoreError):
-    status = 404
+    """No entry at the path, or no such checkpoint."""
 
 
 class InvalidPath(StoreError):
-    status = 400
+    """A path no entry may have, or one the operation cannot take (a directory as a file)."""
 
 
 class BadContent(StoreError):
     """Content that cannot be stored or served as asked: not a notebook, bad base64, ..."""
 
-    status = 400
-
 
 class AlreadyExists(StoreError):
-    status = 409
+    """The path is taken where a free one is needed."""
 
 
 class NotEmpty(StoreError):
-    """A directory that still holds entries where an empty one is needed (Jupyter: 400)."""
-
-    status = 400
+    """A directory that still holds entries where an empty one is needed."""
 
 
 class Conflict(StoreError):
-    """The entry changed since the version the client named (If-Match): 412."""
-
-    status = 412
+    """The entry changed since the version the client named (If-Match)."""
 
 
 class PermissionDenied(StoreError):
-    status = 403
+    """The backend refuses this change or read of the entry."""
 
 
 class Unavailable(StoreError):
-    """The backing service is down or failing: 503, naming the store and what failed."""
-
-    status = 503
+    """The backing service is down or failing, naming the store and what failed."""
 
 
 class TimedOut(StoreError):
-    status = 504
+    """The backing service did not answer in time."""
 
 
 class StoreFull(StoreError):
-    """The store has no room for the new content (quota, disk full): 507."""
-
-    status = 507
+    """The store has no room for the new content (quota, disk full)."""
 
 
 def no_upload(path: str, number: int) -> BadContent:
