@@ -56,6 +56,7 @@ import urllib3
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
+from ..config import SwiftSettings
 from .base import (
     SINGLE_CHECKPOINT,
     AlreadyExists,
@@ -90,9 +91,8 @@ DIRECTORY_TYPE = "application/directory"
 CREATED_HEADER = "X-Object-Meta-Created"
 #: What listed folders report as their times (Swift listings carry none for pseudo-folders).
 FOLDER_TIME = datetime(1970, 1, 2, tzinfo=timezone.utc)
-#: Swift's limits on names (see `swift capabilities`): object 1024 bytes, container 256.
+#: Swift's limit on an object's name in bytes (see `swift capabilities`).
 MAX_OBJECT_NAME = 1024
-MAX_CONTAINER_NAME = 256
 #: Room kept in the object name for the checkpoint folder and id of the longest path.
 CHECKPOINT_NAME_ROOM = len(CHECKPOINTS) + 2 + 32
 CHECKPOINT_ID = re.compile(rf"^(\d{{8}}T\d{{12}}Z-[0-9a-f]{{6}}|{SINGLE_CHECKPOINT})$")
@@ -102,62 +102,33 @@ LOCK_STRIPES = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: What a request can fail with short of an HTTP answer: refused, reset, timed out, cut off.
 TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
-AUTH_VERSIONS = {"1": "1", "1.0": "1", "3": "3"}
 
 
-def _option(options: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any = None) -> Any:
-    """Pop one option, checking its type so a YAML slip is reported by name at start-up."""
-    value = options.pop(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) and bool not in kinds:
-        pass  # YAML `yes` is not a number of seconds
-    elif isinstance(value, kinds):
-        return value
-    elif float in kinds and isinstance(value, int):
-        return float(value)
-    names = " or ".join("number" if kind is float else kind.__name__ for kind in kinds)
-    hint = " (quote it in YAML)" if kinds == (str,) else ""
-    raise ValueError(f"{key}: expected {names}{hint}, found {value!r}")
-
-
-def connection_options(
-    *,
-    auth_url: str,
-    user: str,
-    key: str,
-    auth_version: str,
-    region: str | None,
-    project_name: str | None,
-    user_domain_name: str,
-    project_domain_name: str,
-    timeout: float,
-    retries: int,
-) -> dict[str, Any]:
+def connection_options(settings: SwiftSettings) -> dict[str, Any]:
     """The keyword arguments of `swiftclient.Connection` for these settings.
 
     Kept apart from the store so the Keystone branch, which needs a real Keystone to run,
     can still be checked: it is plain data.
     """
     kwargs: dict[str, Any] = {
-        "authurl": auth_url,
-        "user": user,
-        "key": key,
-        "auth_version": auth_version,
-        "timeout": timeout,
-        "retries": retries,
+        "authurl": settings.auth_url,
+        "user": settings.user,
+        "key": settings.key,
+        "auth_version": settings.auth_version,
+        "timeout": settings.timeout,
+        "retries": settings.retries,
         "starting_backoff": 0.2,
         "max_backoff": 2,
         "retry_on_ratelimit": False,
     }
-    if auth_version == "3":
+    if settings.auth_version == "3":
         os_options = {
-            "project_name": project_name,
-            "user_domain_name": user_domain_name,
-            "project_domain_name": project_domain_name,
+            "project_name": settings.project_name,
+            "user_domain_name": settings.user_domain_name,
+            "project_domain_name": settings.project_domain_name,
         }
-        if region:
-            os_options["region_name"] = region
+        if settings.region:
+            os_options["region_name"] = settings.region
         kwargs["os_options"] = os_options
     return kwargs
 
@@ -209,81 +180,20 @@ class SwiftStore(Store):
     name = "swift"
     shares_state = True
 
-    def __init__(self, **options: Any) -> None:
-        auth_url = _option(options, "auth_url", (str,))
-        user = _option(options, "user", (str,))
-        key = _option(options, "key", (str,))
-        missing = [
-            name for name, value in (("auth_url", auth_url), ("user", user), ("key", key)) if not value
-        ]
-        if missing:
-            raise ValueError(f"missing option(s) {', '.join(missing)}: the Swift (or Keystone) login")
-        version = str(_option(options, "auth_version", (str, int), "1")).lower().lstrip("v")
-        if version not in AUTH_VERSIONS:
+    def __init__(self, settings: SwiftSettings) -> None:
+        """A store on the container `settings` name (checked by `load_settings`, or as they are)."""
+        if settings.auth_version == "3" and importlib.util.find_spec("keystoneclient") is None:
             raise ValueError(
-                "auth_version: expected 1 (tempauth, Rackspace-style v1.0) or 3 (Keystone),"
-                f" found {version!r}"
+                "auth_version 3 (Keystone) needs python-keystoneclient: pip install python-keystoneclient"
             )
-        auth_version = AUTH_VERSIONS[version]
-        region = _option(options, "region", (str,))
-        project_name = _option(options, "project_name", (str,))
-        user_domain_name = _option(options, "user_domain_name", (str,), "Default")
-        project_domain_name = _option(options, "project_domain_name", (str,), "Default")
-        if auth_version == "1":
-            v3_only = [
-                name
-                for name, value in (("region", region), ("project_name", project_name))
-                if value is not None
-            ]
-            if v3_only:
-                raise ValueError(
-                    f"{', '.join(v3_only)}: only used with auth_version 3 (Keystone);"
-                    " v1 auth returns a single storage URL"
-                )
-        else:
-            if not project_name:
-                raise ValueError("auth_version 3 (Keystone) needs project_name")
-            if importlib.util.find_spec("keystoneclient") is None:
-                raise ValueError(
-                    "auth_version 3 (Keystone) needs python-keystoneclient: pip install python-keystoneclient"
-                )
-        container = _option(options, "container", (str,), "notebooks")
-        if not container or "/" in container or len(container.encode()) > MAX_CONTAINER_NAME:
-            raise ValueError(
-                f"container: expected a name without '/' of 1 to {MAX_CONTAINER_NAME} bytes,"
-                f" found {container!r}"
-            )
-        prefix = _option(options, "prefix", (str,), "")
-        try:
-            prefix = normalize_path(prefix)
-        except StoreError as exc:
-            raise ValueError(f"prefix: {exc.message}") from None
-        timeout = _option(options, "timeout", (float,), 10.0)
-        if timeout <= 0:
-            raise ValueError(f"timeout: expected seconds > 0, found {timeout!r}")
-        retries = _option(options, "retries", (int,), 1)
-        if retries < 0:
-            raise ValueError(f"retries: expected an integer >= 0, found {retries!r}")
-        self.create_container = _option(options, "create_container", (bool,), True)
-        super().__init__(**options)
-
-        self.auth_url = auth_url
-        self.user = user
-        self.container = container
-        self.prefix = prefix + "/" if prefix else ""
-        self.timeout = timeout
-        self._connection_options = connection_options(
-            auth_url=auth_url,
-            user=user,
-            key=key,
-            auth_version=auth_version,
-            region=region,
-            project_name=project_name,
-            user_domain_name=user_domain_name,
-            project_domain_name=project_domain_name,
-            timeout=timeout,
-            retries=retries,
-        )
+        super().__init__()
+        self.auth_url = settings.auth_url
+        self.user = settings.user
+        self.container = settings.container
+        self.create_container = settings.create_container
+        self.prefix = settings.prefix + "/" if settings.prefix else ""
+        self.timeout = settings.timeout
+        self._connection_options = connection_options(settings)
         self._idle: list[Connection] = []
         self._locks: dict[int, threading.Lock] = {}
         self._auth: tuple[str, str] | None = None
