@@ -19,7 +19,7 @@ from swiftclient.client import Connection
 from test_store_contract import assert_refused_until_a_new_chunk_one
 
 from nbflask.config import ConfigError, SwiftSettings, load_settings
-from nbflask.stores import open_store, swift
+from nbflask.stores import open_store
 from nbflask.stores.base import (
     AlreadyExists,
     Conflict,
@@ -28,7 +28,7 @@ from nbflask.stores.base import (
     StoreFull,
     Unavailable,
 )
-from nbflask.stores.swift import CHECKPOINTS, UPLOADS, SwiftStore, connection_options
+from nbflask.stores.swift import CHECKPOINTS, UPLOADS, SwiftStore, connection_options, uploads
 
 
 def swift_store(**options: Any) -> SwiftStore:
@@ -91,7 +91,7 @@ def test_keystone_v3_settings_become_swiftclient_os_options() -> None:
 
 def test_every_connection_has_a_timeout_and_few_retries(store: SwiftStore) -> None:
     """swiftclient's defaults (no timeout, 5 retries = 31 s of backoff) must never apply."""
-    kwargs = store._connection_options
+    kwargs = store.client.connection_options
     assert kwargs["timeout"] == 3
     assert kwargs["retries"] == 1
     assert kwargs["max_backoff"] <= 2
@@ -164,7 +164,7 @@ def test_folders_made_by_other_swift_tools_are_listed(store: SwiftStore, raw: Co
 def test_a_chunked_upload_becomes_one_plain_object_and_leaves_no_segments(
     store: SwiftStore, raw: Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(swift, "MAX_SEGMENTS", 2)  # nested manifests, without 1,001 chunks
+    monkeypatch.setattr(uploads, "MAX_SEGMENTS", 2)  # nested manifests, without 1,001 chunks
     store.write("big.bin", b"old")
     parts = [bytes([n]) * 1000 for n in range(5)]
     for number, part in enumerate(parts[:-1], start=1):
