@@ -71,13 +71,86 @@ def test_nbflask_config_names_the_file(tmp_path):
 
 
 def test_base_url_gets_its_trailing_slash():
-    assert load_settings({"server": {"base_url": "/ipython"}}, environ={}).base_url == "/ipython/"
+    assert load_settings({"server": {"base_url": "/ipython"}}, environ={}).server.base_url == "/ipython/"
 
 
-def test_store_options_pass_through():
-    settings = load_settings({"store": {"class": "swift", "container": "nb"}}, environ={})
-    assert settings.store.class_name == "swift"
-    assert settings.store.options == {"container": "nb"}
+def test_the_options_of_a_store_class_of_ones_own_pass_through():
+    store = {"class": "mypkg.s3:S3Store", "bucket": "nb", "retries": "x"}
+    settings = load_settings({"store": store}, environ={})
+    assert settings.store.class_name == "mypkg.s3:S3Store"
+    assert settings.store.options == {"bucket": "nb", "retries": "x"}
+    assert settings.store.swift is None
+
+
+SWIFT_LOGIN = {"class": "swift", "auth_url": "http://127.0.0.1:1/auth/v1.0", "user": "u", "key": "k"}
+
+
+def swift_error(**changes) -> str:
+    """The line for the swift store's options with some changed; a change to None leaves that key out."""
+    store = {key: value for key, value in {**SWIFT_LOGIN, **changes}.items() if value is not None}
+    return error_of({"store": store})
+
+
+def test_swift_options_are_typed_settings_in_their_plain_form():
+    store = {**SWIFT_LOGIN, "auth_version": "v3", "project_name": "science", "prefix": "/team-a/",
+             "timeout": 5}
+    settings = load_settings({"store": store}, environ={})
+    assert settings.store.options == {}
+    swift = settings.store.swift
+    assert (swift.auth_url, swift.user, swift.key) == ("http://127.0.0.1:1/auth/v1.0", "u", "k")
+    assert (swift.auth_version, swift.project_name, swift.prefix) == ("3", "science", "team-a")
+    assert swift.timeout == 5.0 and isinstance(swift.timeout, float)
+    assert (swift.container, swift.create_container, swift.retries) == ("notebooks", True, 1)
+    v1 = load_settings({"store": {**SWIFT_LOGIN, "auth_version": 1}}, environ={})
+    assert v1.store.swift.auth_version == "1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"auth_url": None}, "config: store.auth_url: expected a string, found nothing"),
+        ({"key": ""}, "config: store.key: expected a non-empty string, found ''"),
+        ({"auth_version": 2}, "config: store.auth_version: expected 1 (tempauth, Rackspace-style v1.0)"
+                              " or 3 (Keystone), found '2'"),
+        ({"region": "RegionOne"}, "config: store.region: only used with auth_version 3 (Keystone);"
+                                  " v1 auth returns a single storage URL"),
+        ({"auth_version": 3}, "config: store.project_name: expected the project that owns the container"
+                              " (auth_version 3, Keystone, needs one), found nothing"),
+        ({"container": "a/b"}, "config: store.container: expected a name without '/' of 1 to 256 bytes,"
+                               " found 'a/b'"),
+        ({"container": ""}, "config: store.container: expected a name without '/' of 1 to 256 bytes,"
+                            " found ''"),
+        ({"timeout": 0}, "config: store.timeout: expected seconds > 0, found 0"),
+        ({"timeout": "10"}, "config: store.timeout: expected a number, found '10'"),
+        ({"retries": True}, "config: store.retries: expected an integer, found True"),
+        ({"retries": -1}, "config: store.retries: expected 0 or more, found -1"),
+        ({"prefix": "../up"}, "config: store.prefix: expected a folder inside the container such as 'team-a',"
+                              " found '../up'"),
+        ({"create_container": "yes"}, "config: store.create_container: expected true/false, found 'yes'"),
+        ({"key": 123}, "config: store.key: expected a string (quote it in YAML), found 123"),
+    ],
+)
+def test_bad_swift_options_are_one_line_naming_the_key(changes, expected):
+    assert swift_error(**changes) == expected
+
+
+def test_an_unknown_swift_option_suggests_the_near_miss(tmp_path):
+    path = write(tmp_path, "store:\n  class: swift\n  user: u\n  contianer: nb\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: unknown key 'store.contianer' (did you mean 'container'?);"
+                              " known keys in 'store': class, root_dir,")
+    assert "auth_url, user, key, auth_version" in message
+
+
+def test_swift_errors_name_the_variable_or_the_choice_of_class(tmp_path):
+    path = write(tmp_path, "store:\n  class: swift\n  auth_url: http://x/auth/v1.0\n  user: u\n")
+    assert error_of(path) == f"{path}: store.key: expected a string, found nothing"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"NBFLASK_STORE_KEY": "0123"})
+    assert str(caught.value) == (
+        "environment NBFLASK_STORE_KEY: store.key: expected a string (quote it in YAML), found 83"
+    )
+    assert load_settings(path, environ={"NBFLASK_STORE_KEY": "'0123'"}).store.swift.key == "0123"
 
 
 def test_unknown_key_suggests_the_near_miss(tmp_path):
@@ -149,7 +222,8 @@ def test_swift_store_without_its_client_says_which_extra_to_install(monkeypatch)
     from nbflask.stores import store_class
 
     monkeypatch.setitem(sys.modules, "swiftclient.client", None)
-    monkeypatch.delitem(sys.modules, "nbflask.stores.swift", raising=False)
+    for name in [name for name in sys.modules if name.startswith("nbflask.stores.swift")]:
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(ConfigError, match=r"pip install 'nbflask\[swift\]'"):
         store_class("swift")
 
@@ -218,3 +292,13 @@ def test_a_kernel_websocket_is_closed_as_too_slow_no_later_than_its_replay_can_c
     assert chosen.kernel_send_buffer == 1 << 20 < chosen.server.websocket_send_buffer
     off = load_settings({"kernels": {"replay_buffer_bytes": 0}}, environ={})
     assert off.kernel_send_buffer == off.server.websocket_send_buffer
+
+
+def test_every_swift_option_is_in_the_table_of_docs_stores_md():
+    from pathlib import Path
+
+    from nbflask.config.settings import SwiftSettings, yaml_keys
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "stores.md").read_text()
+    table = doc[doc.index("### Options") : doc.index("### Three ways to log in")]
+    assert [key for key in yaml_keys(SwiftSettings) if f"| `{key}` |" not in table] == []

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from nbflask.config import SECTIONS, default_yaml, load_settings
+from nbflask.config.settings import yaml_keys
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,10 +33,8 @@ def test_default_example_is_what_config_init_writes():
 def test_every_setting_is_documented():
     doc = (REPO / "docs" / "configuration.md").read_text()
     for section, cls in SECTIONS.items():
-        for name in cls.__dataclass_fields__:
-            key = "class" if name == "class_name" else name
-            if key != "options":
-                assert f"`{section}.{key}`" in doc, f"{section}.{key} missing from docs/configuration.md"
+        for key in yaml_keys(cls):
+            assert f"`{section}.{key}`" in doc, f"{section}.{key} missing from docs/configuration.md"
 
 
 def test_example_configs_load(tmp_path):

@@ -41,9 +41,10 @@ def memory_store(request: pytest.FixtureRequest) -> Store:
 
 def swift_store(request: pytest.FixtureRequest) -> Store:
     """A real Swift server (tests/swift_fixtures.py), a fresh container per test."""
+    from nbflask.config import SwiftSettings
     from nbflask.stores.swift import SwiftStore
 
-    return SwiftStore(**request.getfixturevalue("swift_options"))
+    return SwiftStore(SwiftSettings(**request.getfixturevalue("swift_options")))
 
 
 #: One entry per store under contract.

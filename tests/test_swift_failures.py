@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from swift_fixtures import SwiftServer, start_swift
 
+from nbflask.config import SwiftSettings
 from nbflask.stores.base import StoreError, TimedOut, Unavailable
 from nbflask.stores.swift import SwiftStore
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def store(swift_options: dict[str, Any]) -> SwiftStore:
-    return SwiftStore(**{**swift_options, "timeout": 1, "retries": 1})
+    return SwiftStore(SwiftSettings(**{**swift_options, "timeout": 1, "retries": 1}))
 
 
 def test_swift_down_is_503_naming_the_store_and_then_saves_again(
@@ -51,7 +52,7 @@ def test_swift_down_is_503_naming_the_store_and_then_saves_again(
 def test_a_hung_swift_is_504_after_the_timeout(
     swift_options: dict[str, Any], swift_server: SwiftServer
 ) -> None:
-    store = SwiftStore(**{**swift_options, "timeout": 1, "retries": 0})
+    store = SwiftStore(SwiftSettings(**{**swift_options, "timeout": 1, "retries": 0}))
     store.write("nb.ipynb", b"v1")
     swift_server.signal("proxy", signal.SIGSTOP)
     with pytest.raises(TimedOut) as caught:
@@ -67,7 +68,7 @@ def test_a_slow_backend_is_504_and_the_old_version_stays(
     swift_options: dict[str, Any], swift_server: SwiftServer
 ) -> None:
     """The proxy answers, but the object server behind it does not (it would wait 10 s)."""
-    store = SwiftStore(**{**swift_options, "timeout": 1, "retries": 0})
+    store = SwiftStore(SwiftSettings(**{**swift_options, "timeout": 1, "retries": 0}))
     store.write("nb.ipynb", b"v1")
     swift_server.signal("object", signal.SIGSTOP)
     with pytest.raises(TimedOut, match="'nb.ipynb' failed: no answer within 1 s"):
@@ -179,7 +180,7 @@ def _auth_answers(server: SwiftServer, expected: int) -> list[str]:
 
 
 def test_an_expired_token_is_renewed_once_and_the_request_succeeds(short_token_swift: SwiftServer) -> None:
-    store = SwiftStore(**short_token_swift.options("tokens"))
+    store = SwiftStore(SwiftSettings(**short_token_swift.options("tokens")))
     before = len(_auth_answers(short_token_swift, 0))
     store.write("nb.ipynb", b"v1")
     assert _auth_answers(short_token_swift, before + 1)[before:] == ["200"]
@@ -192,7 +193,7 @@ def test_an_expired_token_is_renewed_once_and_the_request_succeeds(short_token_s
 
 
 def test_a_refused_login_is_tried_once_more_then_reported(short_token_swift: SwiftServer) -> None:
-    store = SwiftStore(**{**short_token_swift.options("tokens"), "key": "wrong"})
+    store = SwiftStore(SwiftSettings(**{**short_token_swift.options("tokens"), "key": "wrong"}))
     before = len(_auth_answers(short_token_swift, 0))
     with pytest.raises(Unavailable) as caught:
         store.list("")

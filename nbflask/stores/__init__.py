@@ -54,6 +54,7 @@ def open_store(settings: StoreSettings, source: str | None = None) -> Store:
     if "root_dir" in inspect.signature(cls).parameters:
         options.setdefault("root_dir", settings.root_dir)
     try:
-        return cls(**options)
+        # The swift store's options are typed settings, checked when the settings were loaded.
+        return cls(settings.swift) if settings.swift is not None else cls(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source or 'config'}: store ({settings.class_name}): {exc}") from None
