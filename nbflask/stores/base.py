@@ -144,8 +144,10 @@ def normalize_path(path: str) -> str:
 class Store(abc.ABC):
     """The contract every notebook store implements.
 
-    Subclasses take their YAML options (everything in `store:` but `class`) as keyword
-    arguments and raise `ValueError` with a readable message for bad ones.
+    A store named by `package.module:Class` takes its YAML options (everything in `store:`
+    but `class`) as keyword arguments and raises `ValueError` with a readable message for bad
+    ones. The built-in swift store's options are typed settings instead (`SwiftSettings`),
+    checked with the rest of the configuration when it loads.
     """
 
     #: Short name used in error messages, e.g. "file", "swift".
