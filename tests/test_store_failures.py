@@ -6,6 +6,8 @@ JupyterLab settings or workspace save fails as a contents save does."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from typing import Any
 
 import pytest
@@ -165,3 +167,36 @@ def test_each_kind_of_store_failure_answers_with_its_status_on_any_route(make_ap
         response = authenticated(app).get("/api/anywhere")
     assert_clean_error(response, status, caplog)
     assert response.get_json() == {"message": "the store says no", "reason": "its reason"}
+
+
+@pytest.fixture
+def full_data_folder(make_app, tmp_path, monkeypatch, request) -> FlaskClient:
+    """The file store (front-end state in the per-user data folder), that folder on a small
+    tmpfs with no room left: as real as a full home folder gets (mounting one needs root)."""
+    if os.geteuid() != 0 and not os.environ.get("CI"):
+        pytest.skip("a small tmpfs needs root to mount (CI runs as root and runs this)")
+    disk = tmp_path / "data"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", str(disk)], check=True))
+    monkeypatch.setenv("NBFLASK_DATA_DIR", str(disk))
+    test_client = make_app().test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
+    for kind in ("frontend/settings", "frontend/workspaces", "frontend/config"):
+        (disk / kind).mkdir(parents=True, exist_ok=True)
+    room = os.statvfs(disk)
+    with open(disk / "ballast", "wb") as ballast:
+        ballast.write(b"\0" * (room.f_bavail * room.f_frsize))
+    assert os.statvfs(disk).f_bavail == 0
+    return test_client
+
+
+FRONTEND_SAVES = {name: save for name, save in SAVES.items() if name != "contents"}
+
+
+@pytest.mark.parametrize("save", FRONTEND_SAVES.values(), ids=FRONTEND_SAVES.keys())
+def test_a_front_end_save_into_a_full_data_folder_is_a_clean_507(full_data_folder, caplog, save):
+    method, url, body = save
+    with caplog.at_level(logging.WARNING):
+        response = full_data_folder.open(url, method=method, json=body)
+    assert_clean_error(response, 507, caplog)

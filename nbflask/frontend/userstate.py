@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from .. import runtime
 from ..api_error import APIError
-from ..stores.base import AlreadyExists, NotFound, Store
+from ..stores.base import AlreadyExists, NotFound, Store, os_error
 
 STORE_FOLDER = ".nbflask-state"
 MAX_ENTRY = 200  # bytes: a file name holds 255, and an atomic save names its temporary file longer
@@ -61,14 +61,20 @@ class UserState(abc.ABC):
 
 
 class FolderState(UserState):
-    """State as files in a private folder (0700 folders, 0600 files, atomic writes)."""
+    """State as files in a private folder (0700 folders, 0600 files, atomic writes).
+
+    A folder that is full or not writable fails as a store does (`os_error`), so a settings
+    or workspace save answers as a notebook save would (507, 403), never with a traceback."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def _folder(self, kind: str) -> Path:
         folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise os_error(exc, kind) from None
         return folder
 
     def get(self, kind: str, name: str) -> bytes | None:
@@ -78,13 +84,18 @@ class FolderState(UserState):
             return None
 
     def put(self, kind: str, name: str, data: bytes) -> None:
-        runtime.write_private(self._folder(kind) / _entry_name(name), data)
+        try:
+            runtime.write_private(self._folder(kind) / _entry_name(name), data)
+        except OSError as exc:
+            raise os_error(exc, f"{kind}/{name}") from None
 
     def delete(self, kind: str, name: str) -> bool:
         try:
             (self.root / kind / _entry_name(name)).unlink()
         except (FileNotFoundError, NameTooLong):
             return False
+        except OSError as exc:
+            raise os_error(exc, f"{kind}/{name}") from None
         return True
 
     def names(self, kind: str) -> list[str]:

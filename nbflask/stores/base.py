@@ -11,6 +11,7 @@ already checked by `normalize_path` before they reach a store.
 from __future__ import annotations
 
 import abc
+import errno
 import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,6 +84,24 @@ def upload_failed(path: str) -> BadContent:
     return BadContent(
         f"the upload of '{path}' failed at an earlier chunk and was dropped: start it again from chunk 1"
     )
+
+
+def os_error(exc: OSError, path: str) -> StoreError:
+    """The store error a client can act on for an OS error on `path`: for the file store and
+    anything else that keeps its data in files (the front-ends' per-user state)."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
+        return NotFound(f"no such file or directory: '{path}'")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(f"permission denied: '{path}'")
+    if exc.errno == errno.EEXIST:
+        return AlreadyExists(f"'{path}' already exists")
+    if exc.errno == errno.ENOTEMPTY:
+        return NotEmpty(f"directory '{path}' is not empty")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(f"no room to save '{path}': {exc.strerror}")
+    if exc.errno == errno.EISDIR:
+        return InvalidPath(f"'{path}' is a directory")
+    return StoreError(f"cannot access '{path}': {exc.strerror}")
 
 
 @dataclass(frozen=True)

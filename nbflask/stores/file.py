@@ -13,7 +13,6 @@ included) and refused with NotFound when it lands outside the root.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
@@ -37,13 +36,11 @@ from .base import (
     CopyFilter,
     Entry,
     InvalidPath,
-    NotEmpty,
     NotFound,
-    PermissionDenied,
     Store,
     StoreError,
-    StoreFull,
     no_upload,
+    os_error,
     upload_failed,
 )
 
@@ -92,7 +89,7 @@ def _write_all(fd: int, data: bytes, os_path: str, path: str) -> None:
         os.close(fd)
         _remove(os_path)
         if isinstance(exc, OSError):
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         raise
 
 
@@ -112,7 +109,7 @@ def _create(os_path: str, path: str, mode: int | None, flags: int) -> int:
         flags |= os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
         return os.open(os_path, flags, 0o666 if mode is None else mode)
     except OSError as exc:
-        raise _os_error(exc, path) from None
+        raise os_error(exc, path) from None
 
 
 def _failed_mark(staging: str) -> str:
@@ -128,23 +125,6 @@ def _fail_upload(failed: str) -> None:
         os.close(os.open(failed, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     except OSError:
         pass
-
-
-def _os_error(exc: OSError, path: str) -> StoreError:
-    """Map an OS error to the store error a client can act on."""
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG):
-        return NotFound(f"no such file or directory: '{path}'")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermissionDenied(f"permission denied: '{path}'")
-    if exc.errno == errno.EEXIST:
-        return AlreadyExists(f"'{path}' already exists")
-    if exc.errno == errno.ENOTEMPTY:
-        return NotEmpty(f"directory '{path}' is not empty")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFull(f"no room to save '{path}': {exc.strerror}")
-    if exc.errno == errno.EISDIR:
-        return InvalidPath(f"'{path}' is a directory")
-    return StoreError(f"cannot access '{path}': {exc.strerror}")
 
 
 class FileStore(Store):
@@ -202,7 +182,7 @@ class FileStore(Store):
         try:
             info = os.stat(os_path)
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
             raise NotFound(f"'{path}' is not a regular file or directory")
         return os_path, info
@@ -229,7 +209,7 @@ class FileStore(Store):
             with os.scandir(os_path) as scan:
                 children = list(scan)
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         for child in children:
             name = child.name
             if name.startswith(TEMP_PREFIX):
@@ -277,7 +257,7 @@ class FileStore(Store):
         try:
             handle = open(os_path, "rb")  # noqa: SIM115 - closed by the generator
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         entry = self._entry(path, os.fstat(handle.fileno()), os_path)
 
         def chunks() -> Iterator[bytes]:
@@ -368,7 +348,7 @@ class FileStore(Store):
         except BaseException as exc:
             _remove(tmp)
             if isinstance(exc, OSError):
-                raise _os_error(exc, path) from None
+                raise os_error(exc, path) from None
             raise
         self._fsync_dir(folder)
         return self._entry(path, info, os_path), new
@@ -414,7 +394,7 @@ class FileStore(Store):
         except BaseException as exc:
             shutil.rmtree(target_os, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise _os_error(exc, target) from None
+                raise os_error(exc, target) from None
             raise
         self._fsync_dir(os.path.dirname(target_os))
         return self.stat(target)
@@ -425,7 +405,7 @@ class FileStore(Store):
         try:
             os.mkdir(os_path, 0o700)
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
 
     @staticmethod
     def _read_os(os_path: str, path: str) -> bytes:
@@ -433,7 +413,7 @@ class FileStore(Store):
             with open(os_path, "rb") as handle:
                 return handle.read()
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
 
     def _copy_folder(
         self,
@@ -504,7 +484,7 @@ class FileStore(Store):
             except FileNotFoundError:
                 raise (upload_failed(path) if os.path.exists(failed) else no_upload(path, number)) from None
             except OSError as exc:
-                raise _os_error(exc, path) from None
+                raise os_error(exc, path) from None
         try:
             _write_all(fd, data, staging, path)
         except StoreError:
@@ -525,7 +505,7 @@ class FileStore(Store):
                 raise upload_failed(path) from None
             return self._write_now(self._resolve(path), path, data, if_match, None)[0]
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         os_path = self._resolve(path)
         try:
             _write_all(fd, data, staging, path)
@@ -541,7 +521,7 @@ class FileStore(Store):
         try:
             os.mkdir(os_path)
         except OSError as exc:
-            raise _os_error(exc, path) from None
+            raise os_error(exc, path) from None
         self._fsync_dir(os.path.dirname(os_path))
         return self.stat(path)
 
@@ -560,7 +540,7 @@ class FileStore(Store):
                 else:
                     os.unlink(os_path)
             except OSError as exc:
-                raise _os_error(exc, path) from None
+                raise os_error(exc, path) from None
         if not is_dir:
             for _, cp_path in self._checkpoint_files(os_path):
                 os.unlink(cp_path)
@@ -587,7 +567,7 @@ class FileStore(Store):
             try:
                 os.rename(old_os, new_os)
             except OSError as exc:
-                raise _os_error(exc, new_path) from None
+                raise os_error(exc, new_path) from None
         if checkpoints:
             target_dir = os.path.join(new_folder, CHECKPOINT_DIR)
             os.makedirs(target_dir, exist_ok=True)
