@@ -120,6 +120,7 @@ class Kernel:
     departed: dict[str, Any] = field(default_factory=dict)  # session id -> Event, set on detach
     workers: dict[str, int] = field(default_factory=dict)  # connection id -> pid of its web worker
     delivered: dict[str, int] = field(default_factory=dict)  # connection id -> replay seq it reached
+    unplaced: set[str] = field(default_factory=set)  # connections of a session not replayed to yet
     reason: str | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -608,17 +609,21 @@ class KernelManager:
 
     def attach(self, kernel_id: str, connection_id: str, session_id: str, worker: int = 0) -> None:
         """Register a websocket of web worker `worker`; an older one of the same session is told
-        to go, and a reconnecting session waits for it to report (see `replay`)."""
+        to go, and a reconnecting session waits for it to report (see `replay`).
+
+        A websocket of a session delivers nothing before its replay, which gives it the
+        session's place: until then it is `unplaced`, and its leaving moves no place."""
         kernel = self.get(kernel_id)
         for old_id, old_session in list(kernel.connections.items()):
             if session_id and old_session == session_id and old_id != connection_id:
                 del kernel.connections[old_id]
                 kernel.departing[old_id] = old_session
-                kernel.departed[session_id] = gevent.event.Event()
                 self.publish(kernel_id, {"event": "replaced", "connection_id": old_id})
         kernel.connections[connection_id] = session_id
         kernel.workers[connection_id] = worker
         kernel.delivered[connection_id] = kernel.replay.latest
+        if session_id:
+            kernel.unplaced.add(connection_id)
         kernel.touch()
 
     def wait_settled(self, kernel_id: str, timeout: float) -> bool:
@@ -659,13 +664,39 @@ class KernelManager:
         session_id = kernel.connections.pop(connection_id, None) or kernel.departing.pop(connection_id, None)
         kernel.workers.pop(connection_id, None)
         delivered = kernel.delivered.pop(connection_id, kernel.replay.latest)
+        unplaced = connection_id in kernel.unplaced
+        kernel.unplaced.discard(connection_id)
         if session_id is None:
             return
         kernel.touch()
-        kernel.replay.remember(session_id, delivered if seq is None else max(seq, delivered))
+        # One that was never replayed to delivered nothing: the session's place stays where
+        # it is kept (or with its other websockets); only a new session starts from its attach.
+        if not (unplaced and self._place_kept(kernel, session_id)):
+            kernel.replay.remember(session_id, delivered if seq is None else max(seq, delivered))
         departed = kernel.departed.pop(session_id, None)
         if departed is not None:
             departed.set()
+
+    @staticmethod
+    def _place_kept(kernel: Kernel, session_id: str) -> bool:
+        """Whether session `session_id` has a place besides a websocket leaving: remembered, or
+        held by another of its websockets (connected, or replaced and yet to report)."""
+        return (session_id in kernel.replay.cursors or session_id in kernel.connections.values()
+                or session_id in kernel.departing.values())
+
+    def _await_departures(self, kernel: Kernel, session_id: str, connection_id: str) -> None:
+        """Until every replaced websocket of the session has reported how far it got, at most
+        DEPARTURE_WAIT; those still silent then (their worker is gone or stuck) depart with
+        their last progress. Not for websocket `connection_id` if it is replaced itself."""
+        deadline = time.monotonic() + DEPARTURE_WAIT
+        while connection_id in kernel.connections and session_id in kernel.departing.values():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                for old_id, departing_session in list(kernel.departing.items()):
+                    if departing_session == session_id:
+                        self._depart(kernel, old_id)
+                return
+            kernel.departed.setdefault(session_id, gevent.event.Event()).wait(left)  # any departure sets it
 
     def prune_connections(self) -> None:
         """Forget the websockets of web workers that died (SIGKILL, OOM) without detaching,
@@ -699,7 +730,7 @@ class KernelManager:
         if kernel is None or not kernel.replay.enabled:
             return
         for connection_id, connected_session in kernel.connections.items():
-            if connected_session == session_id:
+            if connected_session == session_id and connection_id not in kernel.unplaced:
                 event = {"event": "reply", "connection_id": connection_id, "channel": channel}
                 self.publish(kernel_id, event, frames)
                 return
@@ -718,24 +749,22 @@ class KernelManager:
         the messages' frames and the replies', all in one list.
         """
         kernel = self.get(kernel_id)
-        departed = kernel.departed.get(session_id)
-        if departed is not None and not departed.wait(DEPARTURE_WAIT):
-            for old_id, departing_session in list(kernel.departing.items()):
-                if departing_session == session_id:  # its worker is gone or stuck: use its progress
-                    self._depart(kernel, old_id)
+        self._await_departures(kernel, session_id, connection_id)
+        if connection_id not in kernel.connections:  # replaced: its client has left it for a newer one
+            raise APIError(409, "replaced by a newer connection of its session", "ConnectionReplaced")
         replies = kernel.replay.unpark(session_id)
         reply_counts = [[channel, len(frames)] for channel, frames in replies]
         reply_frames = [frame for _, frames in replies for frame in frames]
         cursor = kernel.replay.take(session_id)
+        kernel.unplaced.discard(connection_id)  # the session's place is now its own
         if cursor is None:
             unknown = {"counts": [], "seen": None, "dropped": 0, "known": False, "replies": reply_counts}
             return unknown, reply_frames
+        kernel.delivered[connection_id] = cursor  # it starts from where the session was
         live_from = self._position(kernel, first_live, wait=DEPARTURE_WAIT) if first_live else None
         entries, dropped = kernel.replay.since(cursor)
         if live_from is not None:
             entries = [entry for entry in entries if entry.seq < live_from]
-        if connection_id in kernel.delivered:
-            kernel.delivered[connection_id] = cursor  # it starts from where the session was
         frames = [frame for entry in entries for frame in entry.frames]
         return {"counts": [len(entry.frames) for entry in entries], "seen": kernel.replay.msg_id_at(cursor),
                 "dropped": dropped, "known": True, "replies": reply_counts}, frames + reply_frames
