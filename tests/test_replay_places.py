@@ -15,8 +15,8 @@ import gevent
 import pytest
 
 from nbflask.api_error import APIError
-from nbflask.kernels.manager import Kernel, KernelManager
-from nbflask.kernels.replay import ReplayBuffer
+from nbflask.host.manager import Kernel, KernelManager
+from nbflask.host.replay import ReplayBuffer
 
 KERNEL = "k1"
 SESSION = "s1"
