@@ -34,7 +34,8 @@ from ..api_error import APIError
 from ..clock import isoformat, utcnow
 from ..protocol import endpoints, kernelspecs, wire, zmqlib
 from ..protocol.kernelspecs import KernelSpec
-from .outputs import Execution, Recording
+from .outputs import Execution
+from .recording import Recording
 from .replay import ReplayBuffer
 
 log = logging.getLogger(__name__)
