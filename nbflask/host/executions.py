@@ -23,7 +23,8 @@ import zmq
 from .. import runtime
 from ..api_error import APIError
 from ..protocol import wire, zmqlib
-from .manager import Kernel, KernelManager
+from .kernel import Kernel
+from .manager import KernelManager
 from .outputs import Execution
 from .sessions import SessionRegistry
 
