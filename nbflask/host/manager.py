@@ -28,7 +28,9 @@ import gevent
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
+from ..config import Settings
 from ..protocol import endpoints, kernelspecs
+from ..protocol.hostpaths import SERVICE
 from ..protocol.kernelspecs import KernelSpec
 from . import adoption, connections, iopub_monitor
 from .iopub_monitor import OutputListener
@@ -45,11 +47,9 @@ IPC_NAME = "kernel-{}"  # a kernel's unix sockets are <runtime folder>/kernel-<r
 class KernelManager:
     """Starts, watches, restarts, interrupts, culls and stops this deployment's kernels."""
 
-    def __init__(self, config: dict[str, Any], publish: Callable[..., None]) -> None:
-        self.settings: dict[str, Any] = config["kernels"]
-        self.root_dir = config["root_dir"]
-        self.file_store = config["store_class"] == "file"
-        self.service = bool(config.get("service"))  # kernels outlive this host, for the next to adopt
+    def __init__(self, settings: Settings, publish: Callable[..., None]) -> None:
+        self.settings = settings
+        self.service = settings.kernels.host == SERVICE  # kernels outlive this host, for the next to adopt
         self.publish = publish
         self.kernels: dict[str, Kernel] = {}
         self.lost: dict[str, str] = {}  # kernel id -> why it is gone (its host died)
@@ -86,10 +86,10 @@ class KernelManager:
 
     def working_dir(self, path: str | None) -> str:
         """Where a kernel for notebook `path` runs: its folder in a file store, else the root."""
-        root = Path(self.root_dir)
+        root = Path(self.settings.store.root_dir)
         if not root.is_dir():
             return os.getcwd()
-        if self.file_store and path:
+        if self.settings.store.class_name == "file" and path:
             folder = (root / os.path.dirname(path.strip("/"))).resolve()
             if folder.is_dir() and (folder == root.resolve() or root.resolve() in folder.parents):
                 return str(folder)
@@ -100,10 +100,9 @@ class KernelManager:
     def new_kernel(self, kernel_id: str, spec: KernelSpec, cwd: str, connection: dict[str, Any],
                    connection_file: Path, process: Adopted | None = None) -> Kernel:
         """A kernel's record, its iopub replay buffer and recording bounded as configured."""
-        bounds = self.settings
-        replay = ReplayBuffer(bounds["replay_buffer_bytes"], bounds["replay_buffer_age"])
-        recording = Recording(bounds["recording_bytes"], bounds["recording_age"],
-                              bounds["recording_stream_chars"])
+        bounds = self.settings.kernels
+        replay = ReplayBuffer(bounds.replay_buffer_bytes, bounds.replay_buffer_age)
+        recording = Recording(bounds.recording_bytes, bounds.recording_age, bounds.recording_stream_chars)
         return Kernel(kernel_id, spec, cwd, connection, connection_file, replay, recording, process=process)
 
     def follow_iopub(self, kernel: Kernel) -> None:
@@ -151,14 +150,14 @@ class KernelManager:
                                     " or '_' joined by '-', like a UUID", "InvalidKernelId")
             if kernel_id in self.kernels:
                 return self.kernels[kernel_id]
-        name = name or self.settings["default"]
+        name = name or self.settings.kernels.default
         try:
             spec = kernelspecs.get(name)
         except kernelspecs.NoSuchKernelSpec:
             raise APIError(404, f"No such kernel: there is no kernelspec named '{name}'",
                             "NoSuchKernel") from None
         kernel_id = kernel_id or str(uuid.uuid4())
-        connection = endpoints.new_connection(self.settings["transport"],
+        connection = endpoints.new_connection(self.settings.kernels.transport,
                                               runtime.runtime_dir() / IPC_NAME.format(secrets.token_hex(8)))
         connection.update(key=secrets.token_hex(32), signature_scheme="hmac-sha256", kernel_name=spec.name)
         connection_file = runtime.runtime_dir() / f"kernel-{kernel_id}.json"
@@ -195,7 +194,7 @@ class KernelManager:
 
     def _become_ready(self, kernel: Kernel, process: subprocess.Popen) -> None:
         try:
-            kernel.wait_ready(float(self.settings["startup_timeout"]))
+            kernel.wait_ready(float(self.settings.kernels.startup_timeout))
         except APIError as exc:
             kernel.kill(process)
             kernel.execution_state, kernel.reason = "dead", exc.message
@@ -227,8 +226,8 @@ class KernelManager:
             iopub_monitor.end_runs(kernel, "error", f"the kernel died: {reason}", self.on_output)
             if time.monotonic() - kernel.started_at > STABLE_SECONDS:
                 kernel.restarts = 0
-            settings = self.settings
-            while settings["autorestart"] and kernel.restarts < settings["restart_limit"]:
+            settings = self.settings.kernels
+            while settings.autorestart and kernel.restarts < settings.restart_limit:
                 kernel.restarts += 1
                 kernel.execution_state = "restarting"
                 self.publish(kernel.kernel_id, {"event": "restarting", "reason": reason})
@@ -256,7 +255,7 @@ class KernelManager:
     def interrupt(self, kernel_id: str) -> None:
         """Interrupt the kernel; one still starting is first awaited (SIGINT would kill it)."""
         kernel = self.get(kernel_id)
-        kernel.settled.wait(float(self.settings["startup_timeout"]))
+        kernel.settled.wait(float(self.settings.kernels.startup_timeout))
         kernel.interrupt()
 
     def shutdown(self, kernel_id: str) -> None:
@@ -336,15 +335,15 @@ class KernelManager:
 
     def cull_idle(self) -> None:
         """Shut down kernels idle longer than cull_idle_timeout (connected/busy ones if allowed)."""
-        settings = self.settings
-        timeout = settings["cull_idle_timeout"]
+        settings = self.settings.kernels
+        timeout = settings.cull_idle_timeout
         if timeout <= 0:
             return
         now = utcnow()
         for kernel in list(self.kernels.values()):
-            if kernel.connections and not settings["cull_connected"]:
+            if kernel.connections and not settings.cull_connected:
                 continue
-            if kernel.execution_state == "busy" and not settings["cull_busy"]:
+            if kernel.execution_state == "busy" and not settings.cull_busy:
                 continue
             idle = (now - kernel.last_activity).total_seconds()
             if idle > timeout:
@@ -353,5 +352,5 @@ class KernelManager:
 
     def cull_forever(self) -> None:
         while True:
-            gevent.sleep(self.settings["cull_interval"])
+            gevent.sleep(self.settings.kernels.cull_interval)
             self.cull_idle()
