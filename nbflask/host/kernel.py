@@ -95,6 +95,9 @@ def _signer(key: str) -> wire.Signer:
 
 @dataclass
 class Kernel:
+    """What the host holds of one kernel: its spec, ports and key, process, state, the
+    websockets attached to it (connections.py), its replay buffer and recording."""
+
     kernel_id: str
     spec: KernelSpec
     cwd: str
