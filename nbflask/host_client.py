@@ -27,6 +27,7 @@ import zmq
 
 from . import runtime
 from .api_error import APIError
+from .config import Settings
 from .protocol import zmqlib
 from .protocol.hostpaths import SERVICE, HostPaths
 from .protocol.terminals import INPUT_WAIT
@@ -34,14 +35,17 @@ from .protocol.terminals import INPUT_WAIT
 START_TIMEOUT = 30.0
 
 
-def host_config(settings: Any) -> dict[str, Any]:
-    """What the host needs of the deployment's settings, as JSON."""
+def host_config(settings: Settings) -> dict[str, Any]:
+    """What the host needs of the deployment's settings, as JSON shaped like the YAML file: the
+    host rebuilds the typed Settings from it (`nbflask.host.server.run`). The store's root is
+    made absolute here, where it was read; the store's options (credentials) stay out of the
+    host's command line; server.websocket_send_buffer bounds replay and scrollback."""
     return {
-        "service": settings.kernels.host == SERVICE,
+        "server": {"websocket_send_buffer": settings.server.websocket_send_buffer},
+        "store": {"class": settings.store.class_name,
+                  "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir))},
         "kernels": dataclasses.asdict(settings.kernels),
         "terminals": dataclasses.asdict(settings.terminals),
-        "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir)),
-        "store_class": settings.store.class_name,
     }
 
 

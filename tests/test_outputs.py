@@ -10,7 +10,9 @@ import nbformat
 import pytest
 from runevents import follow
 
-from nbflask.host.outputs import Execution, Recording, apply_controls
+from nbflask.host.outputs import Execution
+from nbflask.host.recording import Recording
+from nbflask.host.streams import apply_controls
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

@@ -15,7 +15,9 @@ import gevent
 import pytest
 
 from nbflask.api_error import APIError
-from nbflask.host.manager import Kernel, KernelManager
+from nbflask.config import load_settings
+from nbflask.host.kernel import Kernel
+from nbflask.host.manager import KernelManager
 from nbflask.host.replay import ReplayBuffer
 
 KERNEL = "k1"
@@ -27,7 +29,7 @@ def host(tmp_path):
     """A manager with one kernel (no process) whose iopub is added by hand; the events it
     publishes are in `host.published`."""
     published: list[dict] = []
-    manager = KernelManager({"kernels": {}, "root_dir": str(tmp_path), "store_class": "file"},
+    manager = KernelManager(load_settings({"store": {"root_dir": str(tmp_path)}}, environ={}),
                             lambda topic, event, frames=(): published.append(event))
     manager.kernels[KERNEL] = Kernel(KERNEL, spec=None, cwd=str(tmp_path), connection={},
                                      connection_file=Path(tmp_path / "unused.json"),

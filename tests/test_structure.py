@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbflask
 from nbflask import runtime
+from nbflask.config import load_settings
 from nbflask.host.server import Host
 from nbflask.host_client import KernelHost
 
@@ -25,11 +26,13 @@ def loaded_modules(code: str) -> set[str]:
 
 
 def test_the_kernel_host_process_loads_no_web_stack(tmp_path):
-    config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
+    config = {"store": {"root_dir": str(tmp_path)}}
     loaded = loaded_modules(
         "from gevent import monkey; monkey.patch_all()\n"
-        "from nbflask import host_client\nfrom nbflask.host import server as host\n"
-        f"host.Host({config!r}, None)\n"
+        "from nbflask import host_client\nfrom nbflask.config import load_settings\n"
+        "from nbflask.host import server as host\n"
+        f"host.Host(load_settings(host_client.host_config(load_settings({config!r}, environ={{}})),"
+        " environ={}), None)\n"
     )
     assert not loaded & set(WEB_STACK), loaded & set(WEB_STACK)
 
@@ -76,13 +79,34 @@ def test_blueprints_do_not_import_the_app_factory():
 
 
 def test_the_worker_client_has_a_typed_method_for_every_host_operation(tmp_path):
-    config = {"kernels": {"default": "python3"}, "root_dir": str(tmp_path), "store_class": "file"}
-    host = Host(config, None)
+    host = Host(load_settings({"store": {"root_dir": str(tmp_path)}}, environ={}), None)
     operations = set(host.operations()) | set(host.notices())
     for name in operations:
         method = getattr(KernelHost, name, None)
         assert callable(method), f"KernelHost has no method for the host operation {name!r}"
         assert "return" in inspect.get_annotations(method, eval_str=False), name
+
+
+def test_the_kernel_host_rebuilds_the_settings_the_web_worker_read(tmp_path, monkeypatch):
+    """What crosses to the host is host_config's JSON; the host rebuilds the same typed settings
+    from it, without the store's options (credentials would show on its command line)."""
+    from nbflask.host_client import host_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    worker = load_settings({
+        "server": {"websocket_send_buffer": 256 * 1024 * 1024},  # past the default: replay follows it
+        "store": {"class": "memory", "root_dir": "notebooks", "secret": "s3cr3t"},
+        "kernels": {"cull_idle_timeout": 7, "cull_busy": True, "transport": "tcp", "host": "service"},
+        "terminals": {"shell_command": ["bash", "-l"], "env": {"EDITOR": "nano"}, "root_dir": "notebooks"},
+    }, environ={})
+    crossing = json.dumps(host_config(worker))
+    host = load_settings(json.loads(crossing), environ={})
+    assert host.kernels == worker.kernels and host.kernels.replay_buffer_bytes == 256 * 1024 * 1024
+    assert host.terminals == worker.terminals
+    root = Path(host.store.root_dir)
+    assert host.store.class_name == "memory" and root.is_absolute() and root.samefile(tmp_path / "notebooks")
+    assert host.store.options == {} and "s3cr3t" not in crossing
 
 
 def test_a_worker_reading_a_secret_while_another_writes_it_gets_the_whole_secret(tmp_path, monkeypatch):

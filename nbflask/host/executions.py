@@ -3,7 +3,7 @@ break websockets.
 
 `run` sends code to a kernel from the host itself (its own shell socket, so the run belongs to
 no web worker and no websocket) and answers at once with the run's id; its outputs are recorded
-like every run's (see outputs.py). `follow` is a long poll: it answers when a run changed after
+like every run's (see recording.py). `follow` is a long poll: it answers when a run changed after
 the version the caller already has, with what changed since (the whole run the first time), so
 a server-sent events stream costs one request per change and sends what the run printed once.
 """
@@ -23,7 +23,8 @@ import zmq
 from .. import runtime
 from ..api_error import APIError
 from ..protocol import wire, zmqlib
-from .manager import Kernel, KernelManager
+from .kernel import Kernel
+from .manager import KernelManager
 from .outputs import Execution
 from .sessions import SessionRegistry
 

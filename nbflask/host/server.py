@@ -22,7 +22,11 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,7 @@ PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker d
 
 
 class Host:
-    def __init__(self, config: dict[str, Any], owner_pid: int | None) -> None:
+    def __init__(self, settings: Settings, owner_pid: int | None) -> None:
         import gevent.event
         import gevent.lock
 
@@ -39,12 +43,12 @@ class Host:
         from .sessions import SessionRegistry
         from .terminals import TerminalManager
 
-        self.config = config
+        self.settings = settings
         self.owner_pid = owner_pid
-        self.kernels = KernelManager(config, self.publish)
+        self.kernels = KernelManager(settings, self.publish)
         self.sessions = SessionRegistry(self.kernels)
         self.executions = Executions(self.kernels, self.sessions)
-        self.terminals = TerminalManager(config, self.send_event)
+        self.terminals = TerminalManager(settings, self.send_event)
         self.stopping = gevent.event.Event()
         self.send_lock = gevent.lock.Semaphore()
         self.events: Any = None
@@ -168,7 +172,7 @@ class Host:
         from ..protocol.hostpaths import SERVICE, HostPaths
 
         directory = runtime.runtime_dir()
-        service = bool(self.config.get("service"))
+        service = self.settings.kernels.host == SERVICE
         paths = HostPaths(directory, SERVICE if service else self.owner_pid or os.getppid())
         held = self.hold_service_lock(paths) if service else None
         for stale in (paths.control_file, paths.events_file):
@@ -225,10 +229,16 @@ class Host:
         return lock
 
 
-def run(config: dict[str, Any], owner_pid: int | None = None) -> None:
-    """Serve as the kernel host until stopped, then exit the process (gevent has patched it)."""
+def run(config: Mapping[str, Any], owner_pid: int | None = None) -> None:
+    """Serve as the kernel host until stopped, then exit the process (gevent has patched it).
+
+    `config` is what the web server's settings hand the host (host_client.host_config), shaped
+    like the YAML file: the host rebuilds from it the same typed, checked Settings the web
+    workers read (the environment was read by the server already, so it is not read again)."""
+    from ..config import load_settings
+
     logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
-    Host(config, owner_pid).serve()
+    Host(load_settings(config, environ={}), owner_pid).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -241,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nbflask.host.server", description=__doc__)
     parser.add_argument("--owner-pid", type=int, default=None,
                         help="the server process this host serves: stop when it is gone")
-    parser.add_argument("--config", required=True, help="JSON: kernels settings, root_dir, store_class")
+    parser.add_argument("--config", required=True,
+                        help="JSON: the settings the host needs, shaped like the YAML file (host_config)")
     args = parser.parse_args(argv)
     run(json.loads(args.config), args.owner_pid)
 

@@ -4,7 +4,7 @@ Runs only in the host process, under gevent. Each terminal is a shell on its own
 own session (so the pty is its controlling terminal: Ctrl-C and resizes reach the foreground
 job). One greenlet reads the pty and publishes what it reads on the host's event feed, topic
 `term:<name>/`, each chunk numbered; a bounded scrollback keeps the newest output for pages
-that (re)connect. One greenlet per terminal writes queued input (bounded: input.py), so a
+that (re)connect. One greenlet per terminal writes queued input (bounded: terminal_input.py), so a
 program that stops reading stalls only its own terminal. Pages come and go without touching the shell: only
 DELETE, culling and the host's shutdown end it, with every process of its session.
 """
@@ -36,6 +36,7 @@ import gevent.os
 from .. import runtime
 from ..api_error import APIError
 from ..clock import isoformat, utcnow
+from ..config import Settings
 from ..protocol.terminals import topic
 from .terminal_input import InputQueue
 
@@ -164,15 +165,11 @@ def kill_session(leader: int, signum: int) -> None:
 class TerminalManager:
     """Starts, feeds, resizes, culls and stops this deployment's terminals."""
 
-    def __init__(self, config: dict[str, Any], send: Callable[[list[bytes]], None]) -> None:
-        self.config = config
+    def __init__(self, settings: Settings, send: Callable[[list[bytes]], None]) -> None:
+        self.settings = settings
         self.send = send
         self.terminals: dict[str, Terminal] = {}
         self.creating = gevent.lock.Semaphore()  # one at a time: a free name stays free until taken
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return self.config["terminals"]
 
     # Lookup ------------------------------------------------------------------------------
 
@@ -190,10 +187,11 @@ class TerminalManager:
 
     def default_cwd(self) -> str:
         """The configured folder, else the file store's root, else the home folder."""
-        if self.settings["root_dir"]:
-            return os.path.abspath(os.path.expanduser(self.settings["root_dir"]))
-        if self.config["store_class"] == "file" and os.path.isdir(self.config["root_dir"]):
-            return self.config["root_dir"]
+        if self.settings.terminals.root_dir:
+            return os.path.abspath(os.path.expanduser(self.settings.terminals.root_dir))
+        store = self.settings.store
+        if store.class_name == "file" and os.path.isdir(store.root_dir):
+            return store.root_dir
         return os.path.expanduser("~")
 
     def working_dir(self, cwd: str | None) -> str:
@@ -236,9 +234,10 @@ class TerminalManager:
         return str(number)
 
     def _spawn(self, name: str, cwd: str) -> Terminal:
-        command = list(self.settings["shell_command"]) or login_shell()
+        settings = self.settings.terminals
+        command = list(settings.shell_command) or login_shell()
         env = runtime.child_environment({
-            "TERM": TERM_TYPE, "JUPYTER_SERVER_ROOT": self.config["root_dir"], **self.settings["env"]})
+            "TERM": TERM_TYPE, "JUPYTER_SERVER_ROOT": self.settings.store.root_dir, **settings.env})
         master, slave = os.openpty()
         try:
             set_size(slave, *DEFAULT_SIZE)
@@ -252,8 +251,8 @@ class TerminalManager:
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        return Terminal(name, process, master, Scrollback(self.settings["scrollback_bytes"]), cwd,
-                        InputQueue(self.settings["input_buffer_bytes"]))
+        return Terminal(name, process, master, Scrollback(settings.scrollback_bytes), cwd,
+                        InputQueue(settings.input_buffer_bytes))
 
     def _read(self, terminal: Terminal) -> None:
         """Publish what the pty says until it closes (every process holding it is gone)."""
@@ -377,7 +376,7 @@ class TerminalManager:
 
     def cull_inactive(self) -> None:
         """Stop terminals with no input or output for longer than cull_inactive_timeout."""
-        timeout = self.settings["cull_inactive_timeout"]
+        timeout = self.settings.terminals.cull_inactive_timeout
         if timeout <= 0:
             return
         now = utcnow()
@@ -389,5 +388,5 @@ class TerminalManager:
 
     def cull_forever(self) -> None:
         while True:
-            gevent.sleep(self.settings["cull_interval"])
+            gevent.sleep(self.settings.terminals.cull_interval)
             self.cull_inactive()

@@ -54,7 +54,7 @@ FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming i
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
 REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
-HOST_PID = "nbflask_host"  # in the connection info: the pid of the host that gave it (manager.HOST_KEY)
+HOST_PID = "nbflask_host"  # in the connection info: the pid of the host that gave it (host.kernel.HOST_KEY)
 
 
 class HostDied(Exception):
