@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = Path(__file__).resolve().parent.parent / "tests" / "support"
 sys.path.insert(0, str(TESTS))
 
 from live import LiveServer, start_nbflask  # noqa: E402

@@ -51,7 +51,7 @@ import zmq
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(HERE))
 
 import bench_contents  # noqa: E402
@@ -192,7 +192,7 @@ def jupyter_venv(pages: bool) -> Path:
     out = subprocess.run(
         [
             "bash",
-            str(REPO / "tests" / "scratch-venv.sh"),
+            str(REPO / "tests" / "support" / "scratch-venv.sh"),
             str(BENCH_VENV),
             str(HERE / "bench-constraints.txt"),
             "jupyter-lab --version",

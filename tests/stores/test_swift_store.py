@@ -132,7 +132,7 @@ def test_the_example_config_works_with_secrets_from_the_environment(
     swift_server: Any, swift_container: str
 ) -> None:
     """config/swift.yaml as a deployment uses it: login and container from NBFLASK_STORE_*."""
-    example = Path(__file__).resolve().parent.parent / "config" / "swift.yaml"
+    example = Path(__file__).resolve().parents[2] / "config" / "swift.yaml"
     environ = {
         "NBFLASK_STORE_AUTH_URL": swift_server.auth_url,
         "NBFLASK_STORE_USER": swift_server.env["ST_USER"],
@@ -402,7 +402,7 @@ def test_a_chunk_past_the_quota_fails_the_upload_until_chunk_one(store: SwiftSto
 def test_the_log_in_examples_in_the_docs_are_valid_settings() -> None:
     """docs/stores.md's tempauth, Keystone v3 and Rackspace examples: each one builds a store
     (Keystone says it needs python-keystoneclient, which the tests do not install)."""
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "stores.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stores.md").read_text()
     section = doc[doc.index("### Three ways to log in") : doc.index("### What is in the container")]
     examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", section, re.S)]
     assert [example["store"].get("auth_version", 1) for example in examples] == [1, 3, 1]

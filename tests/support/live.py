@@ -239,7 +239,7 @@ def start_gunicorn(
     merged, cert, port = _deployment(tmp_path, config, tls)
     merged["server"].pop("certfile", None)
     path = write_config(tmp_path, merged)
-    conf = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+    conf = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
     argv = [
         str(BIN / "gunicorn"), "-k", "gevent", "-w", str(workers), "-b", f"127.0.0.1:{port}",
         *(["-c", str(conf)] if conf.exists() else []),

@@ -16,7 +16,7 @@ import requests
 from live import free_port
 from tools import program
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NGINX = program("nginx", "/usr/sbin/nginx")
 
 

@@ -23,7 +23,7 @@ from live import TOKEN, free_port, start_gunicorn
 
 pytestmark = pytest.mark.slow
 
-INSTALL = Path(__file__).parent / "gateway" / "install-jupyter-server.sh"
+INSTALL = Path(__file__).parent.parent / "support" / "gateway" / "install-jupyter-server.sh"
 JS_TOKEN = "jupyter-server-token"
 COUNT_SLOWLY = "import time\nfor i in range(10):\n    print(f'line {i}', flush=True)\n    time.sleep(0.5)"
 

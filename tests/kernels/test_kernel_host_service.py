@@ -25,7 +25,7 @@ from tools import needs_package, program
 from worklife import Follower, counting, finish_all, numbers, run_cells
 
 pytestmark = pytest.mark.slow
-CONFIG = Path(__file__).resolve().parent.parent / "config"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def unit_lines(unit: str, key: str) -> list[str]:

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from nbflask.config import ConfigError
 from nbflask.frontend import assets
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SERVERS = {"jupyter-server", "jupyterlab", "notebook", "jupyterlab-server", "nbclassic", "jupyverse"}
 
 

@@ -195,7 +195,7 @@ def test_sigterm_stops_cleanly_and_removes_the_info_file(tmp_path):
 @pytest.mark.slow
 def test_plain_pip_install_ships_templates_and_static(tmp_path):
     """A non-editable install in a fresh venv serves the pages from its own copy."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

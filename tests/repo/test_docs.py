@@ -9,7 +9,7 @@ import yaml
 
 from nbflask.config import SECTIONS, default_yaml, load_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def readme_commands() -> list[str]:

@@ -174,7 +174,7 @@ def test_gunicorn_refuses_a_zero_timeout_in_one_line(tmp_path):
     from pathlib import Path
 
     config = write(tmp_path, "server:\n  header_timeout: 0\n")
-    conf = Path(__file__).resolve().parent.parent / "config" / "gunicorn.conf.py"
+    conf = Path(__file__).resolve().parents[2] / "config" / "gunicorn.conf.py"
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     done = subprocess.run(
         [gunicorn, "-c", str(conf), "-b", "127.0.0.1:0", "nbflask:create_app()"], capture_output=True,

@@ -15,7 +15,7 @@ from live import TOKEN, make_cert, session_cookie_name, start_gunicorn
 from proxy import NGINX, start_example_nginx
 from tools import needs_package
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, needs_package(NGINX, "nginx-light")]
 
