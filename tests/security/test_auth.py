@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import TOKEN
 from flask import jsonify
+from logins import SEED_HASH, log_in, xsrf_of
 
 from nbflask import passwords
 from nbflask.blueprints.auth import LIMITER
 from nbflask.config import ConfigError
 
 SESSION = "nbflask-session-localhost"  # the session cookie of a server the browser calls localhost
-SEED_HASH = "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a"  # "mypassword"
 # The front-ends' bundles, themes and extension files are the open-source builds, nothing of
 # the user's: public, so browsers and proxies may cache them.
 ASSET_ENDPOINTS = {
@@ -26,18 +26,6 @@ ASSET_ENDPOINTS = {
     "assets.favicon",
 }
 PUBLIC_ENDPOINTS = {"api.version", "auth.login", "static"} | ASSET_ENDPOINTS
-
-
-def xsrf_of(client, base="/") -> str:
-    """Load the login page like a browser does and return the `_xsrf` cookie it set."""
-    if client.get_cookie("_xsrf", path=base) is None:
-        client.get(base + "login")
-    return client.get_cookie("_xsrf", path=base).value
-
-
-def log_in(client, password="mypassword", base="/", **params):
-    data = {"password": password, "_xsrf": xsrf_of(client, base), **params}
-    return client.post(base + "login", data=data)
 
 
 def add_echo_route(app):

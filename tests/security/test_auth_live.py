@@ -9,7 +9,8 @@ import pytest
 import requests
 import websocket
 from live import BIN, TOKEN, session_cookie_name, start_nbflask, write_config
-from test_auth import SEED_HASH, assert_rejected, guarded_requests
+from logins import SEED_HASH
+from test_auth import assert_rejected, guarded_requests
 
 import nbflask
 from nbflask import passwords

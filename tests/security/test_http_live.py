@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kernelws import KernelSocket, replies_to
 from live import TOKEN, start_gunicorn, start_nbflask
-from test_auth import SEED_HASH
+from logins import SEED_HASH
 from test_auth_live import browser
 
 from nbflask.frontend.settings import MAX_SETTINGS_BODY

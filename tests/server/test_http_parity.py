@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote
 import pytest
 import yaml
 from conftest import TOKEN
+from logins import SEED_HASH, log_in
 
 # /api/me -------------------------------------------------------------------------------------
 
@@ -157,8 +158,6 @@ ODD = "what%3F%23.ipynb"  # what?#.ipynb
 
 
 def test_the_login_redirect_keeps_percent_encoding(make_app, tree):
-    from test_auth import SEED_HASH, log_in
-
     app = make_app({"auth": {"password": SEED_HASH}})
     browser = app.test_client()
     login = browser.get(f"/notebooks/sub/{ODD}?view=1")
