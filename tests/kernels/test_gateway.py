@@ -21,7 +21,7 @@ import requests
 from kernelws import KernelSocket
 from live import TOKEN, free_port, start_gunicorn
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 
 INSTALL = Path(__file__).parent.parent / "support" / "gateway" / "install-jupyter-server.sh"
 JS_TOKEN = "jupyter-server-token"

@@ -12,7 +12,7 @@ from kernelapp import wait_gone
 from kernelws import SLEEP, KernelSocket, replies_to, sleeping
 from live import TOKEN, fresh_request, start_gunicorn, workers_serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 WORKERS = 3
 
 

@@ -14,7 +14,7 @@ from kernelapp import wait_gone
 from kernelws import KernelSocket
 from live import start_gunicorn, start_nbflask
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 
 
 def runtime_dir() -> Path:

@@ -11,7 +11,7 @@ from kernelapp import pid_alive, wait_gone
 from kernelws import KernelSocket
 from live import TOKEN, start_flask, start_nbflask
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 
 
 def kernel_pid(server) -> int:

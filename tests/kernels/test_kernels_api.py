@@ -14,6 +14,8 @@ from kernelapp import PYTHON, install_spec, kernel_client, wait_gone
 from nbflask import runtime
 from nbflask.clock import parse_isoformat
 
+pytestmark = pytest.mark.kernel_transports
+
 
 @pytest.fixture
 def kclient(make_app):

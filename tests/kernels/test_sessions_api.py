@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from kernelapp import kernel_client
 
+pytestmark = pytest.mark.kernel_transports
+
 
 @pytest.fixture
 def kclient(make_app):

@@ -14,7 +14,7 @@ from kernelapp import PYTHON, install_spec, pid_alive, wait_gone
 from kernelws import SLEEP, V1, KernelSocket, replies_to, sleeping
 from live import TOKEN, start_nbflask
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 PROTOCOLS = pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])
 
 

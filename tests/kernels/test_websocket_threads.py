@@ -16,6 +16,8 @@ from kernelws import KernelSocket
 
 from nbflask.protocol import zmqlib
 
+pytestmark = pytest.mark.kernel_transports
+
 
 @pytest.fixture
 def served(make_app):

@@ -12,7 +12,7 @@ import pytest
 from kernelws import KernelSocket
 from live import fresh_request, start_gunicorn, start_nbflask, workers_serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 
 COUNT_SLOWLY = "import time\nfor i in range(8):\n    print(f'line {i}', flush=True)\n    time.sleep(0.4)"
 LINES = "".join(f"line {i}\n" for i in range(8))
