@@ -21,18 +21,17 @@ pytest_plugins = [
 
 @pytest.hookimpl(tryfirst=True)  # before -m and -k deselect: every run of a test is seen
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs a real Swift or a browser, for the fast loop (`-m "not slow and not
-    swift and not browser"`): the Swift files, and every test run on the swift store. Refuse
-    to run a `kernel_transports` test that did not get one run per transport."""
+    """Mark what needs a real Swift, for the fast loop (`-m "not slow and not swift and not
+    browser"`): every test that uses the Swift server, and every run on the swift store (whose
+    fixture asks for the server only then). Refuse to run a `kernel_transports` test that did
+    not get one run per transport."""
     missing = transports_missing(items)
     if missing:
         raise pytest.UsageError(f"not run on every kernel transport {KERNEL_TRANSPORTS}: {missing}")
     for item in items:
         params = getattr(getattr(item, "callspec", None), "id", "")
-        if item.path.name.startswith("test_swift") or "swift" in params.split("-"):
+        if "swift_server" in getattr(item, "fixturenames", ()) or "swift" in params.split("-"):
             item.add_marker(pytest.mark.swift)
-        if item.path.name.startswith("test_ui_"):
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(autouse=True)

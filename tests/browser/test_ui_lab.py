@@ -26,7 +26,7 @@ from ui_tools import (
     new_page,
 )
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 STDOUT = "application/vnd.jupyter.stdout"
 STDERR = "application/vnd.jupyter.stderr"

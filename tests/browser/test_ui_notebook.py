@@ -23,7 +23,7 @@ from ui_tools import (
     new_page,
 )
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 KNOWN_ERRORS = [
     KnownError(

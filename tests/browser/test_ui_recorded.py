@@ -15,7 +15,7 @@ from test_ui_lab import KNOWN_ERRORS as LAB_ERRORS
 from test_ui_notebook import KNOWN_ERRORS as NOTEBOOK_ERRORS
 from ui_tools import Lab, Notebook, log_in, needs_chromium, new_page
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 # A line every 0.5 s; after line 19 it also waits for the test to say go, so that the cell is
 # surely still running when the second page opens, however slow the machine.

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from ui_tools import KnownError, Lab, Tree, Watch, log_in, needs_chromium, new_page
 
-pytestmark = [pytest.mark.slow, needs_chromium]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 TERMINAL_SETTINGS = "@jupyterlab/terminal-extension:plugin"
 COMMAND = "echo nbflask-$((6*7))"
