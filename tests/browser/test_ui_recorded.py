@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from test_ui_lab import KNOWN_ERRORS as LAB_ERRORS
 from test_ui_notebook import KNOWN_ERRORS as NOTEBOOK_ERRORS
 from ui_tools import Lab, Notebook, log_in, needs_chromium, new_page
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
@@ -64,11 +65,15 @@ def test_a_page_opened_later_shows_a_running_cell_and_follows_it_live(browser, s
     cell.locator(".cm-content").click()
     first.page.keyboard.press("Control+Enter")
     expect(first.output(cell, STDOUT)).to_contain_text("line 0", timeout=30_000)
-    time.sleep(2)
     first.watch.assert_clean()
     first.page.context.close()
 
-    time.sleep(4)
+    # Come back once the cell has printed well past what the first page saw.
+    kernel_id = next(s for s in http.get(server.url + "api/sessions", timeout=30).json()
+                     if s["path"] == path)["kernel"]["id"]
+    runs = server.url + f"api/kernels/{kernel_id}/runs"
+    wait_until(lambda: any("line 10\n" in output.get("text", "") for run in http.get(runs, timeout=30).json()
+                           for output in run["outputs"]), what="lines printed while no page was open")
     again = open_notebook(browser, server, front_end, path, connected=False)
     cell = again.cells.first
     output = again.output(cell, STDOUT)

@@ -68,7 +68,7 @@ def test_sigkill_during_saves_leaves_old_or_new_notebook(tmp_path):
             while not outcome.get("saved") and time.monotonic() < deadline and thread.is_alive():
                 time.sleep(0.02)
             assert outcome.get("saved"), server.log()[-2000:]
-            time.sleep(random.uniform(0.05, 0.6))
+            time.sleep(random.uniform(0.05, 0.6))  # on purpose: the kill lands at a random point of the saves
             server.stop(signal.SIGKILL)
             stop.set()
             thread.join(60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import psutil
@@ -14,6 +13,7 @@ import requests
 from kernelapp import ThreadedServer, close_app, kernel_client, wait_gone
 from kernelws import KernelSocket
 from live import TOKEN
+from waiting import wait_until
 
 from nbflask import runtime
 
@@ -41,15 +41,6 @@ def connection(kernel_id: str) -> dict:
 def sockets_of(info: dict) -> list[Path]:
     return [Path(f"{info['ip']}-{info[name]}") for name in
             ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")]
-
-
-def wait_until(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 PIPE_PORT = "import sys; print(sys.stdout.pub_thread._pipe_port)"

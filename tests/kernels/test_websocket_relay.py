@@ -319,11 +319,13 @@ def test_news_of_a_kernel_whose_id_extends_ours_is_not_ours(server, api):
     for kernel_id in ids:
         assert api.post(server.url + "api/kernels", json={"kernel_id": kernel_id}).status_code == 201
     try:
-        with connect(server, ids[0]) as ks:
+        with connect(server, ids[0]) as ks, connect(server, ids[1]) as other:
             marker = ks.send("shell", "kernel_info_request", {})
             ks.wait_for(replies_to(marker), timeout=90)
             assert api.delete(server.url + f"api/kernels/{ids[1]}").status_code == 204
-            time.sleep(1)
+            with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+                while True:  # until the news of the shutdown closes the other kernel's websocket
+                    other.recv(timeout=10)
             marker = ks.send("shell", "kernel_info_request", {})
             ks.wait_for(replies_to(marker))  # still connected
     finally:

@@ -15,6 +15,7 @@ import pytest
 from kernelws import KernelSocket
 from live import start_gunicorn, start_nbflask
 from runevents import read_events, rebuilt
+from waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -64,20 +65,32 @@ def follow(server, kernel_id: str, run_id: str) -> list[dict]:
 
 
 def start_the_cell_and_leave(server, kernel_id: str) -> str:
+    """Run the cell as its page does, and close the page once the cell's first line is shown."""
     ws = KernelSocket(server.url, kernel_id, server.token, session_id=uuid.uuid4().hex)
     msg_id = ws.send("shell", "execute_request", {"code": CODE, "silent": False}, metadata={"cellId": CELL})
-    time.sleep(2)
+    ws.wait_for(lambda m: m["header"]["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id,
+                timeout=60)
     ws.close()
     return msg_id
+
+
+def cell_runs(server, kernel_id: str) -> list[dict]:
+    return server.session().get(server.url + f"api/kernels/{kernel_id}/runs", params={"cell_id": CELL},
+                                timeout=30).json()
+
+
+def recorded_text(server, kernel_id: str) -> str:
+    """What the kernel host recorded of the cell's run so far."""
+    runs = cell_runs(server, kernel_id)
+    return runs[0]["outputs"][0]["text"] if runs and runs[0]["outputs"] else ""
 
 
 def test_a_cell_whose_page_closed_ends_up_whole_in_the_notebook_and_in_a_new_client(server):
     session = notebook_with_the_cell(server)
     kernel_id = session["kernel"]["id"]
     msg_id = start_the_cell_and_leave(server, kernel_id)
-    time.sleep(3)
-    runs = server.session().get(server.url + f"api/kernels/{kernel_id}/runs", params={"cell_id": CELL},
-                                timeout=30).json()
+    wait_until(lambda: "line 2\n" in recorded_text(server, kernel_id), what="a line the page missed")
+    runs = cell_runs(server, kernel_id)
     assert [run["id"] for run in runs] == [msg_id] and not runs[0]["done"]
     assert runs[0]["outputs"][0]["text"].startswith("line 0\nline 1\n")  # what it missed
     followed = follow(server, kernel_id, msg_id)

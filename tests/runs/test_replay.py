@@ -11,6 +11,7 @@ import uuid
 import pytest
 from kernelws import KernelSocket
 from live import fresh_request, start_gunicorn, start_nbflask, workers_serving
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel_transports]
 
@@ -39,7 +40,8 @@ def run_away_and_back(server, kernel_id: str, *, session_id: str, v1: bool, back
         first = ws.wait_for(lambda m: m["header"]["msg_type"] == "stream"
                                 and m["parent_header"].get("msg_id") == msg_id)
         before = [*[m for m in ws.pending if m["channel"] == "iopub"], first]
-    time.sleep(4)
+    run = server.url + f"api/kernels/{kernel_id}/runs/{msg_id}"
+    wait_until(lambda: server.session().get(run, timeout=30).json()["done"], what="the run's end")
     with KernelSocket(server.url, kernel_id, server.token, session_id=back_as or session_id, v1=v1) as ws:
         marker = ws.send("shell", "execute_request", {"code": "pass", "silent": False})
         ws.wait_for(is_idle_after(marker))  # the kernel runs requests in order: all is said

@@ -188,7 +188,7 @@ def test_login_rate_limit_then_the_right_password_after_the_window(tmp_path):
         assert [log_in(server, session, "bad").status_code for _ in range(3)] == [401, 401, 401]
         blocked = log_in(server, session)
         assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "1"
-        time.sleep(1.2)
+        time.sleep(1.2)  # on purpose: a client waiting out what Retry-After said is the test
         assert log_in(server, session).status_code == 302
 
 

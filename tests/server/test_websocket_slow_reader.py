@@ -142,8 +142,9 @@ def test_closing_a_slow_client_holds_up_no_other_client_of_its_kernel(server, ke
             assert stdout_bytes_of(reader, burst) == chunks * MIB
             assert "reads too slowly" in server.log()
             assert stdout_bytes_of(reader, "print('after')") == len("after\n")
-            # It reads only later than a relay's own last writes may take: the close it was
-            # given (30 s) still stands, and the others did not wait for it.
+            # It reads only later than a relay's own last writes may take (a set wait, on
+            # purpose: the client's silence is the test): the close it was given (30 s) still
+            # stands, and the others did not wait for it.
             time.sleep(LAST_WRITES + 1)
             assert "still unsent" not in server.log()
             assert close_frame(stalled) == (SLOW_CLIENT, SLOW_CLIENT_REASON)

@@ -185,7 +185,7 @@ def test_an_expired_token_is_renewed_once_and_the_request_succeeds(short_token_s
     before = len(_auth_answers(short_token_swift, 0))
     store.write("nb.ipynb", b"v1")
     assert _auth_answers(short_token_swift, before + 1)[before:] == ["200"]
-    time.sleep(4)  # past the token's life
+    time.sleep(4)  # on purpose: past the token's life (3 s); time passing is what expires it
     assert store.read("nb.ipynb") == b"v1"
     store.write("nb.ipynb", b"v2")
     assert _auth_answers(short_token_swift, before + 2)[before:] == ["200", "200"]

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from swiftclient.client import ClientException, Connection
+from waiting import wait_until
 
 SCRIPTS = Path(__file__).parent / "swift"
 SERVERS = ("proxy", "account", "container", "object")
+HEAL_PROBE = "heal-probe"  # the container `heal` writes through to see every server answer
 
 
 def _supports_xattrs(folder: Path) -> bool:
@@ -122,8 +125,23 @@ class SwiftServer:
                 pass
         self.start()
         # The proxy skips a backend for error_suppression_interval (1 s) after errors to it.
-        time.sleep(1.1)
+        wait_until(self._serves_objects, timeout=15, what="the proxy reaching every Swift server again")
         self.disturbed = False
+
+    def _serves_objects(self) -> bool:
+        """Whether an object goes through the proxy to every server: the account server (it
+        checks the account), the container server and the object server."""
+        connection = Connection(self.auth_url, self.env["ST_USER"], self.env["ST_KEY"], retries=0, timeout=3)
+        try:
+            connection.put_container(HEAL_PROBE)
+            connection.put_object(HEAL_PROBE, "probe", b"probe")
+            connection.get_object(HEAL_PROBE, "probe")
+            connection.delete_object(HEAL_PROBE, "probe")
+        except (ClientException, OSError):  # requests' ConnectionError is an OSError
+            return False
+        finally:
+            connection.close()
+        return True
 
 
 def start_swift(folder_factory: pytest.TempPathFactory, name: str, **env: str) -> SwiftServer:
