@@ -23,7 +23,7 @@ Clients speak only the REST API and the websocket protocols, as Jupyter's front-
 It prints a Markdown table of medians (min-max over the rounds) and the ratios to the
 reference each target names, marks every target met or not, and writes the table to
 benchmarks/results/compare-<date>.md. Jupyter Server comes from ~/.cache/nbflask/bench-venv
-(built on first use by tests/scratch-venv.sh from benchmarks/bench-constraints.txt, with
+(built on first use by tests/support/scratch-venv.sh from benchmarks/bench-constraints.txt, with
 jupyterlab for the page loads), never from nbflask's dependencies.
 """
 

@@ -1,6 +1,6 @@
 """Jupyter Server's own gateway client in front of nbflask: a real client no one here wrote.
 
-Jupyter Server (in its own scratch venv, tests/gateway/install-jupyter-server.sh; never our
+Jupyter Server (in its own scratch venv, tests/support/gateway/install-jupyter-server.sh; never our
 dependency) runs with `--gateway-url` pointing at nbflask under gunicorn, so every kernel and
 websocket it serves is nbflask's. The test client speaks to Jupyter Server only.
 """

@@ -49,3 +49,22 @@ def test_example_configs_load(tmp_path):
         if "password" in raw.get("auth", {}) and raw["auth"].get("token") == "":
             overrides["auth"] = {"password": "sha1:0e112c3ddfce:a68df677475c2b47b6e86d0467eec97ac5f4b85a"}
         load_settings(path, environ={}, overrides=overrides)
+
+
+def test_the_test_paths_the_documents_name_exist():
+    """Docs, comments and scripts point at test files as proof; a test moved or renamed must
+    take those pointers along."""
+    named = re.compile(r"tests/[\w/.*-]*[\w*/]")
+    sources = [REPO / "README.md", REPO / ".ci" / "run", *(REPO / "docs").glob("*.md"),
+               *(REPO / "config").iterdir(),
+               *(REPO / "nbflask").rglob("*.py"), *(REPO / "benchmarks").glob("*.py"),
+               *(path for path in (REPO / "tests").rglob("*") if path.suffix in (".py", ".sh", ".txt"))]
+    missing = [f"{source.relative_to(REPO)} names {path}" for source in sources
+               for path in named.findall(source.read_text()) if not any(REPO.glob(path.rstrip("/")))]
+    assert not missing, missing
+
+
+def test_the_readme_says_what_each_test_folder_holds():
+    readme = (REPO / "README.md").read_text()
+    folders = [path.name for path in (REPO / "tests").iterdir() if path.is_dir()]
+    assert [name for name in folders if name != "__pycache__" and f"| `tests/{name}/` |" not in readme] == []

@@ -40,7 +40,7 @@ def memory_store(request: pytest.FixtureRequest) -> Store:
 
 
 def swift_store(request: pytest.FixtureRequest) -> Store:
-    """A real Swift server (tests/swift_fixtures.py), a fresh container per test."""
+    """A real Swift server (tests/support/swift_fixtures.py), a fresh container per test."""
     from nbflask.stores.swift import SwiftStore
 
     return SwiftStore(**request.getfixturevalue("swift_options"))

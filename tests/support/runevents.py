@@ -45,7 +45,7 @@ def read_events(http: requests.Session, url: str, headers: dict | None = None,
 
 def rebuilt(events: list[dict]) -> dict:
     """The run as a follower holds it after these events: `run` replaces it, `change` is
-    applied to it (tests/test_outputs.py's `follow`, as frontend/recorded-outputs does)."""
+    applied to it (tests/runs/test_outputs.py's `follow`, as frontend/recorded-outputs does)."""
     run: dict = {}
     for event in events:
         if event["event"] == "run":

@@ -1,8 +1,8 @@
 """A real OpenStack Swift for the tests: one per session, a fresh container per test.
 
-`tests/swift/start-swift.sh` builds a single-node Swift (proxy with tempauth, account,
+`tests/support/swift/start-swift.sh` builds a single-node Swift (proxy with tempauth, account,
 container and object servers) on free loopback ports in about 3 s, from a venv shared across
-runs (made by `tests/swift/install-swift.sh` on first use). The servers `setsid()` away from
+runs (made by `tests/support/swift/install-swift.sh` on first use). The servers `setsid()` away from
 pytest, so a watchdog (`SWIFT_WATCH_PID`) stops them even if pytest is killed.
 
 Failure tests break the servers on purpose through `SwiftServer` (stop, kill, pause); every
