@@ -21,7 +21,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 from live import start_nbflask  # noqa: E402
 
 LINE = b"X-Big-%03d: " + b"y" * (64 * 1024 - 20) + b"\r\n"

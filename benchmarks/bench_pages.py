@@ -33,7 +33,7 @@ from pathlib import Path
 import nbformat
 from playwright.sync_api import Page, sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 from live import TOKEN, LiveServer, free_port, start_nbflask  # noqa: E402
 from ui_tools import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402
 

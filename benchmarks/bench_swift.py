@@ -1,7 +1,7 @@
 """PUT and GET of a 5 MB, 2,000-cell notebook through the API: Swift store vs file store.
 
 Both run side by side in one run, on the same machine and load: a real `nbflask run` (gevent)
-on the file store and another on a real single-node Swift (tests/swift/start-swift.sh), each
+on the file store and another on a real single-node Swift (tests/support/swift/start-swift.sh), each
 saving and loading the same notebook over HTTP as a Jupyter client does. Prints medians and
 the Swift/file ratio; the ratio is the number to read, since absolute times depend on load.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = Path(__file__).resolve().parent.parent / "tests" / "support"
 sys.path.insert(0, str(TESTS))
 
 from live import LiveServer, start_nbflask  # noqa: E402

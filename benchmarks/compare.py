@@ -23,7 +23,7 @@ Clients speak only the REST API and the websocket protocols, as Jupyter's front-
 It prints a Markdown table of medians (min-max over the rounds) and the ratios to the
 reference each target names, marks every target met or not, and writes the table to
 benchmarks/results/compare-<date>.md. Jupyter Server comes from ~/.cache/nbflask/bench-venv
-(built on first use by tests/scratch-venv.sh from benchmarks/bench-constraints.txt, with
+(built on first use by tests/support/scratch-venv.sh from benchmarks/bench-constraints.txt, with
 jupyterlab for the page loads), never from nbflask's dependencies.
 """
 
@@ -51,7 +51,7 @@ import zmq
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 sys.path.insert(0, str(HERE))
 
 import bench_contents  # noqa: E402
@@ -192,7 +192,7 @@ def jupyter_venv(pages: bool) -> Path:
     out = subprocess.run(
         [
             "bash",
-            str(REPO / "tests" / "scratch-venv.sh"),
+            str(REPO / "tests" / "support" / "scratch-venv.sh"),
             str(BENCH_VENV),
             str(HERE / "bench-constraints.txt"),
             "jupyter-lab --version",

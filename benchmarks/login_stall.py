@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 from live import start_nbflask  # noqa: E402
 
 from nbflask.passwords import hash_password  # noqa: E402

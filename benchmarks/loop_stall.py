@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_contents import make_notebook  # noqa: E402
 from live import own_folders, start_nbflask  # noqa: E402

@@ -19,15 +19,19 @@ pytest_plugins = [
 ]
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m and -k deselect: every run of a test is seen
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs a real Swift or a browser, for the fast loop (`-m "not slow and not
-    swift and not browser"`): the Swift files, and every test run on the swift store."""
+    """Mark what needs a real Swift, for the fast loop (`-m "not slow and not swift and not
+    browser"`): every test that uses the Swift server, and every run on the swift store (whose
+    fixture asks for the server only then). Refuse to run a `kernel_transports` test that did
+    not get one run per transport."""
+    missing = transports_missing(items)
+    if missing:
+        raise pytest.UsageError(f"not run on every kernel transport {KERNEL_TRANSPORTS}: {missing}")
     for item in items:
         params = getattr(getattr(item, "callspec", None), "id", "")
-        if item.path.name.startswith("test_swift") or "swift" in params.split("-"):
+        if "swift_server" in getattr(item, "fixturenames", ()) or "swift" in params.split("-"):
             item.add_marker(pytest.mark.swift)
-        if item.path.name.startswith("test_ui_"):
-            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(autouse=True)
@@ -43,24 +47,36 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("NBFLASK_DATA_DIR", str(tmp_path_factory.mktemp("userdata")))
 
 
-#: Suites that run once per kernel transport: ipc (the default) and tcp.
-KERNEL_SUITES = {
-    "test_kernels_api.py", "test_sessions_api.py", "test_websocket_relay.py", "test_websocket_threads.py",
-    "test_gunicorn_kernels.py", "test_kernel_lifetime.py", "test_replay.py", "test_kernel_host_failures.py",
-    "test_gateway.py",
-}
+#: The kernel transports a test marked `kernel_transports` runs on, once each: unix sockets
+#: (the default) and TCP ports.
+KERNEL_TRANSPORTS = ("ipc", "tcp")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.path.name in KERNEL_SUITES:
-        metafunc.parametrize("kernel_transport", ["ipc", "tcp"], indirect=True)
+    if metafunc.definition.get_closest_marker("kernel_transports"):
+        metafunc.parametrize("kernel_transport", KERNEL_TRANSPORTS, indirect=True)
+
+
+def transports_missing(items: list[pytest.Item]) -> list[str]:
+    """The `kernel_transports` tests that lack a run on some transport, by the ids of the runs
+    they got: the marker is how a suite asks for every run, so a missing one must not go unseen."""
+    runs: dict[str, dict[str, str]] = {}
+    for item in items:
+        if item.get_closest_marker("kernel_transports"):
+            callspec = getattr(item, "callspec", None)
+            params = dict(callspec.params) if callspec else {}
+            transport = params.pop("kernel_transport", None)
+            test = f"{item.parent.nodeid}::{item.originalname}{sorted(map(repr, params.items()))}"
+            runs.setdefault(test, {})[transport] = item.nodeid
+    short = [got for got in runs.values() if set(got) != set(KERNEL_TRANSPORTS)]
+    return sorted(nodeid for got in short for nodeid in got.values())
 
 
 @pytest.fixture(autouse=True)
 def kernel_transport(request: pytest.FixtureRequest, isolated_environment: None,
                      monkeypatch: pytest.MonkeyPatch) -> str:
-    """`kernels.transport` for every app and live server of a kernel suite's test, through its
-    variable; other tests get the configured default."""
+    """`kernels.transport` for every app and live server of a `kernel_transports` test, through
+    its variable; other tests get the configured default."""
     transport = getattr(request, "param", None)
     if transport is not None:
         monkeypatch.setenv("NBFLASK_KERNELS_TRANSPORT", transport)

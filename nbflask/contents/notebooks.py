@@ -5,7 +5,7 @@ nothing written) but keeps a notebook that merely fails schema validation, with 
 validation message, because losing a user's work is worse than storing an odd document.
 
 The bytes stored are exactly nbformat's (sorted keys, indent 1, lines split), and what is
-read is exactly what nbformat.reads gives; `tests/test_notebook_codec.py` holds both to it.
+read is exactly what nbformat.reads gives; `tests/contents/test_notebook_codec.py` holds both to it.
 The work is cut where nbformat repeats it for every save of a large notebook (validation:
 see validation.py) or does it in pure Python where the standard library has C (dicts become
 NotebookNodes as JSON is parsed, not in a second walk).

@@ -46,7 +46,7 @@ def output_of(msg_type: str, content: dict[str, Any]) -> dict[str, Any] | None:
 
 
 # What the host's objects cost besides the text they hold, measured with tracemalloc
-# (tests/test_outputs.py holds the accounting to it): a run's records, ids and dict slots; each
+# (tests/runs/test_outputs.py holds the accounting to it): a run's records, ids and dict slots; each
 # output's dict and list slots; a stream's buffers.
 RUN_COST = 1000
 OUTPUT_COST = 500
