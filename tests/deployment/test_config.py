@@ -299,6 +299,6 @@ def test_every_swift_option_is_in_the_table_of_docs_stores_md():
 
     from nbflask.config.settings import SwiftSettings, yaml_keys
 
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "stores.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stores.md").read_text()
     table = doc[doc.index("### Options") : doc.index("### Three ways to log in")]
     assert [key for key in yaml_keys(SwiftSettings) if f"| `{key}` |" not in table] == []
