@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .contents import Contents
     from .contents.recorded import RecordedOutputs
     from .frontend.service import FrontendService
-    from .host_client import KernelHost
+    from .host_client import HostClient
     from .stores.base import Store
 
 EXTENSION = "nbflask"
@@ -33,7 +33,7 @@ class ServerState:
     token: str
     store: Store
     contents: Contents
-    kernels: KernelHost
+    kernels: HostClient
     recorded: RecordedOutputs
     frontends: FrontendService
     started: datetime = field(default_factory=utcnow)

@@ -1,0 +1,539 @@
+"""Every operation a web worker may ask of the kernel host, declared once: `HostAPI`, `HostNotices`.
+
+`HostAPI` declares the requests (the host answers each), `HostNotices` the notices (sent without
+waiting, never answered): one method each, whose signature types the arguments and the result,
+whose docstring says what it does, and whose `@operation(...)` lists the errors it may answer
+with. Both processes are made from these declarations:
+
+- the host's `HostServer` (nbflask.host.server) subclasses them and implements every method
+  under its declared name and signature, checked as its class is made (`implements_host`);
+  it answers declared operations only, their arguments bound to the declared parameters;
+- the worker's `HostClient` (nbflask.host_client) subclasses `HostAPI`: each method it does not
+  write itself is made here (`sends_to_host`) to send its operation and decode the answer.
+
+So an editor goes from a call on the client to the declaration here, and from the declaration
+to its implementation in `HostServer` ("go to implementation").
+
+On the wire (a worker's DEALER socket, the host's ROUTER): a request is one JSON frame, `{"op":
+name, "args": {parameter: value}}`, followed by the raw frames of its `RawFrames` or `RawFrame`
+parameter, if it has one (a kernel message handed over as the kernel sent it). A reply is one
+JSON frame, `{"ok": true, "result": ...}` or `{"ok": false, "status", "message", "reason"}`,
+followed by the raw frames of a result that carries some (`Missed`, the answer of `replay`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, NamedTuple, TypeVar
+
+from ..api_error import APIError
+from .terminals import FULL, INPUT_WAIT
+
+
+class _Marker(NamedTuple):
+    """What an `Annotated` parameter type tells the protocol beyond its Python type."""
+
+    meaning: str
+
+
+RAW = _Marker("sent as raw frames after the request's JSON, not in it")
+SENDER = _Marker("the sending web worker's pid: HostClient fills it in")
+
+RawFrame = Annotated[bytes, RAW]  # the one raw frame after the request (a kernel message's header)
+RawFrames = Annotated[list[bytes], RAW]  # every raw frame after the request (a whole kernel message)
+WorkerPid = Annotated[int, SENDER]  # so the host forgets what a worker held if it dies; 0: none
+
+
+class HostError(NamedTuple):
+    """An error an operation may answer with, as the API answers it: the HTTP status and the
+    Jupyter `reason`. Declared per operation so callers know what to expect; the host logs one
+    that an operation raised without declaring it (see `Operation.declares`)."""
+
+    status: int
+    reason: str | None
+    meaning: str
+
+    def error(self, message: str) -> APIError:
+        """This error, with `message`, to raise."""
+        return APIError(self.status, message, self.reason)
+
+
+NO_SUCH_KERNEL = HostError(404, None, "no kernel has this id (or the run, session or terminal is unknown)")
+KERNEL_DEAD = HostError(409, "KernelDead", "the kernel's process is not running")
+INVALID_KERNEL_ID = HostError(400, "InvalidKernelId", "a client's kernel id does not look like a UUID")
+NO_SUCH_KERNELSPEC = HostError(404, "NoSuchKernel", "no kernelspec has this name")
+KERNEL_ID_IN_USE = HostError(409, "KernelIdInUse", "a kernel with this id is starting or stopping")
+KERNEL_START_FAILED = HostError(500, "KernelStartFailed", "the kernel's process could not start or died")
+KERNEL_START_TIMEOUT = HostError(504, "KernelStartTimeout", "a restarted kernel did not answer in time")
+RECORDING_OFF = HostError(409, "RecordingOff", "kernels.recording_bytes or recording_age is 0")
+KERNEL_NOT_RUNNING = HostError(409, "KernelNotRunning", "the kernel is dead, or still not started")
+KERNELSPEC_UNAVAILABLE = HostError(501, "NoSuchKernel", "a session asks for a kernelspec there is none of")
+SESSION_KERNEL_MISSING = HostError(400, "NoSuchKernel", "a session is moved to a kernel that does not run")
+INVALID_TERMINAL_NAME = HostError(400, "InvalidTerminalName", "not 1 to 64 letters, digits or '_'")
+BAD_TERMINAL_ARGUMENT = HostError(400, "Bad Request", "a terminal's cwd, input or size is of the wrong type")
+TERMINAL_START_FAILED = HostError(500, "TerminalStartFailed", "the shell could not be run")
+INPUT_TOO_LARGE = HostError(413, "Payload Too Large", "a piece of input larger than the terminal's queue")
+INPUT_NOT_TAKEN = HostError(503, FULL, f"the program took none of its input for {INPUT_WAIT:g} s")
+# Any operation may also answer these:
+BAD_HOST_REQUEST = HostError(400, "BadHostRequest", "no such operation, or arguments that do not fit it")
+HOST_GONE = HostError(503, "KernelHostGone", "the kernel host is not running, or died answering")
+HOST_TIMEOUT = HostError(503, "KernelHostTimeout", "the kernel host did not answer in time")
+HOST_FAILED = HostError(503, "KernelHostFailed", "the kernel host could not be started")
+# ... and 500, with the exception's class as the reason, for a bug in the host.
+
+
+class Missed(NamedTuple):
+    """What a session missed while it had no connection, for its new one (`replay`)."""
+
+    messages: list[list[bytes]]  # iopub messages, each as the kernel's frames, in order
+    seen: str | None  # the id of the last iopub message the session had seen
+    dropped: int  # older iopub messages the buffer's bounds dropped
+    replies: list[tuple[str, list[bytes]]]  # (channel, frames) of replies kept for it
+
+    def to_wire(self) -> tuple[dict[str, Any], list[bytes]]:
+        """The reply's JSON (how many frames each message and reply has) and all their frames."""
+        frames = [frame for message in self.messages for frame in message]
+        frames += [frame for _, reply in self.replies for frame in reply]
+        return {"counts": [len(message) for message in self.messages], "seen": self.seen,
+                "dropped": self.dropped, "replies": [[channel, len(reply)] for channel, reply in self.replies]
+                }, frames
+
+    @classmethod
+    def from_wire(cls, value: dict[str, Any], frames: list[bytes]) -> Missed:
+        messages = []
+        for count in value["counts"]:
+            messages.append(frames[:count])
+            frames = frames[count:]
+        replies = []
+        for channel, count in value["replies"]:
+            replies.append((channel, frames[:count]))
+            frames = frames[count:]
+        return cls(messages, value["seen"], value["dropped"], replies)
+
+
+class BadRequest(ValueError):
+    """A request the host cannot take: not JSON, no declared operation, arguments that do not fit."""
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What `@operation` says beyond the signature (see `operation`)."""
+
+    errors: tuple[HostError, ...] = ()
+    timeout: float = 10.0
+    plus_argument: str | None = None
+    plus_kernel_start: bool = False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(*errors: HostError, timeout: float = 10.0, plus_argument: str | None = None,
+              plus_kernel_start: bool = False) -> Callable[[F], F]:
+    """Declare a method of HostAPI a host operation answering with `errors` (besides those any
+    operation may). The client waits `timeout` seconds for the answer, plus the seconds of
+    argument `plus_argument` (the host waits that long by design), plus kernels.startup_timeout
+    if `plus_kernel_start` (it may wait for a kernel to start, or for one starting to let go)."""
+    options = _Options(errors, timeout, plus_argument, plus_kernel_start)
+
+    def declare(method: F) -> F:
+        method.__host_operation__ = options  # type: ignore[attr-defined]
+        return method
+
+    return declare
+
+
+def notice(method: F) -> F:
+    """Declare a method of HostNotices a notice: sent without waiting, never answered."""
+    method.__host_operation__ = _Options()  # type: ignore[attr-defined]
+    return method
+
+
+class HostAPI:
+    """The requests a web worker makes of the kernel host; `HostServer` answers them,
+    `HostClient` sends them. Errors are those of the `@operation` and BAD_HOST_REQUEST,
+    HOST_GONE, HOST_TIMEOUT, HOST_FAILED."""
+
+    # Kernels -------------------------------------------------------------------------------
+
+    @operation()
+    def list_kernels(self) -> list[dict[str, Any]]:
+        """The models of the running kernels (GET /api/kernels)."""
+
+    @operation(INVALID_KERNEL_ID, NO_SUCH_KERNELSPEC, KERNEL_ID_IN_USE, KERNEL_START_FAILED,
+               timeout=15.0, plus_kernel_start=True)
+    def start_kernel(self, name: str | None = None, path: str | None = None,
+                     kernel_id: str | None = None) -> dict[str, Any]:
+        """A new kernel of kernelspec `name` (default: kernels.default) for notebook `path`,
+        under id `kernel_id` if the client chose one (that kernel if it runs): its model, as
+        soon as its process runs; it becomes ready in the background."""
+
+    @operation(NO_SUCH_KERNEL)
+    def get_kernel(self, kernel_id: str) -> dict[str, Any]:
+        """The kernel's model: id, name, execution state, activity, connections."""
+
+    @operation(NO_SUCH_KERNEL, timeout=15.0, plus_kernel_start=True)
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        """Stop the kernel, end its runs, and tell its websockets (event `shutdown`)."""
+
+    @operation(NO_SUCH_KERNEL, KERNEL_DEAD)
+    def interrupt_kernel(self, kernel_id: str) -> None:
+        """Interrupt what the kernel runs: SIGINT to its process group, or an interrupt_request
+        on its control channel if its kernelspec's interrupt_mode is `message`. A kernel still
+        starting is awaited first (SIGINT would kill it)."""
+
+    @operation(NO_SUCH_KERNEL, KERNEL_START_FAILED, KERNEL_START_TIMEOUT,
+               timeout=15.0, plus_kernel_start=True)
+    def restart_kernel(self, kernel_id: str) -> dict[str, Any]:
+        """Restart the kernel's process under the same id and ports; its model once it answers."""
+
+    @operation(NO_SUCH_KERNEL)
+    def connection_info(self, kernel_id: str) -> dict[str, Any]:
+        """The kernel's ports, transport and key, and the host's pid (`nbflask_host`), for a relay."""
+
+    # Websocket connections -----------------------------------------------------------------
+
+    @operation(NO_SUCH_KERNEL)
+    def attach(self, kernel_id: str, connection_id: str, session_id: str, worker: WorkerPid = 0) -> None:
+        """Register websocket `connection_id` of session `session_id`; an older one of the same
+        session is told to go (event `replaced`), and the session's replay waits for it."""
+
+    @operation(NO_SUCH_KERNEL, plus_argument="timeout")
+    def wait_settled(self, kernel_id: str, timeout: float) -> bool:
+        """Whether the kernel has started (or failed to), waiting at most `timeout` seconds: a
+        relay passes requests on only then, so the host records all of their output."""
+
+    @operation()
+    def hello(self, topic: str, connection_id: str) -> None:
+        """Publish a `hello` event on `topic`: a subscriber that sees it misses nothing published
+        on that topic after it."""
+
+    @operation()
+    def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
+        """A websocket went away; `last_msg_id`, the last iopub message it delivered, is where its
+        session's replay starts."""
+
+    @operation()
+    def park(self, kernel_id: str, session_id: str, channel: str, frames: RawFrames) -> None:
+        """A reply the kernel sent on `channel` to a connection of session `session_id` that is
+        gone: the session's connection gets it, now (event `reply`) or when it is back (replay)."""
+
+    @operation(NO_SUCH_KERNEL)
+    def replay(self, kernel_id: str, session_id: str, connection_id: str,
+               first_live: str | None = None) -> Missed:
+        """What session `session_id` missed while away, up to its new connection's first live
+        iopub message `first_live`, and the replies kept for it."""
+
+    # Cell runs -----------------------------------------------------------------------------
+
+    @operation(NO_SUCH_KERNEL, RECORDING_OFF, KERNEL_NOT_RUNNING, timeout=15.0, plus_kernel_start=True)
+    def run_code(self, kernel_id: str, code: str, cell_id: str | None = None,
+                 path: str | None = None) -> dict[str, Any]:
+        """Execute `code` (from cell `cell_id` of notebook `path`); the run's model, recorded by
+        the host whoever follows it."""
+
+    @operation(NO_SUCH_KERNEL)
+    def get_run(self, kernel_id: str, run_id: str) -> dict[str, Any]:
+        """A recorded run's model: its outputs, status, version."""
+
+    @operation(NO_SUCH_KERNEL)
+    def list_runs(self, kernel_id: str, cell_id: str | None = None) -> list[dict[str, Any]]:
+        """The runs the host still holds, oldest first; those of one cell if `cell_id` is given."""
+
+    @operation(NO_SUCH_KERNEL, plus_argument="timeout")
+    def follow_run(self, kernel_id: str, run_id: str, known: dict[str, Any] | None, after: int,
+                   timeout: float) -> dict[str, Any]:
+        """The run's next step for a follower holding cursor `known` (None: the whole run if it
+        is newer than version `after`), once it changed or after `timeout` seconds."""
+
+    @operation()
+    def runs_to_save(self, interval: float, worker: WorkerPid = 0) -> list[dict[str, Any]]:
+        """Runs the worker should write into their notebooks now (no page has them open),
+        leased to it; a running one every `interval` seconds."""
+
+    @operation()
+    def run_saved(self, kernel_id: str, run_id: str, version: int, worker: WorkerPid = 0) -> None:
+        """The worker wrote version `version` of a run (or found nothing to write)."""
+
+    # Sessions ------------------------------------------------------------------------------
+
+    @operation()
+    def list_sessions(self) -> list[dict[str, Any]]:
+        """The session models (GET /api/sessions)."""
+
+    @operation(NO_SUCH_KERNEL)
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        """A session's model, with its kernel's."""
+
+    @operation(KERNELSPEC_UNAVAILABLE, INVALID_KERNEL_ID, KERNEL_ID_IN_USE, KERNEL_START_FAILED,
+               timeout=15.0, plus_kernel_start=True)
+    def create_session(self, path: str, name: str, type: str, kernel: dict[str, Any]) -> dict[str, Any]:
+        """The session of `path` if it has one, else a new one on the running kernel
+        `kernel["id"]` or on a new kernel of kernelspec `kernel["name"]`."""
+
+    @operation(NO_SUCH_KERNEL, SESSION_KERNEL_MISSING, KERNELSPEC_UNAVAILABLE, KERNEL_START_FAILED,
+               timeout=15.0, plus_kernel_start=True)
+    def update_session(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Rename or retype a session, or move it to another kernel (the old one is shut down
+        unless another session uses it)."""
+
+    @operation(NO_SUCH_KERNEL, timeout=15.0, plus_kernel_start=True)
+    def delete_session(self, session_id: str) -> None:
+        """End a session, and shut its kernel down unless another session uses it."""
+
+    # Terminals -----------------------------------------------------------------------------
+
+    @operation()
+    def list_terminals(self) -> list[dict[str, Any]]:
+        """The terminal models (GET /api/terminals)."""
+
+    @operation(INVALID_TERMINAL_NAME, BAD_TERMINAL_ARGUMENT, TERMINAL_START_FAILED)
+    def create_terminal(self, name: str | None = None, cwd: str | None = None) -> dict[str, Any]:
+        """A new terminal named `name` (default: the smallest free number) started in `cwd`;
+        the running one if it has that name."""
+
+    @operation(NO_SUCH_KERNEL)
+    def get_terminal(self, name: str) -> dict[str, Any]:
+        """A terminal's model."""
+
+    @operation(NO_SUCH_KERNEL, timeout=20.0)
+    def delete_terminal(self, name: str) -> None:
+        """End the terminal: SIGHUP to its session, then SIGKILL; its pages are told `disconnect`."""
+
+    @operation(NO_SUCH_KERNEL)
+    def terminal_attach(self, name: str, connection_id: str, worker: WorkerPid = 0) -> dict[str, Any]:
+        """Register a page's websocket: `{"scrollback": recent output, "seq": its last chunk}`."""
+
+    @operation()
+    def terminal_detach(self, name: str, connection_id: str) -> None:
+        """A page's websocket went away: its size no longer counts."""
+
+    @operation(NO_SUCH_KERNEL, BAD_TERMINAL_ARGUMENT, INPUT_TOO_LARGE, INPUT_NOT_TAKEN,
+               timeout=INPUT_WAIT + 10)
+    def terminal_input(self, name: str, data: str) -> None:
+        """Queue input for the terminal's program; the host waits up to INPUT_WAIT for room."""
+
+    @operation(NO_SUCH_KERNEL, BAD_TERMINAL_ARGUMENT)
+    def terminal_resize(self, name: str, connection_id: str, rows: int, cols: int) -> None:
+        """A page's size; the pty takes the smallest of its pages' sizes."""
+
+    # Server --------------------------------------------------------------------------------
+
+    @operation(timeout=5.0)
+    def counts(self) -> dict[str, Any]:
+        """How many kernels and websockets there are, and the latest kernel activity (/api/status)."""
+
+
+class HostNotices:
+    """What a web worker tells the kernel host without waiting for an answer, on a socket of its
+    own (`HostClient.progress_socket`): the client's methods take that socket first."""
+
+    @notice
+    def progress(self, kernel_id: str, connection_ids: list[str], header: RawFrame) -> None:
+        """The websockets delivered the iopub message with this header: should their worker die,
+        their sessions resume from there."""
+
+    @notice
+    def executing(self, kernel_id: str, cell_id: str | None, header: RawFrame) -> None:
+        """A websocket sent the execute request with this header for notebook cell `cell_id`:
+        its outputs are recorded for that cell."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One declared operation (or notice), as both sides use it: its signature, options and
+    wire form."""
+
+    name: str
+    declared: Callable[..., Any]  # the method of HostAPI or HostNotices
+    signature: inspect.Signature  # of `declared`, without `self`
+    options: _Options
+    raw: str | None  # the parameter of the raw frames after the request
+    raw_one: bool  # ... a RawFrame (exactly one), else RawFrames (all)
+    sender: str | None  # the WorkerPid parameter
+    framed: bool  # the result carries raw frames (Missed)
+
+    @classmethod
+    def of(cls, method: Callable[..., Any]) -> Operation:
+        hints = typing.get_type_hints(method, include_extras=True)
+        parameters = list(inspect.signature(method).parameters.values())[1:]
+        marked: dict[_Marker, list[str]] = {RAW: [], SENDER: []}
+        for parameter in parameters:
+            if parameter.kind is not parameter.POSITIONAL_OR_KEYWORD:
+                raise TypeError(f"host operation {method.__name__}: {parameter.name} is not plain")
+            for mark in getattr(hints[parameter.name], "__metadata__", ()):
+                marked.get(mark, []).append(parameter.name)
+        if len(marked[RAW]) > 1 or len(marked[SENDER]) > 1:
+            raise TypeError(f"host operation {method.__name__}: at most one raw and one sender parameter")
+        raw = marked[RAW][0] if marked[RAW] else None
+        return cls(method.__name__, method, inspect.signature(method).replace(parameters=parameters),
+                   method.__host_operation__, raw, raw is not None and hints[raw] == RawFrame,
+                   marked[SENDER][0] if marked[SENDER] else None, hints["return"] is Missed)
+
+    def declares(self, error: APIError) -> bool:
+        """Whether `error` is one this operation says it may answer with."""
+        return any((error.status, error.reason) == (known.status, known.reason)
+                   for known in (*self.options.errors, BAD_HOST_REQUEST))
+
+    def timeout(self, arguments: dict[str, Any], startup_timeout: float) -> float:
+        """Seconds the client waits for the answer to a request with these arguments."""
+        seconds = self.options.timeout
+        if self.options.plus_argument:
+            seconds += float(arguments[self.options.plus_argument])
+        if self.options.plus_kernel_start:
+            seconds += startup_timeout
+        return seconds
+
+    # The client's side ---------------------------------------------------------------------
+
+    def request(self, arguments: dict[str, Any], sender: int) -> list[bytes]:
+        """The request's frames, for arguments bound to the declared signature."""
+        frames: list[bytes] = []
+        if self.raw is not None:
+            frames = [arguments.pop(self.raw)] if self.raw_one else arguments.pop(self.raw)
+        if self.sender is not None:
+            arguments[self.sender] = sender
+        return [json.dumps({"op": self.name, "args": arguments}).encode(), *frames]
+
+    def result_from_wire(self, value: Any, frames: list[bytes]) -> Any:
+        return Missed.from_wire(value, frames) if self.framed else value
+
+    # The host's side -----------------------------------------------------------------------
+
+    def bind(self, arguments: Any, frames: list[bytes]) -> dict[str, Any]:
+        """The keyword arguments of the implementation for a received request; BadRequest if
+        they do not fit the declared parameters (missing, unknown, frames where none go)."""
+        if not isinstance(arguments, dict):
+            raise BadRequest(f"'{self.name}': args must be a JSON object")
+        arguments = dict(arguments)
+        if self.raw is not None:
+            if self.raw_one and len(frames) != 1:
+                raise BadRequest(f"'{self.name}' takes one raw frame after the request, not {len(frames)}")
+            arguments[self.raw] = frames[0] if self.raw_one else frames
+        elif frames:
+            raise BadRequest(f"'{self.name}' takes no raw frames after the request")
+        try:
+            self.signature.bind(**arguments)
+        except TypeError as exc:
+            raise BadRequest(f"'{self.name}': {exc}") from None
+        return arguments
+
+    def result_to_wire(self, value: Any) -> tuple[Any, list[bytes]]:
+        return value.to_wire() if self.framed else (value, [])
+
+
+def _declared(api: type) -> dict[str, Operation]:
+    return {name: Operation.of(method) for name, method in vars(api).items()
+            if hasattr(method, "__host_operation__")}
+
+
+OPERATIONS = _declared(HostAPI)
+NOTICES = _declared(HostNotices)
+
+
+def read_request(body: bytes) -> tuple[Operation, Any]:
+    """The declared operation a request names, and its arguments as sent (see `Operation.bind`)."""
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"not JSON: {exc}") from None
+    name = request.get("op") if isinstance(request, dict) else None
+    op = (OPERATIONS.get(name) or NOTICES.get(name)) if isinstance(name, str) else None
+    if op is None:
+        raise BadRequest(f"no host operation is named {name!r}")
+    return op, request.get("args", {})
+
+
+def _shape(method: Callable[..., Any]) -> tuple[Any, ...]:
+    """A method's parameters (name, kind, default, type) and result type, to compare."""
+    hints = typing.get_type_hints(method, include_extras=True)
+    parameters = list(inspect.signature(method).parameters.values())
+    return (tuple((p.name, p.kind, p.default, hints.get(p.name)) for p in parameters),
+            hints.get("return"))
+
+
+def _written(method: Callable[..., Any]) -> str:
+    """A method's signature as written in its source, for messages."""
+    def annotation(value: Any) -> str:
+        return value if isinstance(value, str) else inspect.formatannotation(value)
+
+    signature = inspect.signature(method)
+    parameters = []
+    for p in signature.parameters.values():
+        text = p.name if p.annotation is p.empty else f"{p.name}: {annotation(p.annotation)}"
+        parameters.append(text if p.default is p.empty else f"{text} = {p.default!r}")
+    result = "" if signature.return_annotation is signature.empty else (
+        f" -> {annotation(signature.return_annotation)}")
+    return f"{method.__qualname__}({', '.join(parameters)}){result}"
+
+
+def _check(cls: type, op: Operation, method: Any, extra: tuple[str, ...] = ()) -> None:
+    """TypeError unless `method` takes (self, *extra, the declared parameters) and returns the
+    declared result, with the declared types and defaults."""
+    if method is op.declared or not callable(method):
+        raise TypeError(f"{cls.__name__} does not implement the host operation {op.name!r}")
+    (_, *declared), result = _shape(op.declared)
+    (_, *own), own_result = _shape(method)
+    named = [parameter[0] for parameter in own[:len(extra)]]
+    if named != list(extra) or own[len(extra):] != declared or own_result != result:
+        raise TypeError(f"{cls.__name__}: {_written(method)} differs from its declaration"
+                        f" {_written(op.declared)}")
+
+
+C = TypeVar("C", bound=type)
+
+
+def implements_host(cls: C) -> C:
+    """Class decorator of the host's server: TypeError, as the class is made, unless it
+    implements every declared operation and notice under the declared signature."""
+    for op in (*OPERATIONS.values(), *NOTICES.values()):
+        _check(cls, op, getattr(cls, op.name, None))
+    return cls
+
+
+def sends_to_host(cls: C) -> C:
+    """Class decorator of the worker's client: each declared operation it does not define
+    itself becomes a method of the declared signature that hands its arguments to
+    `cls._request(op, arguments)`; each notice, one that takes the socket to send it on
+    first and hands them to `cls._notify(sock, op, arguments)`. A method it does define must
+    have the declared signature (a notice's with `sock` first): TypeError otherwise."""
+    for op in OPERATIONS.values():
+        if op.name in vars(cls):
+            _check(cls, op, vars(cls)[op.name])
+        else:
+            setattr(cls, op.name, _method(cls, op, notice=False))
+    for op in NOTICES.values():
+        if op.name in vars(cls):
+            _check(cls, op, vars(cls)[op.name], extra=("sock",))
+        else:
+            setattr(cls, op.name, _method(cls, op, notice=True))
+    return cls
+
+
+def _method(cls: type, op: Operation, notice: bool) -> Callable[..., Any]:
+    """The client's method for `op`: Python source made for its declared parameters (as
+    dataclasses does for `__init__`), so a call binds its arguments as fast as any call, and a
+    wrong one fails as any would; it hands them to `_request` or, with the socket first, `_notify`.
+    Its name, docstring and types are the declaration's."""
+    parameters = op.signature.parameters
+    defaults = {name: p.default for name, p in parameters.items() if p.default is not p.empty}
+    written = [f"{name}=_defaults[{name!r}]" if name in defaults else name for name in parameters]
+    arguments = "{" + ", ".join(f"{name!r}: {name}" for name in parameters) + "}"
+    if notice:
+        source = f"def {op.name}(self, sock, {', '.join(written)}):\n    self._notify(sock, _op, {arguments})"
+    else:
+        source = f"def {op.name}(self, {', '.join(written)}):\n    return self._request(_op, {arguments})"
+    namespace = {**globals(), "_op": op, "_defaults": defaults}  # this module's: its types resolve
+    exec(source, namespace)
+    method = namespace[op.name]
+    functools.update_wrapper(method, op.declared)
+    del method.__wrapped__  # its own signature: the declaration's, and a notice's socket
+    method.__annotations__ = {"sock": "Any", **op.declared.__annotations__} if notice else dict(
+        op.declared.__annotations__)
+    method.__qualname__ = f"{cls.__qualname__}.{op.name}"
+    return method
