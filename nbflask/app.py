@@ -98,7 +98,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         token=_effective_token(settings),
         store=store,
         contents=contents_service,
-        kernels=kernel_host,
+        host=kernel_host,
         recorded=recorded,
         frontends=open_frontends(store),
     )

@@ -33,7 +33,7 @@ class ServerState:
     token: str
     store: Store
     contents: Contents
-    kernels: HostClient
+    host: HostClient  # the kernel host: kernels, sessions, cell runs, terminals
     recorded: RecordedOutputs
     frontends: FrontendService
     started: datetime = field(default_factory=utcnow)
@@ -45,7 +45,7 @@ class ServerState:
     def close(self) -> None:
         """Stop what this app owns: its kernels first (they may be saving), then the store."""
         self.recorded.stop()
-        self.kernels.close()
+        self.host.close()
         self.store.close()
 
 
