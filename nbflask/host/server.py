@@ -1,17 +1,16 @@
 """The kernel host (sidecar): `python -m nbflask.host.server`, one per deployment.
 
 It owns the kernel processes and the kernel and session registries, and answers the web
-workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
-each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
-is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It owns the deployment's terminals too (nbflask.host.terminals): their
-output goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels
-and terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
+workers on a ZeroMQ ROUTER socket in the private runtime folder: the operations declared in
+nbflask.protocol.host_api (which also says what goes on the wire), one greenlet each.
+Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and is
+restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
+topic = kernel id. It owns the deployment's terminals too (nbflask.host.terminals): their output
+goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels and
+terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
 gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
 (`nbflask kernel-host`, `kernels.host: service`) has no owner: it runs until SIGTERM, its
-kernels outlive it if it dies, and the next service host adopts them. A reply is one JSON
-frame, followed by raw frames for the operations that hand over kernel messages (replay);
-a request that hands one over (park) is followed by its frames likewise.
+kernels outlive it if it dies, and the next service host adopts them.
 """
 
 from __future__ import annotations
