@@ -30,16 +30,9 @@ import zmq
 from . import runtime
 from .api_error import APIError
 from .protocol import zmqlib
-from .protocol.host_api import (
-    HOST_FAILED,
-    HOST_GONE,
-    HOST_TIMEOUT,
-    OPERATIONS,
-    HostAPI,
-    Operation,
-    sends_to_host,
-)
+from .protocol.host_api import HOST_FAILED, HOST_GONE, HOST_TIMEOUT, OPERATIONS, HostAPI, HostNotices
 from .protocol.hostpaths import SERVICE, HostPaths
+from .protocol.operations import Operation, client_of
 
 START_TIMEOUT = 30.0
 ENV_OWNER = "NBFLASK_KERNEL_HOST_OWNER"
@@ -158,11 +151,11 @@ def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) ->
         process.wait()
 
 
-@sends_to_host
+@client_of(HostAPI, notices=HostNotices)
 class HostClient(HostAPI):
     """`state().host`: the worker's handle on the kernel host. Its methods for the host's
     operations are those declared by HostAPI and HostNotices (nbflask.protocol.host_api), made
-    by `sends_to_host` to send them through `_request` and `_notify`; what it adds finds and
+    by `client_of` to send them through `_request` and `_notify`; what it adds finds and
     starts the host."""
 
     def __init__(self, settings: Any) -> None:

@@ -17,7 +17,7 @@ import nbflask
 from nbflask import runtime
 from nbflask.host.server import HostServer
 from nbflask.host_client import HostClient
-from nbflask.protocol import host_api
+from nbflask.protocol import host_api, operations
 
 WEB_STACK = ("flask", "werkzeug", "jinja2", "simple_websocket", "wsproto")
 
@@ -107,7 +107,7 @@ def test_a_server_or_client_that_strays_from_the_declaration_fails_when_its_clas
         interrupt_kernel = host_api.HostAPI.interrupt_kernel
 
     with pytest.raises(TypeError, match="does not implement the host operation 'interrupt_kernel'"):
-        host_api.implements_host(Missing)
+        operations.implements(host_api.HostAPI)(Missing)
 
     class Renamed(HostServer):
         def interrupt_kernel(self, kernel: str) -> None:
@@ -115,17 +115,17 @@ def test_a_server_or_client_that_strays_from_the_declaration_fails_when_its_clas
 
     with pytest.raises(TypeError, match=r"Renamed.interrupt_kernel\(self, kernel: str\) -> None differs"
                        r" from its declaration HostAPI.interrupt_kernel\(self, kernel_id: str\) -> None"):
-        host_api.implements_host(Renamed)
+        operations.implements(host_api.HostAPI)(Renamed)
 
     class Retyped(HostServer):
         def get_kernel(self, kernel_id: int) -> dict[str, Any]:
             return {}
 
     with pytest.raises(TypeError, match=r"Retyped.get_kernel\(self, kernel_id: int\)"):
-        host_api.implements_host(Retyped)
+        operations.implements(host_api.HostAPI)(Retyped)
 
     with pytest.raises(TypeError, match="HostClient.counts"):
-        @host_api.sends_to_host
+        @operations.client_of(host_api.HostAPI, notices=host_api.HostNotices)
         class HostClient(host_api.HostAPI):
             def counts(self, timeout: float) -> dict[str, Any]:
                 return {}
@@ -162,7 +162,7 @@ def test_every_declared_argument_travels_from_the_client_to_the_server(monkeypat
         sent_op, arguments = sent.pop()
         assert sent_op is op and arguments == {**given, **({op.sender: 0} if op.sender else {})}, name
         body, *frames = op.request(dict(arguments), sender=4321)
-        received, args = host_api.read_request(body)
+        received, args = operations.read_request(body, host_api.OPERATIONS, host_api.NOTICES)
         assert received is op
         bound = op.bind(args, frames)
         assert bound == {**given, **({op.sender: 4321} if op.sender else {})}, name

@@ -23,16 +23,15 @@ import signal
 import sys
 from typing import Any
 
-from ..protocol import host_api
-from ..protocol.host_api import (
-    BAD_HOST_REQUEST,
-    HostAPI,
-    HostNotices,
-    Missed,
+from ..protocol.host_api import BAD_HOST_REQUEST, NOTICES, OPERATIONS, HostAPI, HostNotices, Missed
+from ..protocol.operations import (
+    BadRequest,
+    Operation,
     RawFrame,
     RawFrames,
     WorkerPid,
-    implements_host,
+    implements,
+    read_request,
 )
 
 log = logging.getLogger(__name__)
@@ -40,9 +39,9 @@ log = logging.getLogger(__name__)
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
-@implements_host
+@implements(HostAPI, HostNotices)
 class HostServer(HostAPI, HostNotices):
-    """The kernel host's side of every declared operation (`nbflask.protocol.host_api`): each
+    """The kernel host's side of every declared operation (nbflask.protocol.host_api): each
     method of HostAPI and HostNotices, implemented with the kernel, session, run and terminal
     registries; `handle` answers the requests that name one."""
 
@@ -86,18 +85,18 @@ class HostServer(HostAPI, HostNotices):
 
         identity, body, *attached = frames
         extra: list[bytes] = []
-        op: host_api.Operation | None = None
+        op: Operation | None = None
         try:
-            op, sent = host_api.read_request(body)
+            op, sent = read_request(body, OPERATIONS, NOTICES)
             arguments = op.bind(sent, attached)
-        except host_api.BadRequest as exc:
-            if op is not None and op.name in host_api.NOTICES:
+        except BadRequest as exc:
+            if op is not None and op.notice:
                 log.warning("kernel host: a bad notice: %s", exc)
                 return
             reply = {"ok": False, "status": BAD_HOST_REQUEST.status, "reason": BAD_HOST_REQUEST.reason,
                      "message": f"bad kernel host request: {exc}"}
         else:
-            if op.name in host_api.NOTICES:
+            if op.notice:
                 self.take_notice(op, arguments)
                 return
             try:
@@ -115,7 +114,7 @@ class HostServer(HostAPI, HostNotices):
         with self.send_lock:
             router.send_multipart([identity, wire.dumps(reply), *extra])
 
-    def take_notice(self, op: host_api.Operation, arguments: dict[str, Any]) -> None:
+    def take_notice(self, op: Operation, arguments: dict[str, Any]) -> None:
         """Take a notice; its sender waits for nothing, so a failure is only logged."""
         try:
             getattr(self, op.name)(**arguments)

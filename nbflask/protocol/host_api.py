@@ -3,66 +3,27 @@
 `HostAPI` declares the requests (the host answers each), `HostNotices` the notices (sent without
 waiting, never answered): one method each, whose signature types the arguments and the result,
 whose docstring says what it does, and whose `@operation(...)` lists the errors it may answer
-with. Both processes are made from these declarations:
+with and how long the client waits. Both processes are made from these declarations
+(nbflask.protocol.operations says how, and what goes on the wire):
 
 - the host's `HostServer` (nbflask.host.server) subclasses them and implements every method
-  under its declared name and signature, checked as its class is made (`implements_host`);
-  it answers declared operations only, their arguments bound to the declared parameters;
+  under its declared name and signature, checked as its class is made; it answers declared
+  operations only, their arguments bound to the declared parameters;
 - the worker's `HostClient` (nbflask.host_client) subclasses `HostAPI`: each method it does not
-  write itself is made here (`sends_to_host`) to send its operation and decode the answer.
+  write itself is made to send its operation and decode the answer.
 
 So an editor goes from a call on the client to the declaration here, and from the declaration
 to its implementation in `HostServer` ("go to implementation").
-
-On the wire (a worker's DEALER socket, the host's ROUTER): a request is one JSON frame, `{"op":
-name, "args": {parameter: value}}`, followed by the raw frames of its `RawFrames` or `RawFrame`
-parameter, if it has one (a kernel message handed over as the kernel sent it). A reply is one
-JSON frame, `{"ok": true, "result": ...}` or `{"ok": false, "status", "message", "reason"}`,
-followed by the raw frames of a result that carries some (`Missed`, the answer of `replay`).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
-import typing
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
-from ..api_error import APIError
+from .operations import HostError, RawFrame, RawFrames, WorkerPid, declared, notice, operation
 from .terminals import FULL, INPUT_WAIT
 
-
-class _Marker(NamedTuple):
-    """What an `Annotated` parameter type tells the protocol beyond its Python type."""
-
-    meaning: str
-
-
-RAW = _Marker("sent as raw frames after the request's JSON, not in it")
-SENDER = _Marker("the sending web worker's pid: HostClient fills it in")
-
-RawFrame = Annotated[bytes, RAW]  # the one raw frame after the request (a kernel message's header)
-RawFrames = Annotated[list[bytes], RAW]  # every raw frame after the request (a whole kernel message)
-WorkerPid = Annotated[int, SENDER]  # so the host forgets what a worker held if it dies; 0: none
-
-
-class HostError(NamedTuple):
-    """An error an operation may answer with, as the API answers it: the HTTP status and the
-    Jupyter `reason`. Declared per operation so callers know what to expect; the host logs one
-    that an operation raised without declaring it (see `Operation.declares`)."""
-
-    status: int
-    reason: str | None
-    meaning: str
-
-    def error(self, message: str) -> APIError:
-        """This error, with `message`, to raise."""
-        return APIError(self.status, message, self.reason)
-
-
+# The errors an operation declares it may answer with (`@operation(...)`):
 NO_SUCH_KERNEL = HostError(404, None, "no kernel has this id (or the run, session or terminal is unknown)")
 KERNEL_DEAD = HostError(409, "KernelDead", "the kernel's process is not running")
 INVALID_KERNEL_ID = HostError(400, "InvalidKernelId", "a client's kernel id does not look like a UUID")
@@ -114,44 +75,6 @@ class Missed(NamedTuple):
             replies.append((channel, frames[:count]))
             frames = frames[count:]
         return cls(messages, value["seen"], value["dropped"], replies)
-
-
-class BadRequest(ValueError):
-    """A request the host cannot take: not JSON, no declared operation, arguments that do not fit."""
-
-
-@dataclass(frozen=True)
-class _Options:
-    """What `@operation` says beyond the signature (see `operation`)."""
-
-    errors: tuple[HostError, ...] = ()
-    timeout: float = 10.0
-    plus_argument: str | None = None
-    plus_kernel_start: bool = False
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def operation(*errors: HostError, timeout: float = 10.0, plus_argument: str | None = None,
-              plus_kernel_start: bool = False) -> Callable[[F], F]:
-    """Declare a method of HostAPI a host operation answering with `errors` (besides those any
-    operation may). The client waits `timeout` seconds for the answer, plus the seconds of
-    argument `plus_argument` (the host waits that long by design), plus kernels.startup_timeout
-    if `plus_kernel_start` (it may wait for a kernel to start, or for one starting to let go)."""
-    options = _Options(errors, timeout, plus_argument, plus_kernel_start)
-
-    def declare(method: F) -> F:
-        method.__host_operation__ = options  # type: ignore[attr-defined]
-        return method
-
-    return declare
-
-
-def notice(method: F) -> F:
-    """Declare a method of HostNotices a notice: sent without waiting, never answered."""
-    method.__host_operation__ = _Options()  # type: ignore[attr-defined]
-    return method
 
 
 class HostAPI:
@@ -344,196 +267,5 @@ class HostNotices:
         its outputs are recorded for that cell."""
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One declared operation (or notice), as both sides use it: its signature, options and
-    wire form."""
-
-    name: str
-    declared: Callable[..., Any]  # the method of HostAPI or HostNotices
-    signature: inspect.Signature  # of `declared`, without `self`
-    options: _Options
-    raw: str | None  # the parameter of the raw frames after the request
-    raw_one: bool  # ... a RawFrame (exactly one), else RawFrames (all)
-    sender: str | None  # the WorkerPid parameter
-    framed: bool  # the result carries raw frames (Missed)
-
-    @classmethod
-    def of(cls, method: Callable[..., Any]) -> Operation:
-        hints = typing.get_type_hints(method, include_extras=True)
-        parameters = list(inspect.signature(method).parameters.values())[1:]
-        marked: dict[_Marker, list[str]] = {RAW: [], SENDER: []}
-        for parameter in parameters:
-            if parameter.kind is not parameter.POSITIONAL_OR_KEYWORD:
-                raise TypeError(f"host operation {method.__name__}: {parameter.name} is not plain")
-            for mark in getattr(hints[parameter.name], "__metadata__", ()):
-                marked.get(mark, []).append(parameter.name)
-        if len(marked[RAW]) > 1 or len(marked[SENDER]) > 1:
-            raise TypeError(f"host operation {method.__name__}: at most one raw and one sender parameter")
-        raw = marked[RAW][0] if marked[RAW] else None
-        return cls(method.__name__, method, inspect.signature(method).replace(parameters=parameters),
-                   method.__host_operation__, raw, raw is not None and hints[raw] == RawFrame,
-                   marked[SENDER][0] if marked[SENDER] else None, hints["return"] is Missed)
-
-    def declares(self, error: APIError) -> bool:
-        """Whether `error` is one this operation says it may answer with."""
-        return any((error.status, error.reason) == (known.status, known.reason)
-                   for known in (*self.options.errors, BAD_HOST_REQUEST))
-
-    def timeout(self, arguments: dict[str, Any], startup_timeout: float) -> float:
-        """Seconds the client waits for the answer to a request with these arguments."""
-        seconds = self.options.timeout
-        if self.options.plus_argument:
-            seconds += float(arguments[self.options.plus_argument])
-        if self.options.plus_kernel_start:
-            seconds += startup_timeout
-        return seconds
-
-    # The client's side ---------------------------------------------------------------------
-
-    def request(self, arguments: dict[str, Any], sender: int) -> list[bytes]:
-        """The request's frames, for arguments bound to the declared signature."""
-        frames: list[bytes] = []
-        if self.raw is not None:
-            frames = [arguments.pop(self.raw)] if self.raw_one else arguments.pop(self.raw)
-        if self.sender is not None:
-            arguments[self.sender] = sender
-        return [json.dumps({"op": self.name, "args": arguments}).encode(), *frames]
-
-    def result_from_wire(self, value: Any, frames: list[bytes]) -> Any:
-        return Missed.from_wire(value, frames) if self.framed else value
-
-    # The host's side -----------------------------------------------------------------------
-
-    def bind(self, arguments: Any, frames: list[bytes]) -> dict[str, Any]:
-        """The keyword arguments of the implementation for a received request; BadRequest if
-        they do not fit the declared parameters (missing, unknown, frames where none go)."""
-        if not isinstance(arguments, dict):
-            raise BadRequest(f"'{self.name}': args must be a JSON object")
-        arguments = dict(arguments)
-        if self.raw is not None:
-            if self.raw_one and len(frames) != 1:
-                raise BadRequest(f"'{self.name}' takes one raw frame after the request, not {len(frames)}")
-            arguments[self.raw] = frames[0] if self.raw_one else frames
-        elif frames:
-            raise BadRequest(f"'{self.name}' takes no raw frames after the request")
-        try:
-            self.signature.bind(**arguments)
-        except TypeError as exc:
-            raise BadRequest(f"'{self.name}': {exc}") from None
-        return arguments
-
-    def result_to_wire(self, value: Any) -> tuple[Any, list[bytes]]:
-        return value.to_wire() if self.framed else (value, [])
-
-
-def _declared(api: type) -> dict[str, Operation]:
-    return {name: Operation.of(method) for name, method in vars(api).items()
-            if hasattr(method, "__host_operation__")}
-
-
-OPERATIONS = _declared(HostAPI)
-NOTICES = _declared(HostNotices)
-
-
-def read_request(body: bytes) -> tuple[Operation, Any]:
-    """The declared operation a request names, and its arguments as sent (see `Operation.bind`)."""
-    try:
-        request = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"not JSON: {exc}") from None
-    name = request.get("op") if isinstance(request, dict) else None
-    op = (OPERATIONS.get(name) or NOTICES.get(name)) if isinstance(name, str) else None
-    if op is None:
-        raise BadRequest(f"no host operation is named {name!r}")
-    return op, request.get("args", {})
-
-
-def _shape(method: Callable[..., Any]) -> tuple[Any, ...]:
-    """A method's parameters (name, kind, default, type) and result type, to compare."""
-    hints = typing.get_type_hints(method, include_extras=True)
-    parameters = list(inspect.signature(method).parameters.values())
-    return (tuple((p.name, p.kind, p.default, hints.get(p.name)) for p in parameters),
-            hints.get("return"))
-
-
-def _written(method: Callable[..., Any]) -> str:
-    """A method's signature as written in its source, for messages."""
-    def annotation(value: Any) -> str:
-        return value if isinstance(value, str) else inspect.formatannotation(value)
-
-    signature = inspect.signature(method)
-    parameters = []
-    for p in signature.parameters.values():
-        text = p.name if p.annotation is p.empty else f"{p.name}: {annotation(p.annotation)}"
-        parameters.append(text if p.default is p.empty else f"{text} = {p.default!r}")
-    result = "" if signature.return_annotation is signature.empty else (
-        f" -> {annotation(signature.return_annotation)}")
-    return f"{method.__qualname__}({', '.join(parameters)}){result}"
-
-
-def _check(cls: type, op: Operation, method: Any, extra: tuple[str, ...] = ()) -> None:
-    """TypeError unless `method` takes (self, *extra, the declared parameters) and returns the
-    declared result, with the declared types and defaults."""
-    if method is op.declared or not callable(method):
-        raise TypeError(f"{cls.__name__} does not implement the host operation {op.name!r}")
-    (_, *declared), result = _shape(op.declared)
-    (_, *own), own_result = _shape(method)
-    named = [parameter[0] for parameter in own[:len(extra)]]
-    if named != list(extra) or own[len(extra):] != declared or own_result != result:
-        raise TypeError(f"{cls.__name__}: {_written(method)} differs from its declaration"
-                        f" {_written(op.declared)}")
-
-
-C = TypeVar("C", bound=type)
-
-
-def implements_host(cls: C) -> C:
-    """Class decorator of the host's server: TypeError, as the class is made, unless it
-    implements every declared operation and notice under the declared signature."""
-    for op in (*OPERATIONS.values(), *NOTICES.values()):
-        _check(cls, op, getattr(cls, op.name, None))
-    return cls
-
-
-def sends_to_host(cls: C) -> C:
-    """Class decorator of the worker's client: each declared operation it does not define
-    itself becomes a method of the declared signature that hands its arguments to
-    `cls._request(op, arguments)`; each notice, one that takes the socket to send it on
-    first and hands them to `cls._notify(sock, op, arguments)`. A method it does define must
-    have the declared signature (a notice's with `sock` first): TypeError otherwise."""
-    for op in OPERATIONS.values():
-        if op.name in vars(cls):
-            _check(cls, op, vars(cls)[op.name])
-        else:
-            setattr(cls, op.name, _method(cls, op, notice=False))
-    for op in NOTICES.values():
-        if op.name in vars(cls):
-            _check(cls, op, vars(cls)[op.name], extra=("sock",))
-        else:
-            setattr(cls, op.name, _method(cls, op, notice=True))
-    return cls
-
-
-def _method(cls: type, op: Operation, notice: bool) -> Callable[..., Any]:
-    """The client's method for `op`: Python source made for its declared parameters (as
-    dataclasses does for `__init__`), so a call binds its arguments as fast as any call, and a
-    wrong one fails as any would; it hands them to `_request` or, with the socket first, `_notify`.
-    Its name, docstring and types are the declaration's."""
-    parameters = op.signature.parameters
-    defaults = {name: p.default for name, p in parameters.items() if p.default is not p.empty}
-    written = [f"{name}=_defaults[{name!r}]" if name in defaults else name for name in parameters]
-    arguments = "{" + ", ".join(f"{name!r}: {name}" for name in parameters) + "}"
-    if notice:
-        source = f"def {op.name}(self, sock, {', '.join(written)}):\n    self._notify(sock, _op, {arguments})"
-    else:
-        source = f"def {op.name}(self, {', '.join(written)}):\n    return self._request(_op, {arguments})"
-    namespace = {**globals(), "_op": op, "_defaults": defaults}  # this module's: its types resolve
-    exec(source, namespace)
-    method = namespace[op.name]
-    functools.update_wrapper(method, op.declared)
-    del method.__wrapped__  # its own signature: the declaration's, and a notice's socket
-    method.__annotations__ = {"sock": "Any", **op.declared.__annotations__} if notice else dict(
-        op.declared.__annotations__)
-    method.__qualname__ = f"{cls.__qualname__}.{op.name}"
-    return method
+OPERATIONS = declared(HostAPI)
+NOTICES = declared(HostNotices)
