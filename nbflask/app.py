@@ -37,7 +37,7 @@ from .config import ConfigError, Settings, load_settings
 from .contents import Contents, Trust
 from .contents.recorded import RecordedOutputs
 from .frontend.service import open_frontends
-from .host_client import KernelHost
+from .host_client import HostClient
 from .protocol.endpoints import SocketPathTooLong
 from .state import EXTENSION, ServerState
 from .stores import open_store
@@ -50,9 +50,9 @@ def _effective_token(settings: Settings) -> str:
     return token
 
 
-def _kernel_host(settings: Settings) -> KernelHost:
+def _kernel_host(settings: Settings) -> HostClient:
     try:
-        return KernelHost(settings)
+        return HostClient(settings)
     except SocketPathTooLong as exc:
         raise ConfigError(f"kernels: {exc}") from None
 
@@ -139,7 +139,7 @@ def build_app(config: str | os.PathLike[str] | Mapping[str, Any] | Settings | No
         token=_effective_token(settings),
         store=store,
         contents=contents_service,
-        kernels=kernel_host,
+        host=kernel_host,
         recorded=recorded,
         frontends=open_frontends(store),
     )

@@ -1,10 +1,12 @@
-"""The worker side of the kernel host: find or start it, and ask it things.
+"""The worker side of the kernel host: find or start it, and ask it things (`HostClient`).
 
-Every web worker of a deployment talks to the same host over its control socket in the
-private runtime folder. The host is started lazily, on the first kernel operation, so apps
-that never touch kernels (and their tests) pay nothing, and started again by the next request
-after it died. One starter at a time: a lock of this process (which yields under gevent; a
-blocking `flock` would freeze every greenlet of the worker) and a lock file for the others.
+What a worker may ask is declared in nbflask.protocol.host_api; `HostClient`'s methods for it
+are made from those declarations. Every web worker of a deployment talks to the same host over
+its control socket in the private runtime folder. The host is started lazily, on the first
+kernel operation, so apps that never touch kernels (and their tests) pay nothing, and started
+again by the next request after it died. One starter at a time: a lock of this process
+(which yields under gevent; a blocking `flock` would freeze every greenlet of the worker) and a
+lock file for the others.
 Requests use a fresh DEALER socket each, owned by the calling greenlet or thread for the
 duration of the call.
 """
@@ -21,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import zmq
 
@@ -29,8 +31,9 @@ from . import runtime
 from .api_error import APIError
 from .config import Settings
 from .protocol import zmqlib
+from .protocol.host_api import HOST_FAILED, HOST_GONE, HOST_TIMEOUT, OPERATIONS, HostAPI, HostNotices
 from .protocol.hostpaths import SERVICE, HostPaths
-from .protocol.terminals import INPUT_WAIT
+from .protocol.operations import Operation, client_of
 
 START_TIMEOUT = 30.0
 
@@ -80,8 +83,8 @@ def _locked(path: Path, deadline: float) -> Any:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise APIError(503, "another process held the kernel host's lock file for"
-                                            f" {START_TIMEOUT:g} s", "KernelHostFailed") from None
+                        raise HOST_FAILED.error("another process held the kernel host's lock file"
+                                                f" for {START_TIMEOUT:g} s") from None
                     time.sleep(0.05)
             try:
                 if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
@@ -111,13 +114,12 @@ def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | No
         )
         while running_pid(paths) != process.pid:
             if process.poll() is not None:
-                raise APIError(503, f"the kernel host exited at start with code {process.returncode};"
-                                    " see the server log", "KernelHostFailed")
+                raise HOST_FAILED.error(f"the kernel host exited at start with code {process.returncode};"
+                                        " see the server log")
             if time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                raise APIError(503, f"the kernel host did not start within {START_TIMEOUT:g} s",
-                               "KernelHostFailed")
+                raise HOST_FAILED.error(f"the kernel host did not start within {START_TIMEOUT:g} s")
             time.sleep(0.02)
         return process
 
@@ -146,17 +148,12 @@ def stop_host(process: subprocess.Popen | None = None, timeout: float = 15.0) ->
         process.wait()
 
 
-class Missed(NamedTuple):
-    """What a session missed while it had no connection, for its new one."""
-
-    messages: list[list[bytes]]  # iopub messages, each as the kernel's frames, in order
-    seen: str | None  # the id of the last iopub message the session had seen
-    dropped: int  # older iopub messages the buffer's bounds dropped
-    replies: list[tuple[str, list[bytes]]]  # (channel, frames) of replies kept for it
-
-
-class KernelHost:
-    """`state.kernels`: the worker's handle on the kernel host, one typed method per operation."""
+@client_of(HostAPI, notices=HostNotices)
+class HostClient(HostAPI):
+    """`state().host`: the worker's handle on the kernel host. Its methods for the host's
+    operations are those declared by HostAPI and HostNotices (nbflask.protocol.host_api), made
+    by `client_of` to send them through `_request` and `_notify`; what it adds finds and
+    starts the host."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -172,226 +169,67 @@ class KernelHost:
         if pid is not None:
             return pid
         if self.service:
-            raise APIError(503, "the kernel host service is not running (kernels.host is 'service'"
-                                f" and {self.paths.info_file} names no live host); start it with"
-                                " `nbflask kernel-host --config FILE`", "KernelHostGone")
+            raise HOST_GONE.error("the kernel host service is not running (kernels.host is 'service'"
+                                  f" and {self.paths.info_file} names no live host); start it with"
+                                  " `nbflask kernel-host --config FILE`")
         assert isinstance(self.paths.owner, int)
         if not runtime.pid_alive(self.paths.owner):
-            raise APIError(503, f"the server process {self.paths.owner} that owns the kernel host"
-                                " is gone; restart the server", "KernelHostGone")
+            raise HOST_GONE.error(f"the server process {self.paths.owner} that owns the kernel host"
+                                  " is gone; restart the server")
         process = start_host(self.settings, self.paths.owner)
         if process is not None and self.paths.owner == os.getpid():
             self.process = process  # ours to stop; a gunicorn worker leaves that to the master
         pid = running_pid(self.paths)
         if pid is None:
-            raise APIError(503, "the kernel host stopped right after it started; see the server log",
-                           "KernelHostGone")
+            raise HOST_GONE.error("the kernel host stopped right after it started; see the server log")
         return pid
 
     def pid(self) -> int | None:
         """The running host's pid, without starting one."""
         return running_pid(self.paths)
 
-    def _exchange(self, op: str, timeout: float, args: dict[str, Any],
-                  frames: list[bytes] = ()) -> tuple[Any, list[bytes]]:
-        """One request (with raw `frames` after it, if any): the result and any raw frames
-        after it. APIError carries the host's refusal, its silence, or its death while
-        answering, as HTTP."""
+    def _request(self, op: Operation, arguments: dict[str, Any]) -> Any:
+        """Send a declared operation, its arguments bound to its parameters, and wait for the
+        answer. APIError carries the host's refusal, its silence, or its death while answering,
+        as HTTP."""
+        timeout = op.timeout(arguments, self.startup_timeout)
         pid = self.ensure()
         sock = zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
         try:
-            sock.send_multipart([json.dumps({"op": op, "args": args}).encode(), *frames])
+            sock.send_multipart(op.request(arguments, os.getpid()))
             deadline = time.monotonic() + timeout
             while not zmqlib.poll(sock, 250):
                 if not runtime.pid_alive(pid):
-                    raise APIError(503, f"the kernel host (pid {pid}) died while answering '{op}'",
-                                   "KernelHostGone")
+                    raise HOST_GONE.error(f"the kernel host (pid {pid}) died while answering '{op.name}'")
                 if time.monotonic() > deadline:
-                    raise APIError(503, f"the kernel host did not answer '{op}' within {timeout:g} s",
-                                   "KernelHostTimeout")
+                    raise HOST_TIMEOUT.error(f"the kernel host did not answer '{op.name}'"
+                                             f" within {timeout:g} s")
             body, *frames = sock.recv_multipart()
         finally:
             sock.close()
         reply = json.loads(body)
         if not reply["ok"]:
             raise APIError(reply["status"], reply["message"], reply.get("reason"))
-        return reply["result"], frames
-
-    def _call(self, op: str, timeout: float = 10.0, **args: Any) -> Any:
-        return self._exchange(op, timeout, args)[0]
-
-    def _lifecycle(self, op: str, **args: Any) -> Any:
-        """Requests that may start a kernel wait as long as a kernel may take to start."""
-        return self._call(op, timeout=self.startup_timeout + 15, **args)
-
-    # Kernels -------------------------------------------------------------------------------
-
-    def list_kernels(self) -> list[dict[str, Any]]:
-        return self._call("list_kernels")
-
-    def start_kernel(self, name: str | None = None, path: str | None = None,
-                     kernel_id: str | None = None) -> dict[str, Any]:
-        return self._lifecycle("start_kernel", name=name, path=path, kernel_id=kernel_id)
-
-    def get_kernel(self, kernel_id: str) -> dict[str, Any]:
-        return self._call("get_kernel", kernel_id=kernel_id)
-
-    def shutdown_kernel(self, kernel_id: str) -> None:
-        self._lifecycle("shutdown_kernel", kernel_id=kernel_id)
-
-    def interrupt_kernel(self, kernel_id: str) -> None:
-        self._call("interrupt_kernel", kernel_id=kernel_id)
-
-    def restart_kernel(self, kernel_id: str) -> dict[str, Any]:
-        return self._lifecycle("restart_kernel", kernel_id=kernel_id)
-
-    def connection_info(self, kernel_id: str) -> dict[str, Any]:
-        return self._call("connection_info", kernel_id=kernel_id)
-
-    # Websocket connections -----------------------------------------------------------------
-
-    def attach(self, kernel_id: str, connection_id: str, session_id: str) -> None:
-        self._call("attach", kernel_id=kernel_id, connection_id=connection_id, session_id=session_id,
-                   worker=os.getpid())
-
-    def wait_settled(self, kernel_id: str, timeout: float) -> bool:
-        """Until the kernel has started (or failed to), at most `timeout` seconds."""
-        return self._exchange("wait_settled", timeout + 10, {"kernel_id": kernel_id, "timeout": timeout})[0]
+        return op.result_from_wire(reply["result"], frames)
 
     def progress_socket(self) -> Any:
-        """A socket for `progress` notices, owned by its caller (a relay's pump)."""
+        """A socket for notices (HostNotices), owned by its caller (a relay's pump)."""
         return zmqlib.socket(zmq.DEALER, connect=self.paths.control_url)
 
-    def progress(self, sock: Any, kernel_id: str, connection_ids: list[str], header: bytes) -> None:
-        """Tell the host, without waiting, that websockets delivered the iopub message with
-        this header (their sessions resume from there should the worker die)."""
-        args = {"kernel_id": kernel_id, "connection_ids": connection_ids}
-        request = json.dumps({"op": "progress", "args": args})
+    def _notify(self, sock: Any, op: Operation, arguments: dict[str, Any]) -> None:
+        """Send a notice on `sock` without waiting: if the host is not reading (gone or stuck),
+        it is dropped, and the relay notices the host's trouble on its own."""
         try:
-            sock.send_multipart([request.encode(), header], zmq.NOBLOCK)
+            sock.send_multipart(op.request(arguments, os.getpid()), zmq.NOBLOCK)
         except zmq.Again:
-            pass  # the host is not reading (gone or stuck): the relay notices that on its own
-
-    def executing(self, sock: Any, kernel_id: str, cell_id: str | None, header: bytes) -> None:
-        """Tell the host, without waiting, that a websocket sent the execute request with this
-        header for notebook cell `cell_id`: its outputs are recorded for that cell."""
-        request = json.dumps({"op": "executing", "args": {"kernel_id": kernel_id, "cell_id": cell_id}})
-        try:
-            sock.send_multipart([request.encode(), header], zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # the host is not reading; the run is still recorded, without its cell
-
-    def hello(self, topic: str, connection_id: str) -> None:
-        """Ask for a `hello` event on `topic` of the event feed (a subscriber that sees it can
-        miss nothing published on that topic after it)."""
-        self._call("hello", topic=topic, connection_id=connection_id)
-
-    def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
-        self._call("detach", kernel_id=kernel_id, connection_id=connection_id, last_msg_id=last_msg_id)
-
-    def park(self, kernel_id: str, session_id: str, channel: str, frames: list[bytes]) -> None:
-        """Hand the host a reply the kernel sent on `channel` to a connection of session
-        `session_id` that is gone: the session's connection gets it, now or when it is back."""
-        self._exchange("park", 10.0, {"kernel_id": kernel_id, "session_id": session_id,
-                                      "channel": channel}, frames)
-
-    def replay(self, kernel_id: str, session_id: str, connection_id: str,
-               first_live: str | None = None) -> Missed:
-        """What session `session_id` missed while away, up to its new connection's first
-        live iopub message `first_live` (see `Missed`)."""
-        result, frames = self._exchange("replay", 10.0, {
-            "kernel_id": kernel_id, "session_id": session_id, "connection_id": connection_id,
-            "first_live": first_live})
-        messages = []
-        for count in result["counts"]:
-            messages.append(frames[:count])
-            frames = frames[count:]
-        replies = []
-        for channel, count in result["replies"]:
-            replies.append((channel, frames[:count]))
-            frames = frames[count:]
-        return Missed(messages, result["seen"], result["dropped"], replies)
-
-    # Cell runs -----------------------------------------------------------------------------
-
-    def run_code(self, kernel_id: str, code: str, cell_id: str | None = None,
-                 path: str | None = None) -> dict[str, Any]:
-        return self._lifecycle("run_code", kernel_id=kernel_id, code=code, cell_id=cell_id, path=path)
-
-    def get_run(self, kernel_id: str, run_id: str) -> dict[str, Any]:
-        return self._call("get_run", kernel_id=kernel_id, run_id=run_id)
-
-    def list_runs(self, kernel_id: str, cell_id: str | None = None) -> list[dict[str, Any]]:
-        return self._call("list_runs", kernel_id=kernel_id, cell_id=cell_id)
-
-    def follow_run(self, kernel_id: str, run_id: str, known: dict[str, Any] | None, after: int,
-                   timeout: float) -> dict[str, Any]:
-        """The run's next step for a follower holding cursor `known` (None: the whole run if it
-        is newer than version `after`), once it changed or after `timeout` s; see
-        `Executions.follow`."""
-        args = {"kernel_id": kernel_id, "run_id": run_id, "known": known, "after": after, "timeout": timeout}
-        return self._exchange("follow_run", timeout + 10, args)[0]
-
-    def runs_to_save(self, interval: float) -> list[dict[str, Any]]:
-        """Runs this worker should write into their notebooks now (see `RecordedOutputs`)."""
-        return self._call("runs_to_save", worker=os.getpid(), interval=interval)
-
-    def run_saved(self, kernel_id: str, run_id: str, version: int) -> None:
-        self._call("run_saved", kernel_id=kernel_id, run_id=run_id, version=version, worker=os.getpid())
-
-    # Sessions ------------------------------------------------------------------------------
-
-    def list_sessions(self) -> list[dict[str, Any]]:
-        return self._call("list_sessions")
-
-    def get_session(self, session_id: str) -> dict[str, Any]:
-        return self._call("get_session", session_id=session_id)
-
-    def create_session(self, path: str, name: str, type: str, kernel: dict[str, Any]) -> dict[str, Any]:
-        return self._lifecycle("create_session", path=path, name=name, type=type, kernel=kernel)
-
-    def update_session(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self._lifecycle("update_session", session_id=session_id, changes=changes)
-
-    def delete_session(self, session_id: str) -> None:
-        self._lifecycle("delete_session", session_id=session_id)
-
-    # Terminals -----------------------------------------------------------------------------
-
-    def list_terminals(self) -> list[dict[str, Any]]:
-        return self._call("list_terminals")
-
-    def create_terminal(self, name: str | None = None, cwd: str | None = None) -> dict[str, Any]:
-        return self._call("create_terminal", name=name, cwd=cwd)
-
-    def get_terminal(self, name: str) -> dict[str, Any]:
-        return self._call("get_terminal", name=name)
-
-    def delete_terminal(self, name: str) -> None:
-        self._call("delete_terminal", timeout=20.0, name=name)
-
-    def terminal_attach(self, name: str, connection_id: str) -> dict[str, Any]:
-        """Register a page's websocket: `{"scrollback": recent output, "seq": its last chunk}`."""
-        return self._call("terminal_attach", name=name, connection_id=connection_id, worker=os.getpid())
-
-    def terminal_detach(self, name: str, connection_id: str) -> None:
-        self._call("terminal_detach", name=name, connection_id=connection_id)
-
-    def terminal_input(self, name: str, data: str) -> None:
-        """Queue input for the terminal; the host waits up to INPUT_WAIT for room."""
-        self._call("terminal_input", timeout=INPUT_WAIT + 10, name=name, data=data)
-
-    def terminal_resize(self, name: str, connection_id: str, rows: int, cols: int) -> None:
-        self._call("terminal_resize", name=name, connection_id=connection_id, rows=rows, cols=cols)
-
-    # Server --------------------------------------------------------------------------------
+            pass
 
     def counts(self) -> dict[str, Any]:
         """For /api/status; never starts the host (no host means no kernels)."""
         if running_pid(self.paths) is None:
             return {"kernels": 0, "connections": 0}
         try:
-            return self._call("counts", timeout=5)
+            return self._request(OPERATIONS["counts"], {})
         except APIError:
             return {"kernels": 0, "connections": 0}
 

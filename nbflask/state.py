@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .contents import Contents
     from .contents.recorded import RecordedOutputs
     from .frontend.service import FrontendService
-    from .host_client import KernelHost
+    from .host_client import HostClient
     from .stores.base import Store
 
 EXTENSION = "nbflask"
@@ -33,7 +33,7 @@ class ServerState:
     token: str
     store: Store
     contents: Contents
-    kernels: KernelHost
+    host: HostClient  # the kernel host: kernels, sessions, cell runs, terminals
     recorded: RecordedOutputs
     frontends: FrontendService
     started: datetime = field(default_factory=utcnow)
@@ -45,7 +45,7 @@ class ServerState:
     def close(self) -> None:
         """Stop what this app owns: its kernels first (they may be saving), then the store."""
         self.recorded.stop()
-        self.kernels.close()
+        self.host.close()
         self.store.close()
 
 

@@ -42,7 +42,7 @@ def record_activity(response: Response) -> Response:
 @bp.get("/status")
 def status() -> Response:
     server = state()
-    kernels = server.kernels.counts()
+    kernels = server.host.counts()
     last_activity = server.last_activity
     if kernels.get("last_activity"):
         last_activity = max(last_activity, parse_isoformat(kernels["last_activity"]))
@@ -149,7 +149,7 @@ def resolve_path() -> Response:
     kernel_id = request.args.get("kernel")
     if kernel_id:
         try:
-            state().kernels.get_kernel(kernel_id)
+            state().host.get_kernel(kernel_id)
         except APIError as error:
             if error.status != 404:
                 raise

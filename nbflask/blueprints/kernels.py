@@ -16,13 +16,13 @@ bp = Blueprint("kernels", __name__, url_prefix="/api/kernels")
 
 @bp.get("", strict_slashes=False)
 def list_kernels() -> Response:
-    return jsonify(state().kernels.list_kernels())
+    return jsonify(state().host.list_kernels())
 
 
 @bp.post("", strict_slashes=False)
 def start_kernel() -> tuple[Response, int, dict[str, str]]:
     body = json_body()
-    model = state().kernels.start_kernel(
+    model = state().host.start_kernel(
         name=optional_string(body, "name"), path=optional_string(body, "path"),
         kernel_id=optional_string(body, "kernel_id"),
     )
@@ -31,36 +31,36 @@ def start_kernel() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/<kernel_id>")
 def get_kernel(kernel_id: str) -> Response:
-    return jsonify(state().kernels.get_kernel(kernel_id))
+    return jsonify(state().host.get_kernel(kernel_id))
 
 
 @bp.delete("/<kernel_id>")
 def delete_kernel(kernel_id: str) -> tuple[str, int]:
-    state().kernels.shutdown_kernel(kernel_id)
+    state().host.shutdown_kernel(kernel_id)
     return "", 204
 
 
 @bp.post("/<kernel_id>/interrupt")
 def interrupt_kernel(kernel_id: str) -> tuple[str, int]:
-    state().kernels.interrupt_kernel(kernel_id)
+    state().host.interrupt_kernel(kernel_id)
     return "", 204
 
 
 @bp.post("/<kernel_id>/restart")
 def restart_kernel(kernel_id: str) -> Response:
-    return jsonify(state().kernels.restart_kernel(kernel_id))
+    return jsonify(state().host.restart_kernel(kernel_id))
 
 
 @bp.route("/<kernel_id>/channels", websocket=True)
 def channels(kernel_id: str) -> Response:
     server = state()
-    connection = server.kernels.connection_info(kernel_id)
+    connection = server.host.connection_info(kernel_id)
     session_id = request.args.get("session_id", "")
     kernels = server.settings.kernels
     linger = kernels.replay_buffer_age if kernels.replay_buffer_bytes > 0 else 0  # replies kept as long
 
     def relay(ws: websocket.Websocket) -> None:
-        link = Relay(ws, host=server.kernels, kernel_id=kernel_id, session_id=session_id,
+        link = Relay(ws, host=server.host, kernel_id=kernel_id, session_id=session_id,
                      connection=connection, linger=linger)
         link.run()
 

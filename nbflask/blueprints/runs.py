@@ -35,7 +35,7 @@ def string_field(body: dict[str, Any], key: str, required: bool = False) -> str 
 @bp.post("/execute")
 def execute(kernel_id: str) -> tuple[Response, int, dict[str, str]]:
     body = json_object() or {}
-    run = state().kernels.run_code(kernel_id, string_field(body, "code", required=True),  # type: ignore[arg-type]
+    run = state().host.run_code(kernel_id, string_field(body, "code", required=True),  # type: ignore[arg-type]
                                    cell_id=string_field(body, "cell_id"), path=string_field(body, "path"))
     location = url_for(".get_run", kernel_id=kernel_id, run_id=run["id"])
     return jsonify(run), 202, {"Location": location}
@@ -43,12 +43,12 @@ def execute(kernel_id: str) -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/runs")
 def list_runs(kernel_id: str) -> Response:
-    return jsonify(state().kernels.list_runs(kernel_id, cell_id=request.args.get("cell_id")))
+    return jsonify(state().host.list_runs(kernel_id, cell_id=request.args.get("cell_id")))
 
 
 @bp.get("/runs/<run_id>")
 def get_run(kernel_id: str, run_id: str) -> Response:
-    return jsonify(state().kernels.get_run(kernel_id, run_id))
+    return jsonify(state().host.get_run(kernel_id, run_id))
 
 
 @bp.get("/runs/<run_id>/events")
@@ -58,7 +58,7 @@ def run_events(kernel_id: str, run_id: str) -> Response:
     the reason (or `error` if the run can no longer be followed). `Last-Event-ID` resumes
     after the version it names, with the whole run again if it is newer (the resuming
     client's outputs are replaced, so its view stays whole)."""
-    host = state().kernels
+    host = state().host
     after = version_from(request.headers.get("Last-Event-ID") or request.args.get("after"))
     # at once, so a 404 comes as a 404, before the stream starts
     first = host.follow_run(kernel_id, run_id, known=None, after=after, timeout=0)

@@ -42,7 +42,7 @@ def legacy_notebook_path(body: dict[str, Any]) -> str | None:
 
 @bp.get("", strict_slashes=False)
 def list_sessions() -> Response:
-    return jsonify(state().kernels.list_sessions())
+    return jsonify(state().host.list_sessions())
 
 
 @bp.post("", strict_slashes=False)
@@ -52,7 +52,7 @@ def create_session() -> tuple[Response, int, dict[str, str]]:
     path = legacy_path or optional_string(body, "path")
     if not path:
         raise APIError(400, "Session needs a 'path'", "Bad Request")
-    model = state().kernels.create_session(
+    model = state().host.create_session(
         path=path,
         name=optional_string(body, "name") or "",
         type="notebook" if legacy_path else optional_string(body, "type") or "notebook",
@@ -63,7 +63,7 @@ def create_session() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/<session_id>")
 def get_session(session_id: str) -> Response:
-    return jsonify(state().kernels.get_session(session_id))
+    return jsonify(state().host.get_session(session_id))
 
 
 @bp.patch("/<session_id>")
@@ -78,10 +78,10 @@ def update_session(session_id: str) -> Response:
     if legacy_path:
         changes.update(path=legacy_path, type="notebook")
     changes["kernel"] = kernel_request(body, required=False)
-    return jsonify(state().kernels.update_session(session_id, changes))
+    return jsonify(state().host.update_session(session_id, changes))
 
 
 @bp.delete("/<session_id>")
 def delete_session(session_id: str) -> tuple[str, int]:
-    state().kernels.delete_session(session_id)
+    state().host.delete_session(session_id)
     return "", 204

@@ -21,31 +21,31 @@ bp = Blueprint("terminals", __name__)
 
 @bp.get("/api/terminals", strict_slashes=False)
 def list_terminals() -> Response:
-    return jsonify(state().kernels.list_terminals())
+    return jsonify(state().host.list_terminals())
 
 
 @bp.post("/api/terminals", strict_slashes=False)
 def create_terminal() -> Response:
     """Jupyter answers 200 (not 201) with the new terminal's model."""
     body = json_object() or {}
-    return jsonify(state().kernels.create_terminal(
+    return jsonify(state().host.create_terminal(
         name=optional_string(body, "name"), cwd=optional_string(body, "cwd")))
 
 
 @bp.get("/api/terminals/<terminal_name>")
 def get_terminal(terminal_name: str) -> Response:
-    return jsonify(state().kernels.get_terminal(terminal_name))
+    return jsonify(state().host.get_terminal(terminal_name))
 
 
 @bp.delete("/api/terminals/<terminal_name>")
 def delete_terminal(terminal_name: str) -> tuple[str, int]:
-    state().kernels.delete_terminal(terminal_name)
+    state().host.delete_terminal(terminal_name)
     return "", 204
 
 
 @bp.route("/terminals/websocket/<name>", websocket=True)
 def terminal_websocket(name: str) -> Response:
-    host = state().kernels
+    host = state().host
     host.get_terminal(name)  # an unknown terminal is a 404 before the upgrade
 
     def relay(ws: websocket.Websocket) -> None:

@@ -1,17 +1,16 @@
 """The kernel host (sidecar): `python -m nbflask.host.server`, one per deployment.
 
 It owns the kernel processes and the kernel and session registries, and answers the web
-workers on a ZeroMQ ROUTER socket in the private runtime folder (JSON requests, one greenlet
-each). Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and
-is restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
-topic = kernel id. It owns the deployment's terminals too (nbflask.host.terminals): their
-output goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels
-and terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
+workers on a ZeroMQ ROUTER socket in the private runtime folder: the operations declared in
+nbflask.protocol.host_api (which also says what goes on the wire), one greenlet each.
+Lifecycle news that workers cannot see on the kernels' own sockets (a kernel died and is
+restarting, is dead, was shut down, a websocket was replaced) goes out on a PUB socket,
+topic = kernel id. It owns the deployment's terminals too (nbflask.host.terminals): their output
+goes out on the same PUB socket, topic `term:<name>/`. It stops, and stops its kernels and
+terminals, on SIGTERM/SIGINT and when the server process that owns it (its parent, or the
 gunicorn master a worker started it for) goes away, even by SIGKILL. The service host
 (`nbflask kernel-host`, `kernels.host: service`) has no owner: it runs until SIGTERM, its
-kernels outlive it if it dies, and the next service host adopts them. A reply is one JSON
-frame, followed by raw frames for the operations that hand over kernel messages (replay);
-a request that hands one over (park) is followed by its frames likewise.
+kernels outlive it if it dies, and the next service host adopts them.
 """
 
 from __future__ import annotations
@@ -28,12 +27,28 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..config import Settings
 
+from ..protocol.host_api import BAD_HOST_REQUEST, NOTICES, OPERATIONS, HostAPI, HostNotices, Missed
+from ..protocol.operations import (
+    BadRequest,
+    Operation,
+    RawFrame,
+    RawFrames,
+    WorkerPid,
+    implements,
+    read_request,
+)
+
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL = 2.0  # seconds between checks for websockets whose web worker died
 
 
-class Host:
+@implements(HostAPI, HostNotices)
+class HostServer(HostAPI, HostNotices):
+    """The kernel host's side of every declared operation (nbflask.protocol.host_api): each
+    method of HostAPI and HostNotices, implemented with the kernel, session, run and terminal
+    registries; `handle` answers the requests that name one."""
+
     def __init__(self, settings: Settings, owner_pid: int | None) -> None:
         import gevent.event
         import gevent.lock
@@ -65,83 +80,175 @@ class Host:
             with self.send_lock:
                 self.events.send_multipart(frames)
 
-    def operations(self) -> dict[str, Any]:
-        kernels, sessions, terminals = self.kernels, self.sessions, self.terminals
-        executions = self.executions
-        return {
-            "counts": kernels.counts,
-            "list_kernels": kernels.models,
-            "start_kernel": lambda name=None, path=None, kernel_id=None: kernels.start(
-                name, path, kernel_id).model(),
-            "get_kernel": lambda kernel_id: kernels.get(kernel_id).model(),
-            "shutdown_kernel": kernels.shutdown,
-            "interrupt_kernel": kernels.interrupt,
-            "restart_kernel": lambda kernel_id: kernels.restart(kernel_id).model(),
-            "connection_info": kernels.connection_info,
-            "attach": kernels.attach,
-            "wait_settled": kernels.wait_settled,
-            "hello": lambda topic, connection_id: self.publish(
-                topic, {"event": "hello", "connection_id": connection_id}),
-            "detach": kernels.detach,
-            "replay": kernels.replay,
-            "park": kernels.park,  # the reply's frames follow the request (`frames`)
-            "run_code": executions.run,
-            "get_run": executions.get,
-            "list_runs": executions.list,
-            "follow_run": executions.follow,
-            "runs_to_save": executions.to_save,
-            "run_saved": executions.saved,
-            "list_sessions": sessions.list,
-            "get_session": lambda session_id: sessions.model(sessions.get(session_id)),
-            "create_session": sessions.create,
-            "update_session": sessions.update,
-            "delete_session": sessions.delete,
-            "list_terminals": terminals.models,
-            "create_terminal": terminals.create,
-            "get_terminal": terminals.model,
-            "delete_terminal": terminals.shutdown,
-            "terminal_attach": terminals.attach,
-            "terminal_detach": terminals.detach,
-            "terminal_input": terminals.write,
-            "terminal_resize": terminals.resize,
-        }
-
-    def notices(self) -> dict[str, Any]:
-        """Operations that get no reply, each with one raw frame after the request."""
-        return {"progress": self.kernels.progress, "executing": self.kernels.executing}
-
     def handle(self, router: Any, frames: list[bytes]) -> None:
+        """Answer one request (a notice gets no answer): the declared operation it names, called
+        with its arguments bound to the declared parameters. An error the operation does not
+        declare is answered all the same, and logged: the declaration is to be completed."""
         from ..api_error import APIError
         from ..protocol import wire
 
         identity, body, *attached = frames
         extra: list[bytes] = []
+        op: Operation | None = None
         try:
-            request = json.loads(body)
-            if request.get("op") in self.notices():
-                self.notices()[request["op"]](**request["args"], header=attached[0])
+            op, sent = read_request(body, OPERATIONS, NOTICES)
+            arguments = op.bind(sent, attached)
+        except BadRequest as exc:
+            if op is not None and op.notice:
+                log.warning("kernel host: a bad notice: %s", exc)
                 return
-            operation = self.operations()[request["op"]]
-            args = dict(request.get("args", {}))
-            if attached:  # raw frames after the request: a kernel message handed over (park)
-                args["frames"] = attached
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            reply = {"ok": False, "status": 400, "message": f"bad kernel host request: {exc!r}",
-                     "reason": "BadHostRequest"}
+            reply = {"ok": False, "status": BAD_HOST_REQUEST.status, "reason": BAD_HOST_REQUEST.reason,
+                     "message": f"bad kernel host request: {exc}"}
         else:
+            if op.notice:
+                self.take_notice(op, arguments)
+                return
             try:
-                result = operation(**args)
-                if isinstance(result, tuple):  # (result, raw frames)
-                    result, extra = result
+                result, extra = op.result_to_wire(getattr(self, op.name)(**arguments))
                 reply = {"ok": True, "result": result}
             except APIError as exc:
+                if not op.declares(exc):
+                    log.error("kernel host operation %s answered %d %s, which it does not declare: %s",
+                              op.name, exc.status, exc.reason, exc.message)
                 reply = {"ok": False, "status": exc.status, "message": exc.message, "reason": exc.reason}
             except Exception as exc:
-                log.exception("kernel host request %s failed", request["op"])
+                log.exception("kernel host request %s failed", op.name)
                 reply = {"ok": False, "status": 500, "message": f"kernel host error: {exc}",
                          "reason": type(exc).__name__}
         with self.send_lock:
             router.send_multipart([identity, wire.dumps(reply), *extra])
+
+    def take_notice(self, op: Operation, arguments: dict[str, Any]) -> None:
+        """Take a notice; its sender waits for nothing, so a failure is only logged."""
+        try:
+            getattr(self, op.name)(**arguments)
+        except Exception:
+            log.exception("kernel host notice %s failed", op.name)
+
+    # HostAPI: kernels ----------------------------------------------------------------------
+
+    def list_kernels(self) -> list[dict[str, Any]]:
+        return self.kernels.models()
+
+    def start_kernel(self, name: str | None = None, path: str | None = None,
+                     kernel_id: str | None = None) -> dict[str, Any]:
+        return self.kernels.start(name, path, kernel_id).model()
+
+    def get_kernel(self, kernel_id: str) -> dict[str, Any]:
+        return self.kernels.get(kernel_id).model()
+
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        self.kernels.shutdown(kernel_id)
+
+    def interrupt_kernel(self, kernel_id: str) -> None:
+        self.kernels.interrupt(kernel_id)
+
+    def restart_kernel(self, kernel_id: str) -> dict[str, Any]:
+        return self.kernels.restart(kernel_id).model()
+
+    def connection_info(self, kernel_id: str) -> dict[str, Any]:
+        return self.kernels.connection_info(kernel_id)
+
+    # HostAPI: websocket connections --------------------------------------------------------
+
+    def attach(self, kernel_id: str, connection_id: str, session_id: str, worker: WorkerPid = 0) -> None:
+        self.kernels.attach(kernel_id, connection_id, session_id, worker)
+
+    def wait_settled(self, kernel_id: str, timeout: float) -> bool:
+        return self.kernels.wait_settled(kernel_id, timeout)
+
+    def hello(self, topic: str, connection_id: str) -> None:
+        self.publish(topic, {"event": "hello", "connection_id": connection_id})
+
+    def detach(self, kernel_id: str, connection_id: str, last_msg_id: str | None = None) -> None:
+        self.kernels.detach(kernel_id, connection_id, last_msg_id)
+
+    def park(self, kernel_id: str, session_id: str, channel: str, frames: RawFrames) -> None:
+        self.kernels.park(kernel_id, session_id, channel, frames)
+
+    def replay(self, kernel_id: str, session_id: str, connection_id: str,
+               first_live: str | None = None) -> Missed:
+        return Missed.from_wire(*self.kernels.replay(kernel_id, session_id, connection_id, first_live))
+
+    # HostAPI: cell runs --------------------------------------------------------------------
+
+    def run_code(self, kernel_id: str, code: str, cell_id: str | None = None,
+                 path: str | None = None) -> dict[str, Any]:
+        return self.executions.run(kernel_id, code, cell_id, path)
+
+    def get_run(self, kernel_id: str, run_id: str) -> dict[str, Any]:
+        return self.executions.get(kernel_id, run_id)
+
+    def list_runs(self, kernel_id: str, cell_id: str | None = None) -> list[dict[str, Any]]:
+        return self.executions.list(kernel_id, cell_id)
+
+    def follow_run(self, kernel_id: str, run_id: str, known: dict[str, Any] | None, after: int,
+                   timeout: float) -> dict[str, Any]:
+        return self.executions.follow(kernel_id, run_id, known, after, timeout)
+
+    def runs_to_save(self, interval: float, worker: WorkerPid = 0) -> list[dict[str, Any]]:
+        return self.executions.to_save(worker, interval)
+
+    def run_saved(self, kernel_id: str, run_id: str, version: int, worker: WorkerPid = 0) -> None:
+        self.executions.saved(kernel_id, run_id, version, worker)
+
+    # HostAPI: sessions ---------------------------------------------------------------------
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        return self.sessions.list()
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        return self.sessions.model(self.sessions.get(session_id))
+
+    def create_session(self, path: str, name: str, type: str, kernel: dict[str, Any]) -> dict[str, Any]:
+        return self.sessions.create(path, name, type, kernel)
+
+    def update_session(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.sessions.update(session_id, changes)
+
+    def delete_session(self, session_id: str) -> None:
+        self.sessions.delete(session_id)
+
+    # HostAPI: terminals --------------------------------------------------------------------
+
+    def list_terminals(self) -> list[dict[str, Any]]:
+        return self.terminals.models()
+
+    def create_terminal(self, name: str | None = None, cwd: str | None = None) -> dict[str, Any]:
+        return self.terminals.create(name, cwd)
+
+    def get_terminal(self, name: str) -> dict[str, Any]:
+        return self.terminals.model(name)
+
+    def delete_terminal(self, name: str) -> None:
+        self.terminals.shutdown(name)
+
+    def terminal_attach(self, name: str, connection_id: str, worker: WorkerPid = 0) -> dict[str, Any]:
+        return self.terminals.attach(name, connection_id, worker)
+
+    def terminal_detach(self, name: str, connection_id: str) -> None:
+        self.terminals.detach(name, connection_id)
+
+    def terminal_input(self, name: str, data: str) -> None:
+        self.terminals.write(name, data)
+
+    def terminal_resize(self, name: str, connection_id: str, rows: int, cols: int) -> None:
+        self.terminals.resize(name, connection_id, rows, cols)
+
+    # HostAPI: server -----------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        return self.kernels.counts()
+
+    # HostNotices ---------------------------------------------------------------------------
+
+    def progress(self, kernel_id: str, connection_ids: list[str], header: RawFrame) -> None:
+        self.kernels.progress(kernel_id, connection_ids, header)
+
+    def executing(self, kernel_id: str, cell_id: str | None, header: RawFrame) -> None:
+        self.kernels.executing(kernel_id, cell_id, header)
+
+    # Serving -------------------------------------------------------------------------------
 
     def prune_forever(self) -> None:
         """Forget the kernel and terminal websockets of web workers that died (SIGKILL, OOM)."""
@@ -238,7 +345,7 @@ def run(config: Mapping[str, Any], owner_pid: int | None = None) -> None:
     from ..config import load_settings
 
     logging.basicConfig(level=logging.INFO, format="[nbflask kernel host %(levelname)s] %(message)s")
-    Host(load_settings(config, environ={}), owner_pid).serve()
+    HostServer(load_settings(config, environ={}), owner_pid).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -67,7 +67,7 @@ def test_unknown_kernelspec_is_404_and_bad_bodies_400(kclient):
 
 def test_status_does_not_start_the_kernel_host(kclient):
     assert kclient.get("/api/status").get_json()["kernels"] == 0
-    assert kclient.application.extensions["nbflask"].kernels.process is None
+    assert kclient.application.extensions["nbflask"].host.process is None
 
 
 def wait_dead(client, kernel_id: str, timeout: float = 60) -> dict:
@@ -130,7 +130,7 @@ def test_idle_kernels_are_culled(make_app):
 def test_closing_the_app_stops_the_host_and_its_kernels(make_app):
     with kernel_client(make_app) as client:
         client.post("/api/kernels")
-        host = client.application.extensions["nbflask"].kernels.process
+        host = client.application.extensions["nbflask"].host.process
         assert host is not None and host.poll() is None
     assert host.poll() is not None
 

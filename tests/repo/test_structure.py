@@ -7,13 +7,18 @@ import inspect
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import nbflask
 from nbflask import runtime
 from nbflask.config import load_settings
-from nbflask.host.server import Host
-from nbflask.host_client import KernelHost
+from nbflask.host.server import HostServer
+from nbflask.host_client import HostClient
+from nbflask.protocol import host_api, operations
 
 WEB_STACK = ("flask", "werkzeug", "jinja2", "simple_websocket", "wsproto")
 
@@ -31,7 +36,7 @@ def test_the_kernel_host_process_loads_no_web_stack(tmp_path):
         "from gevent import monkey; monkey.patch_all()\n"
         "from nbflask import host_client\nfrom nbflask.config import load_settings\n"
         "from nbflask.host import server as host\n"
-        f"host.Host(load_settings(host_client.host_config(load_settings({config!r}, environ={{}})),"
+        f"host.HostServer(load_settings(host_client.host_config(load_settings({config!r}, environ={{}})),"
         " environ={}), None)\n"
     )
     assert not loaded & set(WEB_STACK), loaded & set(WEB_STACK)
@@ -78,13 +83,96 @@ def test_blueprints_do_not_import_the_app_factory():
     assert "nbflask" in loaded
 
 
-def test_the_worker_client_has_a_typed_method_for_every_host_operation(tmp_path):
-    host = Host(load_settings({"store": {"root_dir": str(tmp_path)}}, environ={}), None)
-    operations = set(host.operations()) | set(host.notices())
-    for name in operations:
-        method = getattr(KernelHost, name, None)
-        assert callable(method), f"KernelHost has no method for the host operation {name!r}"
-        assert "return" in inspect.get_annotations(method, eval_str=False), name
+def shape(method) -> tuple:
+    """A method's parameters (name, kind, default, resolved type) after `self`, and its result type."""
+    hints = typing.get_type_hints(method, include_extras=True)
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    return [(p.name, p.kind, p.default, hints.get(p.name)) for p in parameters], hints.get("return")
+
+
+def test_the_host_and_the_worker_have_every_declared_operation_under_its_declared_signature():
+    """HostAPI and HostNotices declare them; the server implements each, the client sends each
+    (a notice on a socket it is given first): same names, parameters, defaults and types."""
+    for name, op in {**host_api.OPERATIONS, **host_api.NOTICES}.items():
+        parameters, result = shape(op.declared)
+        assert result is not None and all(hint is not None for *_, hint in parameters), name
+        assert shape(getattr(HostServer, name)) == (parameters, result), name
+        assert getattr(HostServer, name) is not op.declared, f"HostServer does not implement {name}"
+        client_parameters, client_result = shape(getattr(HostClient, name))
+        if name in host_api.NOTICES:
+            assert client_parameters[0][0] == "sock", name
+            client_parameters = client_parameters[1:]
+        assert (client_parameters, client_result) == (parameters, result), name
+
+
+def test_a_server_or_client_that_strays_from_the_declaration_fails_when_its_class_is_made():
+    class Missing(HostServer):
+        interrupt_kernel = host_api.HostAPI.interrupt_kernel
+
+    with pytest.raises(TypeError, match="does not implement the host operation 'interrupt_kernel'"):
+        operations.implements(host_api.HostAPI)(Missing)
+
+    class Renamed(HostServer):
+        def interrupt_kernel(self, kernel: str) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"Renamed.interrupt_kernel\(self, kernel: str\) -> None differs"
+                       r" from its declaration HostAPI.interrupt_kernel\(self, kernel_id: str\) -> None"):
+        operations.implements(host_api.HostAPI)(Renamed)
+
+    class Retyped(HostServer):
+        def get_kernel(self, kernel_id: int) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(TypeError, match=r"Retyped.get_kernel\(self, kernel_id: int\)"):
+        operations.implements(host_api.HostAPI)(Retyped)
+
+    with pytest.raises(TypeError, match="HostClient.counts"):
+        @operations.client_of(host_api.HostAPI, notices=host_api.HostNotices)
+        class HostClient(host_api.HostAPI):
+            def counts(self, timeout: float) -> dict[str, Any]:
+                return {}
+
+
+def sample(hint) -> Any:
+    """A value of the declared type `hint`, as a caller would pass it."""
+    samples = {str: "s", int: 3, float: 1.5, bytes: b'{"msg_id": "m"}', list[bytes]: [b"a", b"b"],
+               dict[str, Any]: {"k": "v"}, list[str]: ["c"]}
+    if hint in samples:
+        return samples[hint]
+    if typing.get_origin(hint) is typing.Annotated:
+        return samples[typing.get_args(hint)[0]]
+    return samples[next(arg for arg in typing.get_args(hint) if arg is not type(None))]  # X | None
+
+
+def test_every_declared_argument_travels_from_the_client_to_the_server(monkeypatch):
+    """Each client method sends its arguments as declared; the server binds them back to the
+    same parameters (raw frames included), the worker's pid filled in where declared."""
+    client = HostClient.__new__(HostClient)
+    sent = []
+    monkeypatch.setattr(HostClient, "_request", lambda self, op, arguments: sent.append((op, arguments)))
+    monkeypatch.setattr(HostClient, "_notify", lambda self, sock, op, arguments: sent.append((op, arguments)))
+    for name, op in {**host_api.OPERATIONS, **host_api.NOTICES}.items():
+        if name == "counts":
+            continue  # the client's own: it asks only a running host (test_kernels_api)
+        hints = typing.get_type_hints(op.declared, include_extras=True)
+        given = {p: sample(hints[p]) for p in op.signature.parameters if p != op.sender}
+        method = getattr(client, name)
+        if name in host_api.NOTICES:
+            method("sock", **given)
+        else:
+            method(**given)
+        sent_op, arguments = sent.pop()
+        assert sent_op is op and arguments == {**given, **({op.sender: 0} if op.sender else {})}, name
+        body, *frames = op.request(dict(arguments), sender=4321)
+        received, args = operations.read_request(body, host_api.OPERATIONS, host_api.NOTICES)
+        assert received is op
+        bound = op.bind(args, frames)
+        assert bound == {**given, **({op.sender: 4321} if op.sender else {})}, name
+    with pytest.raises(TypeError, match=r"get_kernel\(\) missing 1 required positional argument"):
+        client.get_kernel()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kernel'"):
+        client.interrupt_kernel("k", kernel="k")
 
 
 def test_the_kernel_host_rebuilds_the_settings_the_web_worker_read(tmp_path, monkeypatch):

@@ -64,7 +64,7 @@ def test_shutting_the_server_down_kills_its_terminals(make_app):
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "token " + app.extensions["nbflask"].token
     client.post("/api/terminals")
-    pids = shell_pids(app.extensions["nbflask"].kernels.pid())
+    pids = shell_pids(app.extensions["nbflask"].host.pid())
     assert len(pids) == 1
     close_app(app)
     assert wait_gone(pids[0])
