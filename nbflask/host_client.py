@@ -29,7 +29,8 @@ import zmq
 
 from . import runtime
 from .api_error import APIError
-from .config import Settings
+from .config import Settings, StoreSettings
+from .config.settings import yaml_keys
 from .protocol import zmqlib
 from .protocol.host_api import HOST_FAILED, HOST_GONE, HOST_TIMEOUT, OPERATIONS, HostAPI, HostNotices
 from .protocol.hostpaths import SERVICE, HostPaths
@@ -40,13 +41,17 @@ START_TIMEOUT = 30.0
 
 def host_config(settings: Settings) -> dict[str, Any]:
     """What the host needs of the deployment's settings, as JSON shaped like the YAML file: the
-    host rebuilds the typed Settings from it (`nbflask.host.server.run`). The store's root is
-    made absolute here, where it was read; the store's options (credentials) stay out of the
-    host's command line; server.websocket_send_buffer bounds replay and scrollback."""
+    host rebuilds the same typed, checked Settings from it (`nbflask.host.server.run`). The
+    store's root is made absolute here, where it was read; the store section goes whole, its
+    options included, since they are checked with it (the host gets them on its stdin, never
+    on its command line); server.websocket_send_buffer bounds replay and scrollback."""
+    store = settings.store
+    own = {key: getattr(store, field.name) for key, field in yaml_keys(StoreSettings).items()}
+    swift = dataclasses.asdict(store.swift) if store.swift is not None else {}
     return {
         "server": {"websocket_send_buffer": settings.server.websocket_send_buffer},
-        "store": {"class": settings.store.class_name,
-                  "root_dir": os.path.abspath(os.path.expanduser(settings.store.root_dir))},
+        "store": {**own, "root_dir": os.path.abspath(os.path.expanduser(store.root_dir)),
+                  **store.options, **swift},
         "kernels": dataclasses.asdict(settings.kernels),
         "terminals": dataclasses.asdict(settings.terminals),
     }
@@ -108,10 +113,11 @@ def start_host(settings: Any, owner: int | None = None) -> subprocess.Popen | No
             return None
         paths.info_file.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "nbflask.host.server", "--owner-pid", str(owner),
-             "--config", json.dumps(host_config(settings))],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "nbflask.host.server", "--owner-pid", str(owner), "--config", "-"],
+            stdin=subprocess.PIPE,
         )
+        with process.stdin:  # the settings, credentials included: not for `ps` to show
+            process.stdin.write(json.dumps(host_config(settings)).encode())
         while running_pid(paths) != process.pid:
             if process.poll() is not None:
                 raise HOST_FAILED.error(f"the kernel host exited at start with code {process.returncode};"

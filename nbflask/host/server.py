@@ -359,9 +359,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--owner-pid", type=int, default=None,
                         help="the server process this host serves: stop when it is gone")
     parser.add_argument("--config", required=True,
-                        help="JSON: the settings the host needs, shaped like the YAML file (host_config)")
+                        help="JSON: the settings the host needs, shaped like the YAML file (host_config);"
+                             " '-' reads it from stdin")
     args = parser.parse_args(argv)
-    run(json.loads(args.config), args.owner_pid)
+    run(json.loads(sys.stdin.read() if args.config == "-" else args.config), args.owner_pid)
 
 
 if __name__ == "__main__":

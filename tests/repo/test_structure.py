@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import json
 import subprocess
@@ -177,7 +178,7 @@ def test_every_declared_argument_travels_from_the_client_to_the_server(monkeypat
 
 def test_the_kernel_host_rebuilds_the_settings_the_web_worker_read(tmp_path, monkeypatch):
     """What crosses to the host is host_config's JSON; the host rebuilds the same typed settings
-    from it, without the store's options (credentials would show on its command line)."""
+    from it, the store's own included (the swift store's are checked with the rest)."""
     from nbflask.host_client import host_config
 
     monkeypatch.chdir(tmp_path)
@@ -194,7 +195,25 @@ def test_the_kernel_host_rebuilds_the_settings_the_web_worker_read(tmp_path, mon
     assert host.terminals == worker.terminals
     root = Path(host.store.root_dir)
     assert host.store.class_name == "memory" and root.is_absolute() and root.samefile(tmp_path / "notebooks")
-    assert host.store.options == {} and "s3cr3t" not in crossing
+    assert host.store.options == {"secret": "s3cr3t"}
+    swift = {"class": "swift", "auth_url": "http://127.0.0.1:1/auth/v1.0", "user": "u", "key": "k",
+             "container": "nb", "prefix": "/a/b/"}
+    worker = load_settings({"store": swift}, environ={})
+    host = load_settings(json.loads(json.dumps(host_config(worker))), environ={})
+    assert host.store == dataclasses.replace(worker.store, root_dir=host.store.root_dir)
+    assert host.store.swift.prefix == "a/b"
+
+
+def test_the_store_credentials_reach_the_kernel_host_off_its_command_line(make_app, tmp_path):
+    """A started host has the store's options on its stdin: `ps` shows no credential."""
+    app = make_app({"store": {"class": "memory", "max_bytes": 123456789}})
+    with app.app_context():
+        from nbflask.state import state
+
+        state().host.list_kernels()  # starts the host
+    host_pid = json.loads(next(runtime.runtime_dir().glob("kernel-host-*.json")).read_text())["pid"]
+    command_line = Path(f"/proc/{host_pid}/cmdline").read_bytes()
+    assert b"--config\0-" in command_line and b"123456789" not in command_line
 
 
 def test_a_worker_reading_a_secret_while_another_writes_it_gets_the_whole_secret(tmp_path, monkeypatch):
