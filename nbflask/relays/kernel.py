@@ -16,7 +16,7 @@ back with the `session_id` it had is then handed what its kernel said on iopub m
 Kernel messages are verified (HMAC) and passed on as the kernel serialised them: spliced into
 the v1 binary frame, or into the legacy JSON text. The kernel's key never leaves the server.
 
-The pump also watches the kernel host: if it dies, its kernels die with it, so each client is
+The pump also watches the kernel host (hostwatch.py): if it dies, its kernels die with it, so each client is
 told `status: dead` with the reason and its websocket is closed.
 
 A client that leaves with requests unanswered (a cell still running) leaves its pump behind,
@@ -36,17 +36,17 @@ from typing import Any
 import zmq
 from simple_websocket import ConnectionClosed
 
-from .. import runtime
 from ..api_error import APIError
 from ..protocol import endpoints, wire, zmqlib
-from . import iopubfeed, pending
+from ..websocket import Websocket
+from . import hostwatch, iopubfeed, pending
+from .hostwatch import HOST_CHECK_INTERVAL, HostChecks
 
 log = logging.getLogger(__name__)
 
 NUDGE_FIRST = 0.025  # the first nudges come fast (a kernel just started is soon up), then
 NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this
 NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
-HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
 PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
 NUDGED = ("shell", "control")  # a busy kernel answers only control (Jupyter Server nudges both)
@@ -61,34 +61,8 @@ class HostDied(Exception):
     """The kernel host died while the relay was still connecting."""
 
 
-def wake_reader(ws: Any) -> None:
-    """A reader may be waiting in `receive` for a frame that will never come: wake it up."""
-    event = getattr(ws, "event", None)
-    if event is not None:
-        event.set()
-
-
-def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str) -> bool:
-    """Ask the host for a hello on `topic` until one arrives on `events` (a SUB socket of the
-    host's event feed): from then on, nothing published on the topic can be missed. Other
-    messages seen meanwhile are dropped. False if no hello came within NUDGE_TIMEOUT."""
-    deadline = time.monotonic() + NUDGE_TIMEOUT
-    while time.monotonic() < deadline:
-        host.hello(topic, connection_id)
-        end = time.monotonic() + 0.1
-        while zmqlib.poll(events, max(0.0, end - time.monotonic()) * 1000):
-            frames = events.recv_multipart()
-            try:
-                event = wire.loads_object(frames[1], "event")
-            except (wire.WireError, IndexError):
-                continue
-            if event.get("event") == "hello" and event.get("connection_id") == connection_id:
-                return True
-    return False
-
-
 class Relay:
-    def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
+    def __init__(self, ws: Websocket, *, host: Any, kernel_id: str, session_id: str,
                  connection: dict[str, Any], linger: float = 0.0) -> None:
         """`linger`: seconds a relay whose client left may wait for the replies still due to
         it, for the session's next connection (0: none are kept)."""
@@ -213,7 +187,7 @@ class Relay:
             self.confirm_iopub(nudging, sockets, events, nudges)
             if self.client_session:
                 self.replay()
-            next_check = time.monotonic()  # the host may have died while this one connected
+            checks = HostChecks(host_pid, at_once=True)  # it may have died while this one connected
             while True:
                 ready = dict(poller.poll(0)) if self.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
@@ -222,12 +196,10 @@ class Relay:
                     # Unreported (still queued): look again when a report is due.
                     wait = self.report_due() if self.unreported else HOST_CHECK_INTERVAL
                     ready = dict(poller.poll(wait * 1000))
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                    if not self.host_alive():
-                        self.host_died(host_pid)
-                        attached = False
-                        return
+                if checks.host_died():
+                    self.host_died(host_pid)
+                    attached = False
+                    return
                 if events in ready:  # first, and alone: a restart makes client requests wait
                     if not self.on_event(events.recv_multipart()):
                         return
@@ -267,13 +239,12 @@ class Relay:
                 if sock not in kept:
                     sock.close()
             if attached:
-                self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
+                self.ws.drain(LAST_WRITES)  # what was taken goes out before the host is told
                 self.advance_written()
                 try:
                     self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
-            wake_reader(self.ws)
             self.released.set()
             if lingers:  # detached first: the host then gives the replies to the next connection
                 self.pending.hand_over(self.host, self.kernel_id, self.client_session, sockets, events,
@@ -300,7 +271,7 @@ class Relay:
 
     def host_alive(self) -> bool:
         """Whether the host this relay began with still runs."""
-        return self.host_pid is not None and runtime.pid_alive(self.host_pid)
+        return hostwatch.host_alive(self.host_pid)
 
     def host_died(self, pid: int | None) -> None:
         """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
@@ -384,8 +355,8 @@ class Relay:
             return None
 
     def confirm_events(self, events: Any) -> None:
-        if not confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
-            log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
+        if not hostwatch.confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
+            log.warning("kernel %s: no host events within %g s", self.kernel_id, hostwatch.HELLO_TIMEOUT)
 
     def close(self, code: int, message: str, wait: bool = True) -> None:
         try:
@@ -406,12 +377,10 @@ class Relay:
         self.iopub_spoke = False  # set by the first iopub message from here on (the feed's too)
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge, interval = 0.0, NUDGE_FIRST
-        next_check = time.monotonic() + HOST_CHECK_INTERVAL
+        checks = HostChecks(self.host_pid)
         while time.monotonic() < deadline:
-            if time.monotonic() >= next_check:  # a dead host's kernel never speaks again
-                next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                if not self.host_alive():
-                    raise HostDied()
+            if checks.host_died():  # a dead host's kernel never speaks again
+                raise HostDied()
             if time.monotonic() >= next_nudge:
                 for channel in NUDGED if next_nudge else NUDGED[:1]:  # control once shell was slow
                     nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
@@ -473,7 +442,6 @@ class Relay:
         with 4008): end the relay; its client may reconnect and resume."""
         if self.ws.connected:  # called by the feed: it must not wait for this client's backlog
             self.close(1011, "relay stopped", wait=False)
-        wake_reader(self.ws)
 
     def goes_live(self, frames: list[bytes]) -> bool:
         """Whether a live iopub message goes out now: not while the replay comes first (it is
@@ -500,9 +468,9 @@ class Relay:
         except wire.WireError as exc:
             log.warning("kernel %s: dropped a %s message: %s", self.kernel_id, channel, exc)
             return
-        self.send(channel, parts)
+        end = self.send(channel, parts)
         if channel == "iopub":
-            self.unwritten.append((self.ws.sock.taken, bytes(parts[0])))
+            self.unwritten.append((end, bytes(parts[0])))
             self.unreported = True
             self.report_progress()
 
@@ -537,18 +505,18 @@ class Relay:
     def advance_written(self) -> bytes | None:
         """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
         header = None
-        while self.unwritten and self.ws.sock.is_out(self.unwritten[0][0]):
+        while self.unwritten and self.ws.is_written(self.unwritten[0][0]):
             header = self.unwritten.popleft()[1]
         if header is not None:
             self.last_iopub = header
         return header
 
-    def send(self, channel: str, parts: list[bytes]) -> None:
+    def send(self, channel: str, parts: list[bytes]) -> int:
+        """Send a kernel message in the client's protocol; the offset at which it ends."""
         if self.v1:
-            self.ws.send_message(wire.v1_pieces(channel, parts))
-        else:
-            text, pieces = wire.legacy_pieces(channel, parts)
-            self.ws.send_message(pieces, text=text)
+            return self.ws.send_message(wire.v1_pieces(channel, parts))
+        text, pieces = wire.legacy_pieces(channel, parts)
+        return self.ws.send_message(pieces, text=text)
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""
@@ -573,7 +541,7 @@ class Relay:
             self.restarted = True  # a new process: its iopub must be confirmed again
         elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
             if kind == "replaced":  # what is still queued, the new connection replays
-                self.ws.sock.discard()
+                self.ws.discard_queued()
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True
