@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -68,3 +70,11 @@ def test_each_message_s_end_offset_says_when_it_is_written(accepted):
     while len(received) < second - first + 12:  # offsets count the handshake's reply too
         received += theirs.recv(4096)
     assert received == b"\x82\x0a" + b"a" * 10 + b"\x81\x7e\x00\xc8" + b"b" * 200
+
+
+def test_the_transport_and_the_relays_load_no_flask():
+    """Only the accepting edge (blueprints/upgrade.py) is Flask's business."""
+    code = ("import sys, nbflask.websocket, nbflask.relays.kernel, nbflask.relays.terminal\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'flask', 'werkzeug', 'jinja2'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
