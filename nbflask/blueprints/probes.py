@@ -11,10 +11,10 @@ server status on every load.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from .. import websocket
-from ..state import state
+from . import upgrade
 
 bp = Blueprint("probes", __name__)
 
@@ -25,11 +25,7 @@ def events() -> Response:
         while ws.receive() is not None:
             pass
 
-    settings = state().settings
-    return websocket.serve(
-        request.environ, listen, subprotocols=[], compression=False,
-        ping_interval=settings.kernels.ping_interval, max_message_size=64 * 1024,
-    )
+    return upgrade.serve(listen, compression=False, max_message_size=64 * 1024)
 
 
 @bp.get("/lsp/status")

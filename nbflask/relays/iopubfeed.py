@@ -148,23 +148,23 @@ class IopubFeed:
         relay.feed_failed()
 
     def report(self, idle: bool) -> None:
-        """The host hears how far each client got (see Relay.report_progress: each time the
-        feed falls idle, at most every 50 ms in a burst), in one notice for all that got as
-        far, which is usually every one: a notice per client per message was the kernel
-        host's main work with ten clients on a kernel."""
+        """The host hears how far each client got (see progress.py: each time the feed falls
+        idle, at most every 50 ms in a burst), in one notice for all that got as far, which
+        is usually every one: a notice per client per message was the kernel host's main
+        work with ten clients on a kernel."""
         reached: dict[bytes, list[Any]] = {}
         for relay in self.relays:
-            header = relay.take_progress(idle) if relay.unreported else None
+            header = relay.progress.take(idle) if relay.progress.unreported else None
             if header is not None:
                 reached.setdefault(header, []).append(relay)
         for header, relays in reached.items():
             try:
-                relays[0].host.progress(relays[0].progress, self.kernel_id,
+                relays[0].host.progress(relays[0].notices, self.kernel_id,
                                         [relay.connection_id for relay in relays], header)
             except Exception:  # noqa: BLE001 - that relay's pump is closing its sockets
                 log.debug("kernel %s: a progress notice failed", self.kernel_id, exc_info=True)
 
     def report_wait(self) -> float:
         """Seconds until a report is due for a client whose messages are still queued."""
-        waits = [relay.report_due() for relay in self.relays if relay.unreported]
+        waits = [relay.progress.due_in() for relay in self.relays if relay.progress.unreported]
         return min(waits, default=IDLE_WAIT)

@@ -11,13 +11,13 @@ SUB socket of its own, with no high-water mark.
 
 The pump first confirms the iopub subscription (kernel_info "nudges" until iopub speaks)
 before relaying the client's first request, so no early output is lost. A client that comes
-back with the `session_id` it had is then handed what its kernel said on iopub meanwhile
-(kept by the kernel host, see replay.py), before live messages; messages in both are sent once.
-Kernel messages are verified (HMAC) and passed on as the kernel serialised them: spliced into
-the v1 binary frame, or into the legacy JSON text. The kernel's key never leaves the server.
+back with the `session_id` it had is then handed what its kernel said on iopub meanwhile,
+before live messages (resume.py). Kernel messages are verified (HMAC) and passed on as the
+kernel serialised them: spliced into the v1 binary frame, or into the legacy JSON text. The
+kernel's key never leaves the server. The host hears how far the client has got (progress.py).
 
-The pump also watches the kernel host: if it dies, its kernels die with it, so each client is
-told `status: dead` with the reason and its websocket is closed.
+The pump also watches the kernel host (hostwatch.py): if it dies, its kernels die with it, so
+each client is told `status: dead` with the reason and its websocket is closed.
 
 A client that leaves with requests unanswered (a cell still running) leaves its pump behind,
 holding the connection's identity on the kernel's sockets until the replies come, which it
@@ -30,30 +30,29 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from typing import Any
 
 import zmq
 from simple_websocket import ConnectionClosed
 
-from .. import runtime
 from ..api_error import APIError
 from ..protocol import endpoints, wire, zmqlib
-from . import iopubfeed, pending
+from ..websocket import Websocket
+from . import hostwatch, iopubfeed, pending
+from .hostwatch import HOST_CHECK_INTERVAL, HostChecks
+from .progress import Progress
+from .resume import Resume
 
 log = logging.getLogger(__name__)
 
 NUDGE_FIRST = 0.025  # the first nudges come fast (a kernel just started is soon up), then
 NUDGE_INTERVAL = 0.5  # each waits twice as long as the one before, up to this
 NUDGE_TIMEOUT = 30.0  # a new kernel is still starting when its first client connects
-HOST_CHECK_INTERVAL = 1.0  # seconds between checks that the kernel host is alive
-PROGRESS_INTERVAL = 0.05  # at most this often, the host hears how far each client has got
 STDIN_CONNECT_WAIT = 5.0  # seconds a relay waits for its stdin socket once the kernel is up
 NUDGED = ("shell", "control")  # a busy kernel answers only control (Jupyter Server nudges both)
 FEED_LOOK = 0.005  # seconds between looks at the shared feed while confirming iopub
 STOP = b""
 LAST_WRITES = 2.0  # seconds an ending connection may take to write out what it has taken
-REPLAY_GAP = "nbflask_replay_gap"  # iopub msg_type telling a client that replay lost messages
 HOST_PID = "nbflask_host"  # in the connection info: the pid of the host that gave it (host.kernel.HOST_KEY)
 
 
@@ -61,34 +60,10 @@ class HostDied(Exception):
     """The kernel host died while the relay was still connecting."""
 
 
-def wake_reader(ws: Any) -> None:
-    """A reader may be waiting in `receive` for a frame that will never come: wake it up."""
-    event = getattr(ws, "event", None)
-    if event is not None:
-        event.set()
-
-
-def confirm_subscription(host: Any, events: Any, topic: str, connection_id: str) -> bool:
-    """Ask the host for a hello on `topic` until one arrives on `events` (a SUB socket of the
-    host's event feed): from then on, nothing published on the topic can be missed. Other
-    messages seen meanwhile are dropped. False if no hello came within NUDGE_TIMEOUT."""
-    deadline = time.monotonic() + NUDGE_TIMEOUT
-    while time.monotonic() < deadline:
-        host.hello(topic, connection_id)
-        end = time.monotonic() + 0.1
-        while zmqlib.poll(events, max(0.0, end - time.monotonic()) * 1000):
-            frames = events.recv_multipart()
-            try:
-                event = wire.loads_object(frames[1], "event")
-            except (wire.WireError, IndexError):
-                continue
-            if event.get("event") == "hello" and event.get("connection_id") == connection_id:
-                return True
-    return False
-
-
 class Relay:
-    def __init__(self, ws: Any, *, host: Any, kernel_id: str, session_id: str,
+    """One client connection to one kernel: `run` is its reader, `pump` the rest (see above)."""
+
+    def __init__(self, ws: Websocket, *, host: Any, kernel_id: str, session_id: str,
                  connection: dict[str, Any], linger: float = 0.0) -> None:
         """`linger`: seconds a relay whose client left may wait for the replies still due to
         it, for the session's next connection (0: none are kept)."""
@@ -103,14 +78,10 @@ class Relay:
         self.v1 = ws.subprotocol == wire.V1_SUBPROTOCOL
         self.pipe_url = f"inproc://nbflask-relay-{self.connection_id}"
         self.restarted = False
-        self.last_iopub: bytes | None = None  # header of the last iopub message written out
-        self.unwritten: deque[tuple[int, bytes]] = deque()  # (end offset, header) of iopub queued
-        self.held: list[list[bytes]] | None = None  # live iopub held back while replaying
-        self.replayed: set[str] = set()  # msg_ids replayed that live iopub may bring again
-        self.progress: Any = None  # the pump's socket for progress notices to the host
+        self.progress = Progress(ws)  # how far the client has got in the kernel's iopub
+        self.resume = Resume(self)
+        self.notices: Any = None  # the pump's socket for notices to the host (progress, runs)
         self.stdin_connects: Any = None  # the pump's events: its stdin socket (re)connected
-        self.reported_at = 0.0
-        self.unreported = False  # a message was delivered since the last progress notice
         self.feed: iopubfeed.IopubFeed | None = None  # the worker's shared iopub of this kernel
         self.iopub_spoke = False  # an iopub message came since confirm_iopub began
         self.host_pid: int | None = None  # the kernel host this relay talks to
@@ -187,7 +158,7 @@ class Relay:
             sockets["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
         events = zmqlib.socket(zmq.SUB, connect=self.host.events_url())
         events.setsockopt(zmq.SUBSCRIBE, self.kernel_id.encode())
-        self.progress = self.host.progress_socket()
+        self.notices = self.host.progress_socket()
         channel_of = {sock: name for name, sock in sockets.items()}
         nudging = zmqlib.poller()  # while confirming iopub: client requests wait
         for sock in (sockets["shell"], sockets["control"], sockets.get("iopub"), events):
@@ -207,27 +178,25 @@ class Relay:
             attached = True
             self.host.wait_settled(self.kernel_id, NUDGE_TIMEOUT)  # the host records from the start
             if self.client_session:
-                self.held = []
+                self.resume.hold()
             if iopubfeed.enabled():
                 self.feed = iopubfeed.join(self.kernel_id, self.url("iopub"), self.connection["key"], self)
             self.confirm_iopub(nudging, sockets, events, nudges)
             if self.client_session:
-                self.replay()
-            next_check = time.monotonic()  # the host may have died while this one connected
+                self.resume.replay()
+            checks = HostChecks(host_pid, at_once=True)  # it may have died while this one connected
             while True:
-                ready = dict(poller.poll(0)) if self.unreported else {}
+                ready = dict(poller.poll(0)) if self.progress.unreported else {}
                 if not ready:  # idle: first tell the host how far the client got
-                    if self.unreported:
+                    if self.progress.unreported:
                         self.report_progress(idle=True)
                     # Unreported (still queued): look again when a report is due.
-                    wait = self.report_due() if self.unreported else HOST_CHECK_INTERVAL
+                    wait = self.progress.due_in() if self.progress.unreported else HOST_CHECK_INTERVAL
                     ready = dict(poller.poll(wait * 1000))
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                    if not self.host_alive():
-                        self.host_died(host_pid)
-                        attached = False
-                        return
+                if checks.host_died():
+                    self.host_died(host_pid)
+                    attached = False
+                    return
                 if events in ready:  # first, and alone: a restart makes client requests wait
                     if not self.on_event(events.recv_multipart()):
                         return
@@ -263,17 +232,16 @@ class Relay:
             lingers = (attached and self.linger > 0 and bool(self.client_session)
                        and not self.kernel_gone and self.pending.due())
             kept = (sockets["shell"], sockets["control"], sockets["stdin"], events) if lingers else ()
-            for sock in (*sockets.values(), events, pipe, self.progress, self.stdin_connects):
+            for sock in (*sockets.values(), events, pipe, self.notices, self.stdin_connects):
                 if sock not in kept:
                     sock.close()
             if attached:
-                self.ws.sock.drain(LAST_WRITES)  # what was taken goes out before the host is told
-                self.advance_written()
+                self.ws.drain(LAST_WRITES)  # what was taken goes out before the host is told
+                self.progress.advance()
                 try:
-                    self.host.detach(self.kernel_id, self.connection_id, self.last_msg_id())
+                    self.host.detach(self.kernel_id, self.connection_id, self.progress.last_msg_id())
                 except APIError as exc:
                     log.debug("detach of %s failed: %s", self.connection_id, exc.message)
-            wake_reader(self.ws)
             self.released.set()
             if lingers:  # detached first: the host then gives the replies to the next connection
                 self.pending.hand_over(self.host, self.kernel_id, self.client_session, sockets, events,
@@ -296,11 +264,11 @@ class Relay:
         except wire.WireError:
             return
         cell_id = cell_id if isinstance(cell_id, str) else None
-        self.host.executing(self.progress, self.kernel_id, cell_id, header)
+        self.host.executing(self.notices, self.kernel_id, cell_id, header)
 
     def host_alive(self) -> bool:
         """Whether the host this relay began with still runs."""
-        return self.host_pid is not None and runtime.pid_alive(self.host_pid)
+        return hostwatch.host_alive(self.host_pid)
 
     def host_died(self, pid: int | None) -> None:
         """The kernel host is gone, and perhaps the kernel with it: say so, then hang up."""
@@ -315,77 +283,9 @@ class Relay:
                 return
         self.close(1011, "kernel host died" if kernel_lost else "kernel host restarting")
 
-    def replay(self) -> None:
-        """Hand the client what it missed while away, then the live messages held meanwhile.
-
-        The host's replay ends just before the first held message and names the last message
-        the session had seen: held messages up to it were delivered by an old connection while
-        this one subscribed. So nothing comes twice or out of order. Live messages that the
-        replay already had (the host's socket may be ahead of ours) are recognised by id.
-        """
-        first_live = self.msg_id(self.held[0]) if self.held else None
-        # Live messages are still held meanwhile (the shared feed's keep coming).
-        messages, seen, dropped, replies = self.host.replay(self.kernel_id, self.client_session,
-                                                            self.connection_id, first_live)
-        held, self.held = self.held or [], []
-        held_ids = [self.msg_id(frames) for frames in held]
-        skip = held_ids.index(seen) + 1 if seen in held_ids else 0
-        if dropped:
-            self.tell_gap(dropped, [*messages, *held[skip:]])
-        for frames in messages:
-            self.replayed.add(self.msg_id(frames))
-            self.deliver("iopub", frames)
-        for channel, frames in replies:  # due to the session's connection that left
-            self.deliver(channel, frames)
-        for frames, msg_id in zip(held[skip:], held_ids[skip:], strict=True):
-            if msg_id not in self.replayed:  # only if the host could not place it
-                self.deliver("iopub", frames)
-        while self.held:  # the feed's, come while those went out (a write may yield)
-            later, self.held = self.held, []
-            for frames in later:
-                if self.msg_id(frames) not in self.replayed:
-                    self.deliver("iopub", frames)
-            held.extend(later)
-        self.held = None
-        if held:
-            self.replayed.clear()  # live messages after the held ones are all new
-
-    def tell_gap(self, dropped: int, after: list[list[Any]]) -> None:
-        """Tell a client back from away that the replay lost `dropped` messages: in a
-        REPLAY_GAP message (for clients of our own), and in a stream to stderr where Jupyter's
-        front-ends show it: in the output of the first cell run the messages after the gap
-        belong to, which is where output went missing (JupyterLab shows only the outputs of
-        requests it sent, so a notice with no parent would be dropped)."""
-        reason = (f"{dropped} older iopub messages of this kernel were dropped from the replay"
-                  " buffer (kernels.replay_buffer_bytes / replay_buffer_age)")
-        notice = wire.new_message(REPLAY_GAP, {"dropped": dropped, "reason": reason}, session=self.session_id)
-        self.send("iopub", notice.parts())
-        parents = (pending.parent_header(frames) for frames in after)
-        parent = next((p for p in parents if p and p.get("msg_type") == "execute_request"), None)
-        text = (f"[nbflask: {dropped} output messages of this kernel were lost while this client was away:"
-                " more than the server's replay buffer keeps]\n")
-        stream = wire.new_message("stream", {"name": "stderr", "text": text}, session=self.session_id,
-                                  parent=parent)
-        self.send("iopub", stream.parts())
-
-    @staticmethod
-    def msg_id(frames: list[Any]) -> str:
-        try:
-            return str(wire.loads_object(bytes(wire.split(frames)[2][0]), "header").get("msg_id"))
-        except wire.WireError:
-            return ""
-
-    def last_msg_id(self) -> str | None:
-        if self.last_iopub is None:
-            return None
-        try:
-            return str(wire.loads_object(self.last_iopub, "header").get("msg_id"))
-        except wire.WireError:
-            return None
-
     def confirm_events(self, events: Any) -> None:
-        if not confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
-            log.warning("kernel %s: no host events within %g s", self.kernel_id, NUDGE_TIMEOUT)
+        if not hostwatch.confirm_subscription(self.host, events, self.kernel_id, self.connection_id):
+            log.warning("kernel %s: no host events within %g s", self.kernel_id, hostwatch.HELLO_TIMEOUT)
 
     def close(self, code: int, message: str, wait: bool = True) -> None:
         try:
@@ -406,12 +306,10 @@ class Relay:
         self.iopub_spoke = False  # set by the first iopub message from here on (the feed's too)
         deadline = time.monotonic() + NUDGE_TIMEOUT
         next_nudge, interval = 0.0, NUDGE_FIRST
-        next_check = time.monotonic() + HOST_CHECK_INTERVAL
+        checks = HostChecks(self.host_pid)
         while time.monotonic() < deadline:
-            if time.monotonic() >= next_check:  # a dead host's kernel never speaks again
-                next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                if not self.host_alive():
-                    raise HostDied()
+            if checks.host_died():  # a dead host's kernel never speaks again
+                raise HostDied()
             if time.monotonic() >= next_nudge:
                 for channel in NUDGED if next_nudge else NUDGED[:1]:  # control once shell was slow
                     nudge = wire.new_message("kernel_info_request", {}, session=self.session_id)
@@ -446,7 +344,7 @@ class Relay:
 
     def to_client(self, channel: str, frames: list[bytes], nudges: set[str]) -> None:
         if channel == "iopub":
-            if self.goes_live(frames):
+            if self.resume.goes_live(frames):
                 self.deliver(channel, frames, nudges)
             return
         if channel != "stdin":
@@ -461,31 +359,18 @@ class Relay:
         """Messages of the shared feed, verified and encoded: sent on in one write
         (ConnectionClosed if the client is gone or too slow)."""
         self.iopub_spoke = True
-        live = [message for message in messages if self.goes_live(message.frames)]
+        live = [message for message in messages if self.resume.goes_live(message.frames)]
         if not live:
             return
         ends = self.ws.send_messages([message.encoded(self.v1) for message in live])
-        self.unwritten.extend((end, bytes(message.parts[0])) for end, message in zip(ends, live, strict=True))
-        self.unreported = True  # the feed reports for all its relays at once
+        # The feed reports for all its relays at once.
+        self.progress.queued((end, bytes(message.parts[0])) for end, message in zip(ends, live, strict=True))
 
     def feed_failed(self) -> None:
         """The feed could not hand this client a message (it is gone, or too slow and closed
         with 4008): end the relay; its client may reconnect and resume."""
         if self.ws.connected:  # called by the feed: it must not wait for this client's backlog
             self.close(1011, "relay stopped", wait=False)
-        wake_reader(self.ws)
-
-    def goes_live(self, frames: list[bytes]) -> bool:
-        """Whether a live iopub message goes out now: not while the replay comes first (it is
-        held), and not if the replay already had it."""
-        if self.held is not None:
-            self.held.append(frames)
-            return False
-        if self.replayed:  # live messages the replay already had come first, once
-            if self.msg_id(frames) in self.replayed:
-                return False
-            self.replayed.clear()
-        return True
 
     def deliver(self, channel: str, frames: list[bytes], nudges: set[str] | None = None) -> None:
         """Verify a kernel message and send it on, unless it answers one of our nudges."""
@@ -500,55 +385,23 @@ class Relay:
         except wire.WireError as exc:
             log.warning("kernel %s: dropped a %s message: %s", self.kernel_id, channel, exc)
             return
-        self.send(channel, parts)
+        end = self.send(channel, parts)
         if channel == "iopub":
-            self.unwritten.append((self.ws.sock.taken, bytes(parts[0])))
-            self.unreported = True
+            self.progress.queued([(end, bytes(parts[0]))])
             self.report_progress()
 
     def report_progress(self, idle: bool = False) -> None:
-        """Tell the host how far this client has got, counting only messages written to its
-        socket (not those still queued, which a slow client's close drops), so a killed worker
-        costs its clients no output: each time the pump falls idle, and at most every
-        PROGRESS_INTERVAL during a burst. A message written at once is reported before the
-        pump waits, so it never comes twice; one still queued (a slow client) is looked at
-        again within PROGRESS_INTERVAL. (Throttling the idle reports too saved about a third
-        of their cost and repeated what a worker killed just after a write had sent:
-        docs/performance.md.)"""
-        header = self.take_progress(idle)
+        """Tell the host how far this client has got, if a report is due (progress.py)."""
+        header = self.progress.take(idle)
         if header is not None:
-            self.host.progress(self.progress, self.kernel_id, [self.connection_id], header)
+            self.host.progress(self.notices, self.kernel_id, [self.connection_id], header)
 
-    def take_progress(self, idle: bool) -> bytes | None:
-        """The header of the newest iopub message written out since the last report, if a
-        report may go now (see report_progress): for the caller to send."""
-        now = time.monotonic()
-        if not idle and now - self.reported_at < PROGRESS_INTERVAL:
-            return None
-        self.reported_at = now  # even if nothing moved: the next look is due in as long
-        header = self.advance_written()
-        self.unreported = bool(self.unwritten)
-        return header
-
-    def report_due(self) -> float:
-        """Seconds until the next progress report may go (at least 1 ms: poll needs a wait)."""
-        return max(0.001, self.reported_at + PROGRESS_INTERVAL - time.monotonic())
-
-    def advance_written(self) -> bytes | None:
-        """Move `last_iopub` to the newest iopub message now written out; its header if it moved."""
-        header = None
-        while self.unwritten and self.ws.sock.is_out(self.unwritten[0][0]):
-            header = self.unwritten.popleft()[1]
-        if header is not None:
-            self.last_iopub = header
-        return header
-
-    def send(self, channel: str, parts: list[bytes]) -> None:
+    def send(self, channel: str, parts: list[bytes]) -> int:
+        """Send a kernel message in the client's protocol; the offset at which it ends."""
         if self.v1:
-            self.ws.send_message(wire.v1_pieces(channel, parts))
-        else:
-            text, pieces = wire.legacy_pieces(channel, parts)
-            self.ws.send_message(pieces, text=text)
+            return self.ws.send_message(wire.v1_pieces(channel, parts))
+        text, pieces = wire.legacy_pieces(channel, parts)
+        return self.ws.send_message(pieces, text=text)
 
     def on_event(self, frames: list[bytes]) -> bool:
         """Act on news from the host; False when this connection must end."""
@@ -573,7 +426,7 @@ class Relay:
             self.restarted = True  # a new process: its iopub must be confirmed again
         elif kind == "shutdown" or (kind == "replaced" and event.get("connection_id") == self.connection_id):
             if kind == "replaced":  # what is still queued, the new connection replays
-                self.ws.sock.discard()
+                self.ws.discard_queued()
             self.close(1000, "kernel shut down" if kind == "shutdown" else "replaced by a newer connection")
             return False
         return True

@@ -15,18 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from typing import Any
 
 import zmq
 from simple_websocket import ConnectionClosed
 
-from .. import runtime
 from ..api_error import APIError
 from ..protocol import zmqlib
 from ..protocol.terminals import FULL, input_piece, topic
-from .kernel import HOST_CHECK_INTERVAL, confirm_subscription, wake_reader
+from ..websocket import Websocket
+from .hostwatch import HostChecks, confirm_subscription
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ BATCH = 256  # live chunks waiting at once are joined into one stdout message, u
 
 
 class TerminalRelay:
-    def __init__(self, ws: Any, *, host: Any, name: str, input_buffer: int) -> None:
+    def __init__(self, ws: Websocket, *, host: Any, name: str, input_buffer: int) -> None:
         self.ws = ws
         self.host = host
         self.name = name
@@ -128,18 +127,15 @@ class TerminalRelay:
                 except APIError as exc:
                     log.debug("terminal %s: detach failed: %s", self.name, exc.message)
             self.done.set()
-            wake_reader(self.ws)
 
     def relay_output(self, events: Any, seen: int, host_pid: int | None) -> None:
         """Live output newer than chunk `seen`, until the terminal ends, the host dies, or the
         page goes."""
-        next_check = time.monotonic() + HOST_CHECK_INTERVAL
+        checks = HostChecks(host_pid)
         while not self.done.is_set():
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + HOST_CHECK_INTERVAL
-                if host_pid is None or not runtime.pid_alive(host_pid):
-                    self.end(1011, f"the kernel host (pid {host_pid}) died, and its terminals with it")
-                    return
+            if checks.host_died():
+                self.end(1011, f"the kernel host (pid {host_pid}) died, and its terminals with it")
+                return
             if not zmqlib.poll(events, 250):
                 continue
             texts: list[str] = []

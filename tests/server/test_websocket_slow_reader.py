@@ -155,7 +155,7 @@ def test_closing_a_slow_client_holds_up_no_other_client_of_its_kernel(server, ke
 def test_messages_discarded_before_a_close_never_count_as_written():
     """A relay tells the kernel host which iopub messages its client got by their end offsets:
     a close frame written after queued messages were dropped must not make them look sent."""
-    from nbflask.websocket import SendAllSocket
+    from nbflask.websocket_writer import SendAllSocket
 
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
