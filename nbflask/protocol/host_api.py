@@ -106,7 +106,7 @@ class HostAPI:
     def shutdown_kernel(self, kernel_id: str) -> None:
         """Stop the kernel, end its runs, and tell its websockets (event `shutdown`)."""
 
-    @operation(NO_SUCH_KERNEL, KERNEL_DEAD)
+    @operation(NO_SUCH_KERNEL, KERNEL_DEAD, plus_kernel_start=True)  # the host awaits a starting kernel
     def interrupt_kernel(self, kernel_id: str) -> None:
         """Interrupt what the kernel runs: SIGINT to its process group, or an interrupt_request
         on its control channel if its kernelspec's interrupt_mode is `message`. A kernel still

@@ -50,16 +50,28 @@ def test_example_configs_load(tmp_path):
         load_settings(path, environ={}, overrides=overrides)
 
 
-def test_the_test_paths_the_documents_name_exist():
-    """Docs, comments and scripts point at test files as proof; a test moved or renamed must
-    take those pointers along."""
-    named = re.compile(r"tests/[\w/.*-]*[\w*/]")
+def named_paths(pattern: str) -> list[str]:
+    """`source names path` for each path matching `pattern` that the docs, comments and scripts
+    name and the repo does not have."""
+    named = re.compile(pattern)
     sources = [REPO / "README.md", REPO / ".ci" / "run", *(REPO / "docs").glob("*.md"),
                *(REPO / "config").iterdir(),
                *(REPO / "nbflask").rglob("*.py"), *(REPO / "benchmarks").glob("*.py"),
                *(path for path in (REPO / "tests").rglob("*") if path.suffix in (".py", ".sh", ".txt"))]
-    missing = [f"{source.relative_to(REPO)} names {path}" for source in sources
-               for path in named.findall(source.read_text()) if not any(REPO.glob(path.rstrip("/")))]
+    return [f"{source.relative_to(REPO)} names {path}" for source in sources
+            for path in named.findall(source.read_text()) if not any(REPO.glob(path.rstrip("/")))]
+
+
+def test_the_test_paths_the_documents_name_exist():
+    """Docs, comments and scripts point at test files as proof; a test moved or renamed must
+    take those pointers along."""
+    missing = named_paths(r"tests/[\w/.*-]*[\w*/]")
+    assert not missing, missing
+
+
+def test_the_module_paths_the_documents_name_exist():
+    """The same for the code they point at: a module moved or split takes its mentions along."""
+    missing = named_paths(r"(?<![\w/])nbflask/[\w/]*\w\.py")
     assert not missing, missing
 
 
