@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 
 import nbformat
 import pytest
 from conftest import TOKEN
+from disks import fill_up_to, small_disk
 
 from nbflask.stores.base import BadContent, StoreFull
 from nbflask.stores.memory import FAILED_UPLOAD_SECONDS, MemoryStore
@@ -20,28 +19,14 @@ from nbflask.stores.memory import FAILED_UPLOAD_SECONDS, MemoryStore
 ROOM = 60 * 1024
 
 
-def fill_up_to(disk: str, room: int) -> None:
-    """Write a ballast file beside the root so that exactly `room` bytes stay free."""
-    stats = os.statvfs(disk)
-    with open(os.path.join(disk, "ballast"), "wb") as handle:
-        handle.write(b"\0" * (stats.f_bavail * stats.f_frsize - room))
-    stats = os.statvfs(disk)
-    assert stats.f_bavail * stats.f_frsize == room
-
-
 @pytest.fixture(params=["file", "memory"])
 def client(request, make_app, tmp_path):
     if request.param == "memory":
         store = {"class": "memory", "max_bytes": ROOM}
     else:
-        if os.geteuid() != 0 and not os.environ.get("CI"):
-            pytest.skip("a small tmpfs needs root to mount (CI runs as root and runs this)")
-        disk = tmp_path / "disk"
-        disk.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
-        request.addfinalizer(lambda: subprocess.run(["umount", str(disk)], check=True))
+        disk = small_disk(tmp_path / "disk", "1m", request)
         (disk / "root").mkdir()
-        fill_up_to(str(disk), ROOM)
+        fill_up_to(disk, ROOM)
         store = {"class": "file", "root_dir": str(disk / "root")}
     test_client = make_app({"store": store}).test_client()
     test_client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"

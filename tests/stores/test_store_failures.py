@@ -6,11 +6,10 @@ JupyterLab settings or workspace save fails as a contents save does."""
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 from typing import Any
 
 import pytest
+from disks import fill_up_to, small_disk
 from flask import Flask
 from flask.testing import FlaskClient
 from live import TOKEN
@@ -173,21 +172,13 @@ def test_each_kind_of_store_failure_answers_with_its_status_on_any_route(make_ap
 def full_data_folder(make_app, tmp_path, monkeypatch, request) -> FlaskClient:
     """The file store (front-end state in the per-user data folder), that folder on a small
     tmpfs with no room left: as real as a full home folder gets (mounting one needs root)."""
-    if os.geteuid() != 0 and not os.environ.get("CI"):
-        pytest.skip("a small tmpfs needs root to mount (CI runs as root and runs this)")
-    disk = tmp_path / "data"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
-    request.addfinalizer(lambda: subprocess.run(["umount", str(disk)], check=True))
+    disk = small_disk(tmp_path / "data", "256k", request)
     monkeypatch.setenv("NBFLASK_DATA_DIR", str(disk))
     test_client = make_app().test_client()
     test_client.environ_base["HTTP_AUTHORIZATION"] = f"token {TOKEN}"
     for kind in ("frontend/settings", "frontend/workspaces", "frontend/config"):
         (disk / kind).mkdir(parents=True, exist_ok=True)
-    room = os.statvfs(disk)
-    with open(disk / "ballast", "wb") as ballast:
-        ballast.write(b"\0" * (room.f_bavail * room.f_frsize))
-    assert os.statvfs(disk).f_bavail == 0
+    fill_up_to(disk, 0)
     return test_client
 
 
