@@ -264,6 +264,8 @@ class KernelManager:
             self.kernels.pop(kernel_id, None)
             iopub_monitor.end_runs(kernel, "aborted", "the kernel was shut down", self.on_output)
             kernel.stop(restart=False)
+            kernel.execution_state, kernel.reason = "dead", "the kernel was shut down"
+            kernel.settled.set()  # whoever waits for it to finish starting: it never will
             if kernel.monitor is not None:
                 kernel.monitor.kill(block=False)
             kernel.connection_file.unlink(missing_ok=True)
