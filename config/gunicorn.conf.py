@@ -61,6 +61,7 @@ def post_worker_init(worker):
 
     gunicorn_worker.serve_accepted_connections_after_close()  # a retiring worker drops no request
     gunicorn_worker.close_websockets_on_retirement(worker)  # ... nor keeps its websockets waiting
+    gunicorn_worker.close_idle_connections_on_retirement(worker)  # ... nor idle kept-alive ones
     gunicorn_worker.bound_tls_handshakes(nbflask_settings.server)  # a stalled handshake is closed in time
     gunicorn_worker.read_bodies_strictly(worker, nbflask_settings.server)  # bad or stalled bodies: 400, close
     gunicorn_worker.answer_parse_errors_in_json()  # gunicorn's own 400s say why in JSON
