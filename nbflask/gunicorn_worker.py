@@ -24,6 +24,7 @@ held a stopping or recycled worker for that long (20 s by default).
 from __future__ import annotations
 
 import select
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,24 @@ from typing import Any
 from .config import ServerSettings
 
 RETIREMENT_CHECK = 0.25  # seconds between looks at whether the worker is retiring
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+
+
+def hold_stop_signals() -> None:
+    """In a new worker (gunicorn's post_fork), hold back the signals that stop it until it
+    handles them itself (`release_stop_signals`).
+
+    gunicorn's worker installs its signal handlers some way into booting, after gevent's
+    monkey-patching; until then it has the master's, which only queue a signal for the
+    master's loop. A stop the master passed on meanwhile (gunicorn stopped just after it
+    replaced a recycled or crashed worker) was lost there: the new worker served on until
+    gunicorn's graceful timeout (30 s) ended in SIGKILL. Held, it is delivered on release."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Deliver the stop signals held since the fork, now to the worker's own handlers."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def serve_accepted_connections_after_close() -> None:
