@@ -56,11 +56,19 @@ def on_exit(server):
     client.stop_host()  # this master's own host, if it has one; never the service host
 
 
+def post_fork(server, worker):
+    from nbflask import gunicorn_worker
+
+    gunicorn_worker.hold_stop_signals()  # until the worker's own handlers are in place
+
+
 def post_worker_init(worker):
     from nbflask import gunicorn_worker
 
     gunicorn_worker.serve_accepted_connections_after_close()  # a retiring worker drops no request
     gunicorn_worker.close_websockets_on_retirement(worker)  # ... nor keeps its websockets waiting
+    gunicorn_worker.close_idle_connections_on_retirement(worker)  # ... nor idle kept-alive ones
     gunicorn_worker.bound_tls_handshakes(nbflask_settings.server)  # a stalled handshake is closed in time
     gunicorn_worker.read_bodies_strictly(worker, nbflask_settings.server)  # bad or stalled bodies: 400, close
     gunicorn_worker.answer_parse_errors_in_json()  # gunicorn's own 400s say why in JSON
+    gunicorn_worker.release_stop_signals()  # a stop sent while it booted takes effect now

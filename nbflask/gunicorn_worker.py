@@ -15,16 +15,41 @@ is the master's and the worker's copy goes when it exits.
 
 And it closes its kernel websockets at once: they would otherwise stay open, and keep the
 worker, until gunicorn's graceful timeout (30 s by default) and then be cut. Their clients
-reconnect to another worker (or the restarted server) and replay what they missed.
+reconnect to another worker (or the restarted server) and replay what they missed. So too its
+idle kept-alive connections, as nginx does on a graceful stop: gunicorn counted each as
+busy until its keep-alive timeout ended it, so any client holding one (every browser does)
+held a stopping or recycled worker for that long (20 s by default).
 """
 
 from __future__ import annotations
 
+import select
+import signal
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from .config import ServerSettings
 
 RETIREMENT_CHECK = 0.25  # seconds between looks at whether the worker is retiring
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+
+
+def hold_stop_signals() -> None:
+    """In a new worker (gunicorn's post_fork), hold back the signals that stop it until it
+    handles them itself (`release_stop_signals`).
+
+    gunicorn's worker installs its signal handlers some way into booting, after gevent's
+    monkey-patching; until then it has the master's, which only queue a signal for the
+    master's loop. A stop the master passed on meanwhile (gunicorn stopped just after it
+    replaced a recycled or crashed worker) was lost there: the new worker served on until
+    gunicorn's graceful timeout (30 s) ended in SIGKILL. Held, it is delivered on release."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Deliver the stop signals held since the fork, now to the worker's own handlers."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def serve_accepted_connections_after_close() -> None:
@@ -38,22 +63,75 @@ def serve_accepted_connections_after_close() -> None:
     StreamServer.close = close
 
 
-def close_websockets_on_retirement(worker: Any) -> None:
-    """Start a greenlet that closes the worker's websockets once it stops being `alive`
-    (gunicorn's flag for a worker past max_requests, or told to stop or reload)."""
+def _on_retirement(worker: Any, action: Callable[[], None]) -> None:
+    """Start a greenlet that runs `action` once the worker stops being `alive` (gunicorn's
+    flag for a worker past max_requests, or told to stop or reload)."""
     import gevent
-
-    from . import websocket
 
     def watch() -> None:
         while worker.alive:
             gevent.sleep(RETIREMENT_CHECK)
+        action()
+
+    gevent.spawn(watch)
+
+
+def close_websockets_on_retirement(worker: Any) -> None:
+    """Close the worker's websockets once it retires: their clients reconnect elsewhere."""
+    from . import websocket
+
+    def close() -> None:
         closed = websocket.close_all("server restarting; reconnect")
         if closed:
             worker.log.info("nbflask: worker %d closed its %d websockets; their clients reconnect",
                             worker.pid, closed)
 
-    gevent.spawn(watch)
+    _on_retirement(worker, close)
+
+
+def close_idle_connections_on_retirement(worker: Any) -> None:
+    """Close, once the worker retires, each kept-alive connection that waits for its next
+    request with none of it arrived. A request under way is answered (gunicorn closes its
+    connection after it), and so is one whose bytes wait to be read; a new connection keeps
+    its first request, which its client is about to send. What a client sends on a kept-alive
+    connection as it closes is the race every keep-alive close has, which HTTP clients retry."""
+    idle: set[Any] = set()  # sockets of kept-alive connections between two requests
+    handle, handle_request = worker.handle, worker.handle_request
+
+    def tracked_handle(listener: Any, client: Any, addr: Any) -> Any:
+        try:
+            return handle(listener, client, addr)
+        finally:
+            idle.discard(client)
+
+    def tracked_handle_request(listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        idle.discard(sock)
+        try:
+            return handle_request(listener_name, req, sock, addr)
+        finally:
+            idle.add(sock)  # until its next request, or tracked_handle's end
+
+    def close() -> None:
+        waiting = [sock for sock in idle if sock.fileno() >= 0]
+        readable = set(select.select(waiting, [], [], 0)[0]) if waiting else set()
+        for sock in waiting:
+            if sock not in readable:
+                _end_connection(sock)
+
+    worker.handle, worker.handle_request = tracked_handle, tracked_handle_request
+    _on_retirement(worker, close)
+
+
+def _end_connection(sock: Any) -> None:
+    """Shut the connection down under the greenlet reading it, which then sees the end of its
+    stream, as when the client closes. Through a duplicate: shutting gevent's socket itself
+    would fail that read with EBADF (and an SSL socket's, with a ValueError), both logged as
+    errors."""
+    try:
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
 
 
 def bound_tls_handshakes(settings: ServerSettings) -> None:

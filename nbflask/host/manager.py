@@ -264,8 +264,12 @@ class KernelManager:
             self.kernels.pop(kernel_id, None)
             iopub_monitor.end_runs(kernel, "aborted", "the kernel was shut down", self.on_output)
             kernel.stop(restart=False)
-            kernel.execution_state, kernel.reason = "dead", "the kernel was shut down"
-            kernel.settled.set()  # whoever waits for it to finish starting: it never will
+            # Shut down while it started: stop() ended the watcher that would have settled it,
+            # and whoever waits for its start (a websocket's relay, a run) must learn at once
+            # that it is gone, not wait out its timeout.
+            if not kernel.settled.is_set():
+                kernel.execution_state, kernel.reason = "dead", "shut down while starting"
+                kernel.settled.set()
             if kernel.monitor is not None:
                 kernel.monitor.kill(block=False)
             kernel.connection_file.unlink(missing_ok=True)

@@ -18,10 +18,12 @@ from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
-# A line every 0.5 s; after line 19 it also waits for the test to say go, so that the cell is
-# surely still running when the second page opens, however slow the machine.
-CODE = ("import os, time\nfor i in range(30):\n    print(f'line {i}', flush=True)\n    time.sleep(0.5)\n"
-        "    while i == 19 and not os.path.exists({go!r}):\n        time.sleep(0.1)")
+# After line 0 the cell waits for the test to say the first page has gone, after line 19 for it
+# to say go: lines 1-19 are printed while no page is open, and the cell surely still runs when
+# the second page opens, however slow the machine. The last lines come live, a few at a time.
+CODE = ("import os, time\nfor i in range(30):\n    print(f'line {i}', flush=True)\n"
+        "    while (i == 0 and not os.path.exists({left!r})) or (i == 19 and not os.path.exists({go!r})):\n"
+        "        time.sleep(0.01)\n    time.sleep(0.05 if i > 19 else 0)")
 LINES = "".join(f"line {i}\n" for i in range(30))
 STDOUT = "application/vnd.jupyter.stdout"
 PAGES = {"lab": ("lab/tree/", LAB_ERRORS), "notebook7": ("notebooks/", NOTEBOOK_ERRORS)}
@@ -52,8 +54,8 @@ def open_notebook(browser, server, front_end: str, path: str, connected: bool = 
 
 def test_a_page_opened_later_shows_a_running_cell_and_follows_it_live(browser, server, front_end, tmp_path):
     http = server.session()
-    go = tmp_path / "go"
-    code = CODE.replace("{go!r}", repr(str(go)))
+    left, go = tmp_path / "left", tmp_path / "go"
+    code = CODE.replace("{left!r}", repr(str(left))).replace("{go!r}", repr(str(go)))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code, id="long-run")], metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
     path = f"long-{front_end}.ipynb"
@@ -67,19 +69,19 @@ def test_a_page_opened_later_shows_a_running_cell_and_follows_it_live(browser, s
     expect(first.output(cell, STDOUT)).to_contain_text("line 0", timeout=30_000)
     first.watch.assert_clean()
     first.page.context.close()
+    left.touch()
 
-    # Come back once the cell has printed well past what the first page saw.
+    # Come back once the cell has printed lines 1-19 with no page open.
     kernel_id = next(s for s in http.get(server.url + "api/sessions", timeout=30).json()
                      if s["path"] == path)["kernel"]["id"]
     runs = server.url + f"api/kernels/{kernel_id}/runs"
-    wait_until(lambda: any("line 10\n" in output.get("text", "") for run in http.get(runs, timeout=30).json()
+    wait_until(lambda: any("line 19\n" in output.get("text", "") for run in http.get(runs, timeout=30).json()
                            for output in run["outputs"]), what="lines printed while no page was open")
     again = open_notebook(browser, server, front_end, path, connected=False)
     cell = again.cells.first
     output = again.output(cell, STDOUT)
-    expect(output).to_contain_text("line 5", timeout=30_000)  # what it printed while no page was open
+    expect(output).to_contain_text("line 19", timeout=30_000)  # what it printed while no page was open
     expect(cell.locator(".jp-InputPrompt")).to_have_text("[*]:")  # still running
-    expect(output).to_contain_text("line 19", timeout=30_000)
     assert "line 20" not in output.inner_text()
     go.touch()  # the rest comes live
     expect(output).to_have_text(LINES, timeout=60_000)

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -19,10 +20,12 @@ import requests
 import worklife
 from kernelapp import wait_gone
 from live import TOKEN, start_gunicorn
+from waiting import wait_until
 from worklife import LINES, Follower, counting, finish_all, numbers, run_cells, worker_of, workers
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
+REPO = Path(__file__).resolve().parents[2]
 
 
 def kernel_pid(kernel_id: str) -> int:
@@ -141,3 +144,37 @@ def test_stopping_gunicorn_stops_its_kernels_and_orphans_nothing(tmp_path, sig):
             follower.close()
     runtime = os.environ["NBFLASK_RUNTIME_DIR"]
     assert [name for name in os.listdir(runtime) if name.startswith("kernel-")] == []
+
+
+def test_a_worker_told_to_stop_while_it_boots_stops_once_booted(tmp_path):
+    """gunicorn stopped just as it replaced a worker: the new worker, still booting, gets the
+    stop and acts on it once it can, instead of serving on until the graceful timeout.
+
+    A gunicorn config of the test's own, on top of the project's, holds each new worker in
+    its boot (after gevent's patching, before its signal handlers) while the file `hold`
+    exists, and says so in `booting`."""
+    hold, booting = tmp_path / "hold", tmp_path / "booting"
+    conf = tmp_path / "held.conf.py"
+    conf.write_text(
+        f"exec(open({str(REPO / 'config' / 'gunicorn.conf.py')!r}).read())\n"
+        "_post_fork = post_fork\n\n\n"
+        "def post_fork(server, worker):\n"
+        "    import os, time\n"
+        "    _post_fork(server, worker)\n"
+        "    patch = worker.patch\n\n"
+        "    def held_patch():\n"
+        "        patch()\n"
+        f"        while os.path.exists({str(hold)!r}):\n"
+        f"            open({str(booting)!r}, 'w').close()\n"
+        "            time.sleep(0.01)\n\n"
+        "    worker.patch = held_patch\n")
+    args = ["-c", str(conf), "--graceful-timeout", "120"]
+    with start_gunicorn(tmp_path, workers=1, args=args) as server:
+        (first,) = workers(server.proc.pid)
+        hold.touch()
+        os.kill(first, signal.SIGKILL)  # gunicorn forks a new worker, held in its boot
+        wait_until(booting.exists, timeout=60, what="the new worker booting")
+        server.proc.terminate()
+        wait_until(lambda: "Handling signal: term" in server.log(), what="gunicorn passing the stop on")
+        hold.unlink()
+        assert server.proc.wait(60) == 0  # not the graceful timeout's SIGKILL, 120 s on

@@ -148,3 +148,23 @@ def test_a_body_that_stops_coming_is_closed(live):
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert live.session().get(live.url + "api/contents/stalled.txt", timeout=30).status_code == 404
     assert "Traceback" not in live.log()
+
+
+@pytest.mark.parametrize("command", ["nbflask", "gunicorn"])
+def test_a_stopping_server_closes_idle_kept_alive_connections_at_once(tmp_path, command):
+    """A browser keeps its connections open between requests; a server told to stop (or a
+    gunicorn worker reloaded or recycled) closes the idle ones, instead of letting them hold
+    it until their keep-alive timeout (here longer than SAFETY) or gunicorn's graceful one."""
+    patient = {"server": {"header_timeout": 600, "keepalive_timeout": 600}}
+    if command == "nbflask":
+        server = start_nbflask(tmp_path, patient, tls=True)
+    else:
+        server = start_gunicorn(tmp_path, patient, tls=True, workers=1)
+    with server, tls(server) as sock:
+        sock.sendall(head(server, "GET", "/api/status"))
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        server.proc.terminate()
+        assert until_closed(sock) == b""
+        assert server.proc.wait(SAFETY) == 0
+    for error in ("Traceback", "Socket error", "Error handling request"):
+        assert error not in server.log()
