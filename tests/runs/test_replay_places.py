@@ -18,7 +18,6 @@ from nbflask.api_error import APIError
 from nbflask.config import load_settings
 from nbflask.host.kernel import Kernel
 from nbflask.host.manager import KernelManager
-from nbflask.host.recording import Recording
 from nbflask.host.replay import ReplayBuffer
 
 KERNEL = "k1"
@@ -34,8 +33,7 @@ def host(tmp_path):
                             lambda topic, event, frames=(): published.append(event))
     manager.kernels[KERNEL] = Kernel(KERNEL, spec=None, cwd=str(tmp_path), connection={},
                                      connection_file=Path(tmp_path / "unused.json"),
-                                     replay=ReplayBuffer(1 << 20, 600),
-                                     recording=Recording(1 << 20, 600, 1000))
+                                     replay=ReplayBuffer(1 << 20, 600), recording=None)
     manager.published = published
     return manager
 
@@ -124,14 +122,3 @@ def test_a_reply_for_a_session_whose_websocket_is_not_replayed_to_yet_comes_with
     host.park(KERNEL, SESSION, "shell", [b"later"])  # c2 has the session's place now: at once
     assert [event["connection_id"] for event in host.published if event["event"] == "reply"] == ["c2"]
 
-
-def test_a_kernel_shut_down_while_starting_releases_whoever_waits_for_it(host):
-    """A websocket opened on a kernel still starting waits until it settles before relaying;
-    a shutdown meanwhile (its start never ends) must release it at once, so that it reads the
-    shutdown news and closes, rather than after its 30 s wait."""
-    waiter = gevent.spawn(host.wait_settled, KERNEL, 600)
-    gevent.idle()
-    assert not waiter.ready()
-    host.shutdown(KERNEL)
-    assert waiter.get() is True
-    assert {"event": "shutdown"} in host.published
